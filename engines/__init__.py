@@ -6,6 +6,10 @@ Example:
     >>> probability = engine.predict(frame_bgr)  # doctest: +SKIP
 """
 
+import os
+
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # before cv2 loads: our errors say what FFmpeg would log
+
 from engines.backends.base import Engine
 from engines.loader import BACKEND_LOADERS, ResolvedModel, load, resolve
 from engines.spec import ModelSpec

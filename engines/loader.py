@@ -89,24 +89,28 @@ def _spec_for_tflite(path: Path, sha: str) -> ModelSpec:
     return ModelSpec(input_hw=convert_tflite(path).input_hw)
 
 
-def _spec_for_onnx(path: Path) -> ModelSpec:
+def _spec_for_onnx(path: Path, input_hw: tuple[int, int] | None = None) -> ModelSpec:
     import onnx
 
     try:
         graph = onnx.load(str(path), load_external_data=False).graph
-    except Exception as exc:  # noqa: BLE001 - protobuf raises several kinds
+    except Exception as exc:
         raise ModelFormatError(f"{path} is not a readable ONNX model ({type(exc).__name__}); give an intact .onnx file") from exc
     inputs = [i for i in graph.input if i.name not in {init.name for init in graph.initializer}]
     if len(inputs) != 1:
         raise ModelFormatError(f"{path}: expected one image input, got {len(inputs)}")
     dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
+    if input_hw is not None:
+        return ModelSpec(input_hw=input_hw, layout="nhwc" if len(dims) == 4 and dims[3] == 3 else "nchw")
     if len(dims) == 4 and dims[1] == 3 and dims[2] and dims[3]:
         return ModelSpec(input_hw=(dims[2], dims[3]))
     if len(dims) == 4 and dims[3] == 3 and dims[1] and dims[2]:
         return ModelSpec(input_hw=(dims[1], dims[2]), layout="nhwc")
+    if len(dims) == 4 and dims[2] and dims[3]:  # channel count is checked (with a clear message) at load
+        return ModelSpec(input_hw=(dims[2], dims[3]))
     raise ModelFormatError(
         f"{path}: cannot tell the input size from input shape {dims}; expected NCHW [N, 3, H, W] or NHWC [N, H, W, 3] "
-        "float32, or give input_size in a model spec (.toml)"
+        "float32, or give input_size in a model spec (.toml) or --input-size"
     )
 
 
@@ -141,9 +145,9 @@ def resolve(model: str | Path, cache: str | Path | None = None, sha256: str | No
             zoo.get_model(text)  # raises the unknown-name error
         if path.is_dir():
             raise ModelNotFoundError(f"model path {path} is a folder; give a .tflite, .onnx or .toml file")
-    file_spec = None
+    file_fields: dict[str, object] = {}
     if path.suffix == ".toml":
-        file_spec, named = load_spec_file(path)
+        file_fields, named = load_spec_file(path)
         if named is None or not named.is_file():
             raise ModelNotFoundError(f"model spec {path} names no existing model file (path = {named})")
         path = named
@@ -152,8 +156,12 @@ def resolve(model: str | Path, cache: str | Path | None = None, sha256: str | No
     actual = zoo.sha256_file(path)
     if sha256 and actual != sha256.lower():
         raise zoo.ChecksumError(f"model file {path} has sha256 {actual}, expected {sha256}")
-    found = _spec_for_tflite(path, actual) if path.suffix == ".tflite" else _spec_for_onnx(path)
-    return ResolvedModel(path.name, path, spec or file_spec or found, actual, cache_path)
+    if spec is None:
+        input_hw = file_fields.get("input_hw")
+        is_tflite = path.suffix == ".tflite"
+        found = _spec_for_tflite(path, actual) if is_tflite else _spec_for_onnx(path, input_hw)  # type: ignore[arg-type]
+        spec = found.with_overrides(**file_fields)
+    return ResolvedModel(path.name, path, spec, actual, cache_path)
 
 
 def _load_onnxruntime(model: ResolvedModel, device: str, precision: str) -> Engine:

@@ -83,22 +83,22 @@ class ModelSpec:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def load_spec_file(path: str | Path, default_input_hw: tuple[int, int] | None = None) -> tuple[ModelSpec, Path | None]:
+def load_spec_file(path: str | Path) -> tuple[dict[str, Any], Path | None]:
     """Read a TOML model spec.
 
     Args:
         path: the ``.toml`` file.
-        default_input_hw: used when the file gives no ``input_size``.
 
     Returns:
-        The spec and the model path it names (resolved against the file's folder), or None.
+        The spec fields it sets (apply with :meth:`ModelSpec.with_overrides`) and the model path it
+        names (resolved against the file's folder), or None.
 
     Example:
         >>> import tempfile, pathlib
         >>> f = pathlib.Path(tempfile.mkdtemp()) / "m.toml"
         >>> _ = f.write_text('input_size = [64, 32]\\ncolor = "bgr"\\n')
-        >>> load_spec_file(f)[0].input_hw
-        (64, 32)
+        >>> load_spec_file(f)[0]
+        {'color': 'bgr', 'input_hw': (64, 32)}
     """
     path = Path(path)
     try:
@@ -107,15 +107,17 @@ def load_spec_file(path: str | Path, default_input_hw: tuple[int, int] | None = 
         raise ConfigError(f"cannot read model spec {path}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"model spec {path} is not valid TOML: {exc}") from exc
-    known = {f.name for f in fields(ModelSpec)} | {"path", "input_size"}
-    unknown = sorted(set(data) - known - {"input_hw"})
+    known = ({f.name for f in fields(ModelSpec)} - {"input_hw"}) | {"path", "input_size"}
+    unknown = sorted(set(data) - known)
     if unknown:
-        raise ConfigError(f"model spec {path}: unknown keys {unknown}; known keys: {sorted(known - {'input_hw'})}")
+        raise ConfigError(f"model spec {path}: unknown keys {unknown}; known keys: {sorted(known)}")
     model_path = (path.parent / data.pop("path")) if "path" in data else None
-    size = data.pop("input_size", None) or default_input_hw
-    if size is None:
-        raise ConfigError(f"model spec {path} needs input_size = [H, W] (the model's input is not static)")
+    if "input_size" in data:
+        size = data.pop("input_size")
+        if len(size) != 2:
+            raise ConfigError(f"model spec {path}: input_size must be [H, W], got {size}")
+        data["input_hw"] = (int(size[0]), int(size[1]))
     for key in ("mean", "std", "classes"):
         if key in data:
             data[key] = tuple(data[key])
-    return ModelSpec(input_hw=(int(size[0]), int(size[1])), **data), model_path
+    return data, model_path

@@ -124,7 +124,7 @@ class Engine(ABC):
         if not frames:
             return []
         probability = self.infer(frames_to_batch(frames, self.spec, frame_color))
-        return [probability_to_frame(p[0], frame.shape[:2]) for p, frame in zip(probability, frames)]
+        return [probability_to_frame(p[0], frame.shape[:2]) for p, frame in zip(probability, frames, strict=True)]
 
     def predict(self, frame: np.ndarray, frame_color: str = "bgr") -> np.ndarray:
         """Person probability (float32 HxW in [0, 1]) for one uint8 HxWx3 frame.

@@ -171,7 +171,7 @@ class TFLiteModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         values: dict[int, torch.Tensor] = {self.input_id: x}
-        for layer, (inputs, output) in zip(self.layers, self.wiring):
+        for layer, (inputs, output) in zip(self.layers, self.wiring, strict=True):
             values[output] = layer(*(values[i] for i in inputs))
         return values[self.output_id]
 

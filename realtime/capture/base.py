@@ -1,0 +1,46 @@
+"""What every frame source is: a context manager that yields :class:`~realtime.frame.Frame`.
+
+Example:
+    >>> from realtime.capture import open_source
+    >>> with open_source("clip.mp4") as source:  # doctest: +SKIP
+    ...     for frame in source:
+    ...         print(frame.index, frame.resolution_wh)
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+
+from realtime.frame import Frame
+
+
+class Source(ABC):
+    """A source of frames. Iterate it inside ``with``; iteration ends at end of stream.
+
+    Attributes:
+        uri: the normalised ``scheme://location`` it was opened from (credentials redacted).
+        fps: nominal frames per second (0.0 when unknown).
+        frame_count: frames in the source when known (files), else None.
+        live: True for cameras and streams (frames are dropped rather than queued).
+        dropped: frames skipped because the consumer was slower than the source.
+    """
+
+    uri: str = ""
+    fps: float = 0.0
+    frame_count: int | None = None
+    live: bool = False
+    dropped: int = 0
+
+    @abstractmethod
+    def __iter__(self) -> Iterator[Frame]:
+        """Yield frames in order until end of stream."""
+
+    def close(self) -> None:
+        """Release the device, file or connection. Safe to call twice."""
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

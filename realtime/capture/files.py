@@ -1,0 +1,104 @@
+"""Sources backed by files: a video file (anything OpenCV/FFmpeg reads, GIF included) and an image folder or glob.
+
+Example:
+    >>> from realtime.capture.files import VideoFileSource
+    >>> with VideoFileSource("clip.mp4") as source:  # doctest: +SKIP
+    ...     first = next(iter(source))
+"""
+
+from __future__ import annotations
+
+import glob
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+
+from engines.errors import SourceError
+from realtime.capture.base import Source
+from realtime.frame import Frame
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+class SourceNotFoundError(SourceError, FileNotFoundError):
+    """A file, folder or glob that does not exist or matches nothing."""
+
+
+class VideoFileSource(Source):
+    """Every frame of a video file, in order.
+
+    Args:
+        path: the video file.
+        realtime: pace frames at the file's fps (as a camera would deliver them).
+    """
+
+    def __init__(self, path: str | Path, realtime: bool = False) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise SourceNotFoundError(f"source file {self.path} does not exist; check the path")
+        self.capture = cv2.VideoCapture(str(self.path))
+        if not self.capture.isOpened():
+            raise SourceError(f"cannot decode {self.path} as video; give a file OpenCV/FFmpeg can read")
+        self.uri = f"file://{self.path}"
+        self.fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.frame_count = count if count > 0 else None
+        self.realtime = realtime
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        start = time.monotonic()
+        period = 1.0 / self.fps if self.fps > 0 else 0.0
+        while self.capture is not None:
+            ok, bgr = self.capture.read()
+            if not ok:
+                if index == 0:
+                    raise SourceError(f"{self.path} has no decodable frames")
+                return
+            if self.realtime and period:
+                delay = start + index * period - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            position = self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+            yield Frame(index, bgr, position if position > 0 else index * period, time.monotonic())
+            index += 1
+
+    def close(self) -> None:
+        if self.capture is not None:
+            self.capture.release()
+            self.capture = None
+
+
+class ImageFolderSource(Source):
+    """Images of a folder (sorted by name) or of a glob pattern, as frames.
+
+    Args:
+        pattern: a folder, or a glob such as ``frames/*.png``.
+        fps: the frame rate to report (images carry none).
+    """
+
+    def __init__(self, pattern: str | Path, fps: float = 25.0) -> None:
+        text = str(pattern)
+        folder = Path(text)
+        if folder.is_dir():
+            paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            paths = sorted(Path(p) for p in glob.glob(text) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise SourceNotFoundError(
+                f"no images ({', '.join(IMAGE_SUFFIXES)}) found at {text}; give a folder of images or a glob"
+            )
+        self.paths = paths
+        self.uri = f"images://{text}"
+        self.fps = fps
+        self.frame_count = len(paths)
+
+    def __iter__(self) -> Iterator[Frame]:
+        period = 1.0 / self.fps if self.fps > 0 else 0.0
+        for index, path in enumerate(self.paths):
+            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise SourceError(f"cannot decode image {path}; remove it or convert it to PNG/JPEG")
+            yield Frame(index, bgr, index * period, time.monotonic())

@@ -1,0 +1,46 @@
+"""The data that passes between stages: :class:`Frame` (and, later, masks and timings).
+
+Example:
+    >>> import numpy as np
+    >>> f = Frame(index=0, bgr=np.zeros((4, 6, 3), np.uint8), source_ts=0.0, capture_ts=1.0)
+    >>> f.resolution_wh
+    (6, 4)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engines.errors import InputShapeError
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded video frame.
+
+    Attributes:
+        index: position in the source, from 0 (gaps mean dropped frames).
+        bgr: uint8 image, HxWx3, BGR channel order (OpenCV's).
+        source_ts: the source's own timestamp in seconds (file position, stream PTS, or capture time).
+        capture_ts: ``time.monotonic()`` when the frame was read.
+    """
+
+    index: int
+    bgr: np.ndarray
+    source_ts: float
+    capture_ts: float
+
+    def __post_init__(self) -> None:
+        image = self.bgr
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            got = (image.shape, str(image.dtype)) if isinstance(image, np.ndarray) else type(image).__name__
+            raise InputShapeError(f"Frame.bgr must be uint8 HxWx3 (hwc, bgr), got {got}")
+        if self.index < 0:
+            raise InputShapeError(f"Frame.index must be >= 0, got {self.index}")
+
+    @property
+    def resolution_wh(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return self.bgr.shape[1], self.bgr.shape[0]

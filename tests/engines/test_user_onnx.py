@@ -1,0 +1,94 @@
+"""User ONNX models: spec files, flags' equivalents, output kinds and clear shape errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto
+
+import engines
+from engines.errors import ConfigError, InputShapeError, ModelFormatError
+from engines.spec import ModelSpec
+from tests.common import write_onnx_conv
+
+
+def _raw(path, batch):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: batch})[0]
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
+def test_logit_model_gets_sigmoid(tmp_path, backend):
+    path = write_onnx_conv(tmp_path / "logit.onnx")
+    spec_file = tmp_path / "logit.toml"
+    spec_file.write_text('path = "logit.onnx"\noutput = "logit"\ncolor = "bgr"\n')
+    engine = engines.load(spec_file, backend=backend)
+    assert engine.spec.output == "logit" and engine.spec.input_hw == (32, 32)
+    batch = np.random.default_rng(1).random((2, 3, 32, 32), np.float32)
+    expected = 1 / (1 + np.exp(-_raw(path, batch)))
+    np.testing.assert_allclose(engine.infer(batch), expected, atol=1e-5)
+
+
+def test_class_scores_sum_selected_softmax(tmp_path):
+    path = write_onnx_conv(tmp_path / "classes.onnx", out_channels=4)
+    spec = ModelSpec(input_hw=(32, 32), output="classes", classes=(1, 3))
+    engine = engines.load(path, spec=spec)
+    batch = np.random.default_rng(2).random((1, 3, 32, 32), np.float32)
+    raw = _raw(path, batch)
+    soft = np.exp(raw) / np.exp(raw).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(engine.infer(batch)[:, 0], soft[:, 1] + soft[:, 3], atol=1e-5)
+
+
+def test_predict_resizes_back_to_frame(tmp_path):
+    engine = engines.load(write_onnx_conv(tmp_path / "m.onnx"), spec=ModelSpec(input_hw=(32, 32), output="logit"))
+    frame = np.random.default_rng(0).integers(0, 255, (90, 160, 3), np.uint8)
+    probability = engine.predict(frame)
+    assert probability.shape == (90, 160) and probability.dtype == np.float32
+    assert probability.min() >= 0.0 and probability.max() <= 1.0
+
+
+def test_mean_std_are_applied(tmp_path):
+    from engines.preprocess import frames_to_batch
+
+    spec = ModelSpec(input_hw=(4, 4), mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), color="bgr")
+    batch = frames_to_batch([np.full((4, 4, 3), 255, np.uint8)], spec)
+    np.testing.assert_allclose(batch, 2.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs,spec,message",
+    [
+        ({"output_rank": 3}, None, r"output must be \[N, 1, H, W\].*got \['N', 32, 32\]"),
+        ({"out_channels": 5}, ModelSpec(input_hw=(32, 32)), r"5 channels.*output = \"classes\""),
+        ({"out_channels": 2}, ModelSpec(input_hw=(32, 32), output="classes", classes=(4,)), "out of range"),
+        ({"in_channels": 1}, ModelSpec(input_hw=(32, 32)), r"NCHW float32 with 3 channels.*got \['N', 1, 32, 32\]"),
+        ({"input_type": TensorProto.UINT8}, ModelSpec(input_hw=(32, 32)), r"float32 with 3 channels.*tensor\(uint8\)"),
+    ],
+)
+def test_unusable_onnx_models_are_refused(tmp_path, kwargs, spec, message):
+    path = write_onnx_conv(tmp_path / "bad.onnx", **kwargs)
+    with pytest.raises(ModelFormatError, match=message):
+        engines.load(path, spec=spec)
+
+
+def test_batch_of_wrong_shape_says_expected_and_actual(tmp_path):
+    engine = engines.load(write_onnx_conv(tmp_path / "m.onnx"), spec=ModelSpec(input_hw=(32, 32)))
+    with pytest.raises(InputShapeError, match=r"NCHW float32 \[N, 3, 32, 32\], got \(1, 32, 32, 3\) float32"):
+        engine.infer(np.zeros((1, 32, 32, 3), np.float32))
+
+
+def test_spec_file_errors(tmp_path):
+    from engines.errors import ModelNotFoundError
+
+    write_onnx_conv(tmp_path / "m.onnx")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('path = "m.onnx"\ncolour = "rgb"\n')
+    with pytest.raises(ConfigError, match="unknown keys"):
+        engines.load(bad)
+    bad.write_text('path = "m.onnx"\noutput = "classes"\n')
+    with pytest.raises(ConfigError, match="needs classes"):
+        engines.load(bad)
+    bad.write_text('input_size = [32, 32]\n')
+    with pytest.raises(ModelNotFoundError, match="names no existing model file"):
+        engines.load(bad)
