@@ -67,15 +67,17 @@ def frames_to_batch(frames: Sequence[np.ndarray], spec: ModelSpec, frame_color: 
     """
     if frame_color not in FRAME_COLORS:
         raise InputShapeError(f"frame_color must be 'bgr' or 'rgb', got {frame_color!r}")
-    height, width = spec.input_hw
-    batch = np.empty((len(frames), height, width, 3), np.uint8)
     swap = frame_color != spec.color
-    for i, frame in enumerate(frames):
+    resized = []
+    for frame in frames:
         check_frame(frame)
-        resized = resize_frame(frame, spec)
-        batch[i] = resized[..., ::-1] if swap else resized
+        resized.append(resize_frame(frame, spec))
+    plain = spec.mean == (0.0, 0.0, 0.0) and spec.std == (1.0, 1.0, 1.0)
+    if plain and spec.layout == "nchw":  # one OpenCV call: channel swap, scale to [0, 1], HWC -> NCHW
+        return cv2.dnn.blobFromImages(resized, scalefactor=1.0 / 255.0, swapRB=swap)
+    batch = np.stack([cv2.cvtColor(r, cv2.COLOR_BGR2RGB) if swap else r for r in resized])
     out = batch.astype(np.float32) * np.float32(1.0 / 255.0)
-    if spec.mean != (0.0, 0.0, 0.0) or spec.std != (1.0, 1.0, 1.0):
+    if not plain:
         out -= np.asarray(spec.mean, np.float32)
         out /= np.asarray(spec.std, np.float32)
     if spec.layout == "nchw":

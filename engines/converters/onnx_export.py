@@ -17,13 +17,15 @@ import logging
 import warnings
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
+from onnx import helper, numpy_helper
 
 from engines.errors import ModelFormatError, OutputError
 
 OPSET = 18
-EXPORTER_VERSION = "1"
+EXPORTER_VERSION = "5"
 INPUT_NAME, OUTPUT_NAME = "image", "mask"
 
 
@@ -60,6 +62,66 @@ def _save(model: onnx.ModelProto, out: Path) -> Path:
     return out
 
 
+def _static_shapes(model: onnx.ModelProto) -> dict[str, list[int | None]]:
+    inferred = onnx.shape_inference.infer_shapes(model)
+    graph = inferred.graph
+    return {
+        info.name: [d.dim_value if d.HasField("dim_value") else None for d in info.type.tensor_type.shape.dim]
+        for info in [*graph.value_info, *graph.input, *graph.output]
+    }
+
+
+def simplify_for_runtimes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Rewrite two exporter habits that slow ONNX Runtime and TensorRT, keeping the maths identical.
+
+    * ``ReduceMean`` over H and W (keepdims) becomes ``GlobalAveragePool`` (ONNX Runtime keeps it in its
+      blocked NCHWc layout instead of reordering around it);
+    * ``Resize`` whose output size is computed at run time (``Shape``/``Concat`` for the dynamic batch)
+      gets constant ``scales`` instead; the dead shape arithmetic is dropped.
+    """
+    graph = model.graph
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    shapes = _static_shapes(model)
+    rewritten = []
+    for node in graph.node:
+        if node.op_type == "ReduceMean" and len(node.input) > 1 and node.input[1] in constants:
+            axes = sorted(int(a) % 4 for a in np.atleast_1d(constants[node.input[1]]))
+            keepdims = next((a.i for a in node.attribute if a.name == "keepdims"), 1)
+            if axes == [2, 3] and keepdims == 1 and len(shapes.get(node.input[0], [])) == 4:
+                rewritten.append(helper.make_node("GlobalAveragePool", [node.input[0]], [node.output[0]], name=node.name))
+                continue
+        if node.op_type == "Resize" and len(node.input) == 4 and node.input[3] and node.input[3] not in constants:
+            before, after = shapes.get(node.input[0], []), shapes.get(node.output[0], [])
+            if len(before) == 4 and len(after) == 4 and all(before[2:]) and all(after[2:]):
+                scales = numpy_helper.from_array(
+                    np.array([1.0, 1.0, after[2] / before[2], after[3] / before[3]], np.float32), f"{node.output[0]}_scales")
+                graph.initializer.append(scales)
+                replacement = helper.make_node("Resize", [node.input[0], "", scales.name], [node.output[0]], name=node.name)
+                replacement.attribute.extend(node.attribute)
+                rewritten.append(replacement)
+                continue
+        rewritten.append(node)
+    del graph.node[:]
+    graph.node.extend(_drop_dead_nodes(rewritten, {o.name for o in graph.output}))
+    used = {i for node in graph.node for i in node.input}
+    kept = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return model
+
+
+def _drop_dead_nodes(nodes: list[onnx.NodeProto], outputs: set[str]) -> list[onnx.NodeProto]:
+    needed, kept = set(outputs), []
+    for node in reversed(nodes):
+        if any(o in needed for o in node.output):
+            kept.append(node)
+            needed.update(i for i in node.input if i)
+    return kept[::-1]
+
+
 def export_onnx(module: torch.nn.Module, out: str | Path, source_sha256: str,
                 input_hw: tuple[int, int] | None = None) -> Path:
     """Export an NCHW segmentation module to ONNX with a dynamic batch dimension.
@@ -87,7 +149,7 @@ def export_onnx(module: torch.nn.Module, out: str | Path, source_sha256: str,
         )
     if program is None:  # pragma: no cover - dynamo export always returns a program
         raise ModelFormatError("torch.onnx.export returned no program")
-    model = program.model_proto
+    model = simplify_for_runtimes(program.model_proto)
     onnx.checker.check_model(model)
     _stamp(model, source_sha256, "fp32")
     return _save(model, out)

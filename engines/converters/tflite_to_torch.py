@@ -89,10 +89,11 @@ class _Conv(nn.Module):
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, stride: tuple[int, int],
                  dilation: tuple[int, int], pad_hw: tuple[int, int, int, int], groups: int,
-                 activation: Callable[[torch.Tensor], torch.Tensor]) -> None:
+                 activation: Callable[[torch.Tensor], torch.Tensor], activation_code: int = 0) -> None:
         super().__init__()
         self.weight = nn.Parameter(weight, requires_grad=False)
         self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
+        self.activation_code = activation_code
         self.stride, self.dilation, self.groups, self.activation = stride, dilation, groups, activation
         top, bottom, left, right = pad_hw
         self.symmetric = top == bottom and left == right
@@ -150,6 +151,38 @@ class _Lambda(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fn(x)
+
+
+class _ResizeBilinear(nn.Module):
+    """RESIZE_BILINEAR to a fixed size (half-pixel centers or align_corners)."""
+
+    def __init__(self, size: tuple[int, int], align_corners: bool) -> None:
+        super().__init__()
+        self.size, self.align_corners = size, align_corners
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(x, size=self.size, mode="bilinear", align_corners=self.align_corners)
+
+
+def _conv_before_resize(nodes: list[tuple[nn.Module, list[int], int]]) -> list[tuple[nn.Module, list[int], int]]:
+    """Move a 1x1 convolution (no activation) that only consumes a bilinear resize in front of it.
+
+    Bilinear weights sum to 1, so ``conv1x1(resize(x)) == resize(conv1x1(x))`` (bias included) while
+    the convolution then runs on 4x fewer pixels and the resize on the (usually fewer) output channels.
+    """
+    consumers: dict[int, int] = {}
+    for _, inputs, _ in nodes:
+        for i in inputs:
+            consumers[i] = consumers.get(i, 0) + 1
+    out = list(nodes)
+    for k in range(len(out) - 1):
+        resize, (conv, conv_inputs, conv_output) = out[k], out[k + 1]
+        if (isinstance(resize[0], _ResizeBilinear) and isinstance(conv, _Conv) and conv_inputs == [resize[2]]
+                and consumers.get(resize[2]) == 1 and conv.weight.shape[2:] == (1, 1) and conv.stride == (1, 1)
+                and conv.groups == 1 and conv.pad == (0, 0, 0, 0) and conv.activation_code == 0):
+            out[k] = (conv, resize[1], resize[2])
+            out[k + 1] = (resize[0], [resize[2]], conv_output)
+    return out
 
 
 class TFLiteModule(nn.Module):
@@ -260,6 +293,7 @@ class _GraphReader:
             node = builder(op, inputs, output, name)
             if node is not None:
                 nodes.append((node, [x for x in inputs if self.tensors[x].constant is None][: self._arity(node)], output))
+        nodes = _conv_before_resize(nodes)
         return TFLiteModule(nodes, input_id, output_id, (in_shape[1], in_shape[2]), out_shape[3], self.model_name)
 
     @staticmethod
@@ -303,7 +337,8 @@ class _GraphReader:
         return _Conv(torch.from_numpy(np.ascontiguousarray(torch_weight)),
                      None if bias is None else torch.from_numpy(bias), stride, dilation,
                      (top, bottom, left, right), groups,
-                     _activation(options.FusedActivationFunction(), name, self.model_name))
+                     _activation(options.FusedActivationFunction(), name, self.model_name),
+                     options.FusedActivationFunction())
 
     def _op_conv_2d(self, op: tflite.Operator, inputs: list[int], output: int, name: str) -> nn.Module:
         return self._conv(op, inputs, output, name, depthwise=False)
@@ -398,7 +433,7 @@ class _GraphReader:
             raise UnsupportedOpError(
                 f"{self.model_name}: {name} in legacy mode (neither align_corners nor half_pixel_centers) is not supported"
             )
-        return _Lambda(lambda x: F.interpolate(x, size=size, mode="bilinear", align_corners=align))
+        return _ResizeBilinear(size, align)
 
 
 def convert_tflite(path: str | Path, model_name: str | None = None) -> TFLiteModule:
