@@ -54,7 +54,10 @@ class ResolvedModel:
         try:
             from onnx2torch import convert
         except ImportError as exc:
-            raise BackendError("the torch backend needs onnx2torch for ONNX models: pip install onnx2torch") from exc
+            raise BackendError(
+                f"the torch backend runs ONNX models ({self.name}) through onnx2torch, which is not importable here "
+                "(pip install 'realtime-masking[onnx-torch]', needs torchvision); use --backend onnxruntime"
+            ) from exc
         try:
             return convert(str(self.path)).eval()
         except NotImplementedError as exc:

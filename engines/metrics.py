@@ -43,5 +43,5 @@ def compare_masks(predicted: np.ndarray, reference: np.ndarray, threshold: float
         "iou_frames": float(len(ious)),
         "max_empty_foreground": float(max(empty)) if empty else 0.0,
         "empty_frames": float(len(empty)),
-        "mean_abs_diff": diff / max(len(predicted), 1),
+        "mean_abs_diff": float(diff / max(len(predicted), 1)),
     }

@@ -18,7 +18,18 @@ def _raw(path, batch):
     return session.run(None, {session.get_inputs()[0].name: batch})[0]
 
 
-@pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
+def _has_onnx2torch() -> bool:
+    try:
+        import onnx2torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("backend", [
+    "onnxruntime",
+    pytest.param("torch", marks=pytest.mark.skipif(not _has_onnx2torch(), reason="onnx2torch (with torchvision) not installed")),
+])
 def test_logit_model_gets_sigmoid(tmp_path, backend):
     path = write_onnx_conv(tmp_path / "logit.onnx")
     spec_file = tmp_path / "logit.toml"
@@ -28,6 +39,14 @@ def test_logit_model_gets_sigmoid(tmp_path, backend):
     batch = np.random.default_rng(1).random((2, 3, 32, 32), np.float32)
     expected = 1 / (1 + np.exp(-_raw(path, batch)))
     np.testing.assert_allclose(engine.infer(batch), expected, atol=1e-5)
+
+
+@pytest.mark.skipif(_has_onnx2torch(), reason="onnx2torch is installed here")
+def test_torch_backend_without_onnx2torch_says_what_to_do(tmp_path):
+    from engines.errors import BackendError
+
+    with pytest.raises(BackendError, match="use --backend onnxruntime"):
+        engines.load(write_onnx_conv(tmp_path / "m.onnx"), backend="torch")
 
 
 def test_class_scores_sum_selected_softmax(tmp_path):
