@@ -8,7 +8,10 @@ Example:
 
 import os
 
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # before cv2 loads: our errors say what FFmpeg would log
+# Before cv2 loads: FFmpeg's and OpenCV's own log lines would break our one-line errors, which say
+# what went wrong. `realtime-mask -v` turns OpenCV's log back on.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
 
 from engines.backends.base import Engine
 from engines.loader import BACKEND_LOADERS, ResolvedModel, load, resolve

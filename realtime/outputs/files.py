@@ -1,0 +1,89 @@
+"""File sinks: a video file (.mp4, .avi, .mkv, .mov) and an image folder (PNG per frame).
+
+Example:
+    >>> with VideoFileSink("/tmp/out.mp4", fps=25) as sink:  # doctest: +SKIP
+    ...     sink.write(frame_bgr)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from engines.errors import InputShapeError, OutputError
+from realtime.outputs.base import Sink
+from realtime.outputs.paths import check_writable
+
+# FourCCs that the OpenCV/FFmpeg wheels on PyPI can encode without extra libraries.
+VIDEO_CODECS = {".mp4": "mp4v", ".mov": "mp4v", ".mkv": "XVID", ".avi": "MJPG"}
+
+
+class VideoFileSink(Sink):
+    """A video file; the codec follows the extension (:data:`VIDEO_CODECS`), the fps the source.
+
+    The writer opens on the first frame (its size fixes the video's). ``close()`` finalises the
+    container, so the file plays after an error or Ctrl-C with every frame written so far.
+    """
+
+    def __init__(self, path: str | Path, fps: float = 25.0) -> None:
+        self.path = check_writable(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in VIDEO_CODECS:
+            raise OutputError(f"unknown video type {suffix!r} for {self.path}; use one of {', '.join(VIDEO_CODECS)}")
+        self.fourcc = VIDEO_CODECS[suffix]
+        self.fps = fps if 0 < fps <= 1000 else 25.0
+        self.uri = f"file://{self.path}"
+        self.writer: cv2.VideoWriter | None = None
+        self.size: tuple[int, int] | None = None
+        self.frames_written = 0
+
+    def write(self, image: np.ndarray) -> None:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise InputShapeError(f"video files take uint8 HxWx3 BGR frames, got {image.shape} {image.dtype}; "
+                                  "for BGRA (cutout) write an image folder, or use --cutout-format green")
+        size = (image.shape[1], image.shape[0])
+        if self.writer is None:
+            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, size)
+            if not self.writer.isOpened():
+                raise OutputError(f"cannot open a {self.fourcc} video writer for {self.path}")
+            self.size = size
+        elif size != self.size:
+            raise InputShapeError(f"frame size changed from {self.size} to {size}; a video file keeps one size")
+        self.writer.write(image)
+        self.frames_written += 1
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+
+
+class ImageFolderSink(Sink):
+    """One lossless PNG per frame in a folder (``000000.png``, ...), or a ``%d`` pattern (``out/f_%05d.png``)."""
+
+    accepts_alpha = True
+
+    def __init__(self, target: str | Path) -> None:
+        text = str(target)
+        if "%" in text:
+            self.pattern = text
+            folder = Path(text).parent
+        else:
+            folder = Path(text)
+            self.pattern = str(folder / "%06d.png")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create output folder {folder}: {exc.strerror}") from exc
+        check_writable(folder / "probe.png")
+        self.folder = folder
+        self.uri = f"images://{self.pattern}"
+        self.frames_written = 0
+
+    def write(self, image: np.ndarray) -> None:
+        path = self.pattern % self.frames_written
+        if not cv2.imwrite(path, image):
+            raise OutputError(f"cannot write {path}")
+        self.frames_written += 1

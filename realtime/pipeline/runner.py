@@ -1,0 +1,341 @@
+"""The pipeline: source → engine → compositor → sink, in threads joined by bounded queues.
+
+Threads: capture (reads the source), engine (preprocess, batched inference, postprocess) and
+composite (mask post-processing and the masking mode). The sink, the side outputs and the
+user's callbacks run on the calling (main) thread. Every frame carries its stage times, measured
+on the monotonic clock at the same boundaries the GPU path times with CUDA events:
+
+``capture`` → ``preprocess`` → ``inference`` → ``postprocess`` → ``composite`` → ``output``.
+
+Example:
+    >>> from realtime.pipeline import Pipeline
+    >>> with Pipeline("synthetic:320x180@30?frames=10", mode="pixelate", output="null") as pipeline:  # doctest: +SKIP
+    ...     for result in pipeline:
+    ...         print(result.frame.index, result.timings_ms["inference"])
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import engines
+from engines.backends.base import Engine
+from engines.errors import ConfigError, OutputError
+from engines.preprocess import frames_to_batch, probability_to_frame
+from realtime.capture import Source, SourceOptions, open_source, redact
+from realtime.compositor import Compositor, MaskPostprocessor, MaskSettings, make_compositor
+from realtime.frame import Frame
+from realtime.outputs import Sink, StopRequested, open_sink
+from realtime.outputs.mask_archive import MaskArchive
+from realtime.outputs.paths import check_writable
+from realtime.pipeline.stats import RunStats
+
+_END = object()
+
+
+@dataclass
+class _Failure:
+    error: BaseException
+
+
+@dataclass
+class Result:
+    """One processed frame.
+
+    Attributes:
+        frame: the input frame (index, timestamps, BGR pixels).
+        probability: raw model probability, float32 HxW at the frame's resolution.
+        alpha: the compositing alpha after post-processing (1 = fully masked).
+        image: the masked output image (BGR, or BGRA for cutout).
+        timings_ms: milliseconds per stage for this frame.
+        written_ts: monotonic time the frame was handed to the sink.
+    """
+
+    frame: Frame
+    probability: np.ndarray
+    alpha: np.ndarray
+    image: np.ndarray
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    written_ts: float = 0.0
+
+    @property
+    def end_to_end_ms(self) -> float:
+        """Capture time → frame written, in ms."""
+        return (self.written_ts - self.frame.capture_ts) * 1000.0
+
+    @property
+    def coverage(self) -> float:
+        """Share of the frame that is masked (alpha > 0)."""
+        return float(np.count_nonzero(self.alpha)) / self.alpha.size
+
+
+class MetadataWriter:
+    """``--metadata OUT.jsonl``: one JSON line per frame (index, timestamps, coverage, stage ms)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = check_writable(path)
+        self.handle = open(self.path, "w")  # noqa: SIM115 - closed in close()
+
+    def write(self, result: Result) -> None:
+        record = {
+            "index": result.frame.index, "source_ts": result.frame.source_ts, "capture_ts": result.frame.capture_ts,
+            "written_ts": result.written_ts, "coverage": round(result.coverage, 6),
+            "ms": {k: round(v, 4) for k, v in result.timings_ms.items()}, "end_to_end_ms": round(result.end_to_end_ms, 4),
+        }
+        self.handle.write(json.dumps(record) + "\n")
+
+    def close(self) -> None:
+        if not self.handle.closed:
+            self.handle.close()
+
+
+class Pipeline:
+    """Masks a video source into a sink.
+
+    Args:
+        source: a source string (see :func:`realtime.capture.open_source`) or an open :class:`Source`.
+        model: model name/path, or a loaded :class:`~engines.Engine`.
+        mode: masking mode name (see :data:`realtime.compositor.MODES`) or a :class:`Compositor`.
+        output: sink string (see :func:`realtime.outputs.open_sink`), a :class:`Sink`, or None (no sink).
+        backend, device, precision: engine choice when ``model`` is not an engine.
+        batch: frames per engine call (files; live sources use what has arrived, up to this).
+        mask: mask post-processing; default: threshold 0.5 on the mode's default target.
+        mode_options: keyword options of the mode (``strength``, ``block``, ``color``, ...).
+        source_options: timeouts, reconnect, TCP, real-time pacing.
+        save_masks: ``.npz`` for the raw probabilities (``realtime-mask masks`` format).
+        metadata: ``.jsonl`` with one line per frame.
+        max_frames: stop after this many frames.
+        cache: model cache folder.
+    """
+
+    def __init__(self, source: str | Source, model: str | Engine = engines.DEFAULT_MODEL, mode: str | Compositor = "blur",
+                 output: str | Sink | None = None, *, backend: str | None = None, device: str = "cpu",
+                 precision: str = "fp32", batch: int = 1, mask: MaskSettings | None = None,
+                 mode_options: dict[str, Any] | None = None, source_options: SourceOptions | None = None,
+                 save_masks: str | Path | None = None, metadata: str | Path | None = None,
+                 max_frames: int | None = None, cache: str | Path | None = None, queue_size: int = 4) -> None:
+        if batch < 1:
+            raise ConfigError(f"batch must be >= 1, got {batch}")
+        if max_frames is not None and max_frames < 1:
+            raise ConfigError(f"max frames must be >= 1, got {max_frames}")
+        self.batch, self.max_frames = batch, max_frames
+        self._owned: list[Any] = []  # what we opened and must close, in opening order
+        try:
+            self.compositor = mode if isinstance(mode, Compositor) else self._own(make_compositor(mode, **(mode_options or {})))
+            self.mask_settings = mask or MaskSettings(target=self.compositor.default_target)
+            self.postprocess = MaskPostprocessor(self.mask_settings)
+            self.archive = self._own(MaskArchive(save_masks)) if save_masks else None
+            self.metadata = self._own(MetadataWriter(metadata)) if metadata else None
+            if output is not None and not isinstance(output, Sink) and str(output).endswith(tuple([".mp4", ".avi", ".mkv", ".mov"])):
+                check_writable(output)  # fail before the model loads and the source opens
+            self.engine = model if isinstance(model, Engine) else self._own(
+                engines.load(model, backend=backend, device=device, precision=precision, cache=cache))
+            self.source = source if isinstance(source, Source) else self._own(open_source(source, source_options))
+            self.sink = output if isinstance(output, Sink) or output is None else self._own(
+                open_sink(output, self.source.fps or 25.0))
+            if self.sink is not None and self.compositor.output_channels == 4 and not self.sink.accepts_alpha:
+                raise OutputError(f"mode {self.compositor.name} makes BGRA frames, which {self.sink.uri} cannot hold; "
+                                  "write an image folder (PNG) or use --cutout-format green")
+        except BaseException:
+            self._close_owned()
+            raise
+        self.stats = RunStats()
+        self.stats.info = {
+            "source": redact(self.source.uri), "output": self.sink.uri if self.sink else None,
+            "model": self.engine.model_name, "backend": self.engine.backend, "device": self.engine.device,
+            "precision": self.engine.precision, "mode": self.compositor.name, "batch": batch,
+        }
+        self._stop = threading.Event()
+        self._frames: queue.Queue[Any] = queue.Queue(maxsize=max(queue_size, batch * 2))
+        self._masks: queue.Queue[Any] = queue.Queue(maxsize=max(queue_size, batch * 2))
+        self._results: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        self._started_at = 0.0
+
+    def _own(self, thing: Any) -> Any:
+        self._owned.append(thing)
+        return thing
+
+    # --- worker threads ---------------------------------------------------------------------------
+    def _put(self, target: queue.Queue[Any], item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                target.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _get(self, source: queue.Queue[Any]) -> Any:
+        while not self._stop.is_set():
+            try:
+                return source.get(timeout=0.05)
+            except queue.Empty:
+                continue
+        return _END
+
+    def _worker(self, body: Callable[[], None], downstream: queue.Queue[Any]) -> None:
+        try:
+            body()
+        except BaseException as exc:
+            self._put(downstream, _Failure(exc))
+
+    def _capture_loop(self) -> None:
+        frames = iter(self.source)
+        count = 0
+        while not self._stop.is_set():
+            start = time.perf_counter()
+            try:
+                frame = next(frames)
+            except StopIteration:
+                break
+            if not self._put(self._frames, (frame, (time.perf_counter() - start) * 1000.0)):
+                return
+            count += 1
+            if self.max_frames is not None and count >= self.max_frames:
+                break
+        self._put(self._frames, _END)
+
+    def _engine_loop(self) -> None:
+        while True:
+            item = self._get(self._frames)
+            if item is _END or isinstance(item, _Failure):
+                self._put(self._masks, item)
+                return
+            items, tail = [item], None
+            while len(items) < self.batch:
+                if self.source.live:
+                    try:
+                        more = self._frames.get_nowait()
+                    except queue.Empty:
+                        break
+                else:
+                    more = self._get(self._frames)
+                if more is _END or isinstance(more, _Failure):
+                    tail = more
+                    break
+                items.append(more)
+            self._infer(items)
+            if tail is not None:
+                self._put(self._masks, tail)
+                return
+
+    def _infer(self, items: list[tuple[Frame, float]]) -> None:
+        frames = [frame for frame, _ in items]
+        t0 = time.perf_counter()
+        batch = frames_to_batch([f.bgr for f in frames], self.engine.spec)
+        t1 = time.perf_counter()
+        probability = self.engine.infer(batch)
+        t2 = time.perf_counter()
+        resized = [probability_to_frame(p[0], f.bgr.shape[:2]) for p, f in zip(probability, frames, strict=True)]
+        t3 = time.perf_counter()
+        n = len(frames)
+        shared = {"preprocess": (t1 - t0) * 1000.0 / n, "inference": (t2 - t1) * 1000.0 / n,
+                  "postprocess": (t3 - t2) * 1000.0 / n}
+        for (frame, capture_ms), p in zip(items, resized, strict=True):
+            if not self._put(self._masks, (frame, p, {"capture": capture_ms, **shared})):
+                return
+
+    def _composite_loop(self) -> None:
+        while True:
+            item = self._get(self._masks)
+            if item is _END or isinstance(item, _Failure):
+                self._put(self._results, item)
+                return
+            frame, probability, timings = item
+            start = time.perf_counter()
+            alpha = self.postprocess(probability)
+            image = self.compositor.composite(frame.bgr, alpha)
+            timings["composite"] = (time.perf_counter() - start) * 1000.0
+            if not self._put(self._results, Result(frame, probability, alpha, image, timings)):
+                return
+
+    def _start(self) -> None:
+        if self._threads:
+            return
+        self._started_at = time.monotonic()
+        for name, body, downstream in (("capture", self._capture_loop, self._frames),
+                                       ("engine", self._engine_loop, self._masks),
+                                       ("composite", self._composite_loop, self._results)):
+            thread = threading.Thread(target=self._worker, args=(body, downstream), name=f"pipeline-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    # --- main thread ------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Result]:
+        """Run the pipeline and yield each result after it is written; closes at the end."""
+        self._start()
+        try:
+            while True:
+                item = self._get(self._results)
+                if item is _END:
+                    return
+                if isinstance(item, _Failure):
+                    raise item.error
+                start = time.perf_counter()
+                if self.sink is not None:
+                    try:
+                        self.sink.write(item.image)
+                    except StopRequested:
+                        return
+                if self.archive is not None:
+                    self.archive.add(item.probability)
+                item.written_ts = time.monotonic()
+                item.timings_ms["output"] = (time.perf_counter() - start) * 1000.0
+                if self.metadata is not None:
+                    self.metadata.write(item)
+                self.stats.add(item.timings_ms, item.end_to_end_ms)
+                yield item
+        finally:
+            self.close()
+
+    def run(self, on_result: Callable[[Result], None] | None = None) -> RunStats:
+        """Process until end of stream (or :meth:`close`); ``on_result`` runs on this thread per frame."""
+        for result in self:
+            if on_result is not None:
+                on_result(result)
+        return self.stats
+
+    def _close_owned(self) -> None:
+        errors = []
+        for thing in reversed(self._owned):
+            try:
+                thing.close()
+            except Exception as exc:
+                errors.append(exc)
+        self._owned.clear()
+        if errors:
+            raise errors[0]
+
+    def close(self) -> None:
+        """Stop the threads and finalise every output (idempotent)."""
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        self.stats.wall_s = time.monotonic() - self._started_at if self._started_at else 0.0
+        self._stop.set()
+        if self.source.live:
+            self.source.close()  # wakes a capture thread waiting for the next live frame
+        for thread in self._threads:
+            thread.join(timeout=10.0)
+        self.stats.dropped = self.source.dropped
+        live_stats = getattr(self.source, "stats", None)
+        if live_stats is not None:
+            self.stats.counters = {k: v for k, v in vars(live_stats).items() if isinstance(v, int)}
+        self._close_owned()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,101 @@
+"""Per-stage latency: samples, percentiles, the end-of-run table and the ``--stats`` JSON.
+
+``--stats`` JSON schema (``"schema": "realtime-masking/stats/1"``)::
+
+    {
+      "schema": "realtime-masking/stats/1",
+      "source": "file:///clips/a.mp4",        # credentials redacted
+      "output": "file:///out.mp4",
+      "model": "mediapipe-selfie", "backend": "onnxruntime", "device": "cpu", "precision": "fp32",
+      "mode": "blur", "batch": 1,
+      "frames": 120,                  # frames written
+      "dropped": 0,                   # frames a live source dropped (consumer slower than the source)
+      "wall_s": 2.01, "throughput_fps": 59.7,
+      "stages": {                     # one entry per stage, in pipeline order
+        "capture":     {"count": 120, "mean_ms": .., "p50_ms": .., "p90_ms": .., "p99_ms": .., "max_ms": ..},
+        "preprocess":  {...}, "inference": {...}, "postprocess": {...}, "composite": {...}, "output": {...}
+      },
+      "end_to_end": {...}             # capture time -> frame written, same fields
+      "counters": {...}               # source counters (disconnects, reconnects, ...) where the source has them
+    }
+
+Stage times of a batched engine call are the batch's time divided by its frames.
+
+Example:
+    >>> summarise([1.0, 2.0, 3.0, 4.0])["p50_ms"]
+    2.5
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCHEMA = "realtime-masking/stats/1"
+STAGES = ("capture", "preprocess", "inference", "postprocess", "composite", "output")
+
+
+def summarise(samples_ms: list[float] | np.ndarray) -> dict[str, float]:
+    """count, mean, p50, p90, p99 and max of millisecond samples (linear-interpolated percentiles)."""
+    values = np.asarray(samples_ms, np.float64)
+    if values.size == 0:
+        return {"count": 0, "mean_ms": 0.0, "p50_ms": 0.0, "p90_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}
+    p50, p90, p99 = np.percentile(values, [50, 90, 99])
+    return {"count": int(values.size), "mean_ms": float(values.mean()), "p50_ms": float(p50), "p90_ms": float(p90),
+            "p99_ms": float(p99), "max_ms": float(values.max())}
+
+
+class RunStats:
+    """Collects each frame's stage times and end-to-end latency."""
+
+    def __init__(self, stages: tuple[str, ...] = STAGES) -> None:
+        self.stages = stages
+        self.samples: dict[str, list[float]] = {stage: [] for stage in stages}
+        self.end_to_end: list[float] = []
+        self.frames = 0
+        self.dropped = 0
+        self.wall_s = 0.0
+        self.counters: dict[str, int] = {}
+        self.info: dict[str, Any] = {}
+
+    def add(self, timings_ms: dict[str, float], end_to_end_ms: float) -> None:
+        """Record one written frame."""
+        for stage, value in timings_ms.items():
+            self.samples.setdefault(stage, []).append(value)
+        self.end_to_end.append(end_to_end_ms)
+        self.frames += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``--stats`` JSON document."""
+        return {
+            "schema": SCHEMA,
+            **self.info,
+            "frames": self.frames,
+            "dropped": self.dropped,
+            "wall_s": self.wall_s,
+            "throughput_fps": self.frames / self.wall_s if self.wall_s > 0 else 0.0,
+            "stages": {stage: summarise(values) for stage, values in self.samples.items()},
+            "end_to_end": summarise(self.end_to_end),
+            "counters": dict(self.counters),
+        }
+
+    def write_json(self, path: str | Path) -> None:
+        """Write :meth:`as_dict` as JSON."""
+        Path(path).write_text(json.dumps(self.as_dict(), indent=1) + "\n")
+
+    def table(self) -> str:
+        """The end-of-run table: one row per stage, then end-to-end latency and throughput."""
+        data = self.as_dict()
+        lines = [f"{'stage':<14}{'count':>7}{'mean':>9}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}  (ms)"]
+        rows = [*data["stages"].items(), ("end-to-end", data["end_to_end"])]
+        for name, s in rows:
+            lines.append(f"{name:<14}{s['count']:>7}{s['mean_ms']:>9.2f}{s['p50_ms']:>9.2f}{s['p90_ms']:>9.2f}"
+                         f"{s['p99_ms']:>9.2f}{s['max_ms']:>9.2f}")
+        lines.append(f"{data['frames']} frames in {data['wall_s']:.2f} s = {data['throughput_fps']:.1f} fps, "
+                     f"{data['dropped']} dropped")
+        if data["counters"]:
+            lines.append("source: " + ", ".join(f"{k} {v}" for k, v in data["counters"].items()))
+        return "\n".join(lines)
