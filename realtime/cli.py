@@ -16,6 +16,7 @@ import logging
 import sys
 import tomllib
 from collections.abc import Sequence
+from pathlib import Path
 
 from engines.errors import ConfigError, MaskingError
 from realtime.capture import FORMS_HELP as SOURCE_FORMS
@@ -127,7 +128,7 @@ def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | Non
     if not config_path:
         return args
     try:
-        data = tomllib.loads(open(config_path).read())
+        data = tomllib.loads(Path(config_path).read_text())
     except OSError as exc:
         raise ConfigError(f"cannot read config {config_path}: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:

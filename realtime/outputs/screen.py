@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import cv2
 import numpy as np
 
@@ -33,10 +35,8 @@ class DisplaySink(Sink):
             raise StopRequested
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(cv2.error):
             cv2.destroyWindow(self.title)
-        except cv2.error:
-            pass
 
 
 class NullSink(Sink):

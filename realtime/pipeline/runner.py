@@ -35,6 +35,7 @@ from realtime.capture import Source, SourceOptions, open_source, redact
 from realtime.compositor import Compositor, MaskPostprocessor, MaskSettings, make_compositor
 from realtime.frame import Frame
 from realtime.outputs import Sink, StopRequested, open_sink
+from realtime.outputs.files import VIDEO_CODECS
 from realtime.outputs.mask_archive import MaskArchive
 from realtime.outputs.paths import check_writable
 from realtime.pipeline.stats import RunStats
@@ -135,7 +136,7 @@ class Pipeline:
             self.postprocess = MaskPostprocessor(self.mask_settings)
             self.archive = self._own(MaskArchive(save_masks)) if save_masks else None
             self.metadata = self._own(MetadataWriter(metadata)) if metadata else None
-            if output is not None and not isinstance(output, Sink) and str(output).endswith(tuple([".mp4", ".avi", ".mkv", ".mov"])):
+            if isinstance(output, str) and Path(output).suffix.lower() in VIDEO_CODECS:
                 check_writable(output)  # fail before the model loads and the source opens
             self.engine = model if isinstance(model, Engine) else self._own(
                 engines.load(model, backend=backend, device=device, precision=precision, cache=cache))
