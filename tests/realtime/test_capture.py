@@ -1,0 +1,78 @@
+"""Source strings, the registry and the file/synthetic/sample sources."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from engines.errors import ConfigError, SourceError
+from realtime.capture import SourceNotFoundError, normalise_uri, open_source, redact
+from realtime.frame import Frame
+from tests.common import MEDIA, need_shared
+
+
+@pytest.mark.parametrize("text,uri", [
+    ("clip.mp4", "file://clip.mp4"), ("anim.gif", "file://anim.gif"), ("frames/*.png", "images://frames/*.png"),
+    ("still.jpg", "images://still.jpg"), ("0", "camera://0"), ("/dev/video2", "camera:///dev/video2"),
+    ("rtsp://h/x", "rtsp://h/x"), ("https://h/x.m3u8", "https://h/x.m3u8"), ("synthetic:", "synthetic://"),
+    ("synthetic:1280x720@60", "synthetic://1280x720@60"), ("sample:carphone", "sample://carphone"),
+])
+def test_normalise(text, uri):
+    assert normalise_uri(text) == uri
+
+
+def test_ambiguous_camera_index_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "1").write_bytes(b"")
+    with pytest.raises(SourceError, match="both a camera index and a file"):
+        normalise_uri("1")
+
+
+def test_redact():
+    assert redact("rtsp://u:p@h:554/a?b=1") == "rtsp://***@h:554/a?b=1"
+    assert redact("rtsp://h/a") == "rtsp://h/a"
+
+
+def test_video_file_frames_carry_index_and_timestamps():
+    need_shared()
+    with open_source(str(MEDIA / "carphone_pristine.mp4")) as source:
+        frames = list(source)
+    assert source.frame_count == len(frames) == 120 and abs(source.fps - 29.97) < 0.01
+    assert [f.index for f in frames] == list(range(120))
+    assert frames[30].source_ts == pytest.approx(30 / 29.97, abs=0.05)
+    assert all(a.capture_ts <= b.capture_ts for a, b in zip(frames, frames[1:], strict=False))
+
+
+def test_image_folder_and_glob(tmp_path):
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((8, 9, 3), i, np.uint8))
+    with open_source(str(tmp_path)) as source:
+        assert [int(f.bgr[0, 0, 0]) for f in source] == [0, 1, 2]
+    with open_source(str(tmp_path / "[12].png")) as source:
+        assert source.frame_count == 2
+    with pytest.raises(SourceNotFoundError, match="no images"):
+        open_source(str(tmp_path / "*.jpg"))
+
+
+def test_synthetic_is_deterministic_and_sized():
+    with open_source("synthetic:160x90@20?frames=3") as a, open_source("synthetic:160x90@20?frames=3") as b:
+        fa, fb = list(a), list(b)
+    assert len(fa) == 3 and fa[0].resolution_wh == (160, 90)
+    assert all(np.array_equal(x.bgr, y.bgr) for x, y in zip(fa, fb, strict=True))
+    assert not np.array_equal(fa[0].bgr, fa[2].bgr), "the pattern moves"
+    with pytest.raises(ConfigError):
+        open_source("synthetic:160x90@20?color=red")
+
+
+def test_sample_source_is_the_real_clip(model_cache):
+    need_shared()
+    with open_source("sample:carphone") as sample, open_source(str(MEDIA / "carphone_pristine.mp4")) as clip:
+        assert np.array_equal(next(iter(sample)).bgr, next(iter(clip)).bgr)
+    with pytest.raises(SourceError, match="unknown sample"):
+        open_source("sample:nothing")
+
+
+def test_frame_validation():
+    with pytest.raises(ValueError, match=r"uint8 HxWx3"):
+        Frame(0, np.zeros((4, 4), np.uint8), 0.0, 0.0)

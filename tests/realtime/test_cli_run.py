@@ -1,0 +1,44 @@
+"""``realtime-mask run`` bad inputs: one line on stderr, exit code 2, no traceback, nothing half-written."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.common import MEDIA, need_shared
+from tests.realtime.test_cli_models import assert_one_line_error, run_cli
+
+CASES = {
+    "missing-file": (["--source", "{d}/missing.mp4", "--output", "{d}/o.mp4"], ["missing.mp4 does not exist"]),
+    "unknown-scheme": (["--source", "foo://cam/1", "--output", "{d}/o.mp4"], ["unknown source scheme 'foo://'"]),
+    "unreadable-stream": (["--source", "rtsp://127.0.0.1:9/none", "--open-timeout", "1", "--output", "{d}/o.mp4"],
+                          ["cannot open rtsp://127.0.0.1:9/none within 1 s"]),
+    "credentials-redacted": (["--source", "rtsp://admin:hunter2@127.0.0.1:9/x", "--open-timeout", "1",
+                              "--output", "{d}/o.mp4"], ["rtsp://***@127.0.0.1:9/x"]),
+    "bad-mode": (["--source", "{clip}", "--mode", "sparkle", "--output", "{d}/o.mp4"], ["invalid choice: 'sparkle'"]),
+    "bad-threshold": (["--source", "{clip}", "--threshold", "1.5", "--output", "{d}/o.mp4"], ["threshold must be"]),
+    "bad-block": (["--source", "{clip}", "--mode", "pixelate", "--block", "1", "--output", "{d}/o.mp4"],
+                  ["pixelate block must be 2..512"]),
+    "bad-color": (["--source", "{clip}", "--mode", "fill", "--color", "red", "--output", "{d}/o.mp4"], ["colour must be"]),
+    "bad-synthetic": (["--source", "synthetic:big", "--output", "{d}/o.mp4"], ["synthetic:WIDTHxHEIGHT@FPS"]),
+    "unwritable-output": (["--source", "{clip}", "--output", "{d}/no/such/o.mp4"], ["folder", "does not exist"]),
+    "unknown-output": (["--source", "{clip}", "--output", "{d}/o.xyz"], ["cannot tell what output"]),
+    "replace-without-background": (["--source", "{clip}", "--mode", "replace", "--output", "{d}/o.mp4"],
+                                   ["mode replace needs a background"]),
+    "replace-missing-background": (["--source", "{clip}", "--mode", "replace", "--background", "{d}/none.png",
+                                    "--output", "{d}/o.mp4"], ["background", "none.png does not exist"]),
+    "cutout-bgra-to-mp4": (["--source", "{clip}", "--mode", "cutout", "--output", "{d}/o.mp4"], ["BGRA"]),
+    "option-of-other-mode": (["--source", "{clip}", "--mode", "blur", "--opacity", "0.3", "--output", "{d}/o.mp4"],
+                             ["--opacity is an option of mode overlay"]),
+    "missing-config": (["--config", "{d}/nope.toml"], ["cannot read config"]),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_run_bad_input(model_cache, tmp_path, name):
+    need_shared()
+    args, fragments = CASES[name]
+    filled = [a.format(d=tmp_path, clip=MEDIA / "carphone_pristine.mp4") for a in args]
+    result = run_cli("run", *filled)
+    assert_one_line_error(result, *fragments)
+    assert "hunter2" not in result.stderr
+    assert not (tmp_path / "o.mp4").exists()

@@ -1,0 +1,133 @@
+"""The CPU reference of each mode and of mask post-processing, checked against its written definition."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from engines.errors import ConfigError, InputShapeError
+from realtime.compositor import MODES, MaskPostprocessor, MaskSettings, make_compositor
+from realtime.compositor.modes import BlurCompositor, PixelateCompositor, blend
+
+
+@pytest.fixture
+def frame():
+    return np.random.default_rng(11).integers(1, 255, (97, 131, 3), np.uint8)  # odd size, never zeros
+
+
+def box_alpha(shape, y0, y1, x0, x1):
+    alpha = np.zeros(shape[:2], np.float32)
+    alpha[y0:y1, x0:x1] = 1.0
+    return alpha
+
+
+@pytest.mark.parametrize("box", [(10, 40, 20, 70), (0, 30, 0, 25), (60, 97, 100, 131), (0, 97, 0, 131)])
+def test_blur_in_box_equals_whole_frame_blur(frame, box):
+    blur = BlurCompositor(strength=6)
+    out = blur.composite(frame, box_alpha(frame.shape, *box))
+    y0, y1, x0, x1 = box
+    np.testing.assert_array_equal(out[y0:y1, x0:x1], blur.blur(frame)[y0:y1, x0:x1])
+    outside = box_alpha(frame.shape, *box) == 0
+    np.testing.assert_array_equal(out[outside], frame[outside])
+
+
+def test_pixelate_is_block_mean_anchored_at_origin(frame):
+    block = 16
+    out = PixelateCompositor(block).composite(frame, np.ones(frame.shape[:2], np.float32))
+    for by in range(0, frame.shape[0], block):
+        for bx in range(0, frame.shape[1], block):
+            cell = frame[by:by + block, bx:bx + block].reshape(-1, 3).astype(np.float64)
+            expected = np.floor(cell.mean(axis=0) + 0.5)
+            np.testing.assert_array_equal(out[by:by + block, bx:bx + block].reshape(-1, 3), np.tile(expected, (len(cell), 1)))
+
+
+def test_pixelate_partial_box_matches_full_frame(frame):
+    pixelate = PixelateCompositor(8)
+    full = pixelate.composite(frame, np.ones(frame.shape[:2], np.float32))
+    out = pixelate.composite(frame, box_alpha(frame.shape, 13, 50, 21, 90))
+    np.testing.assert_array_equal(out[13:50, 21:90], full[13:50, 21:90])
+
+
+def test_fill_overlay_cutout_mask_definitions(frame):
+    alpha = box_alpha(frame.shape, 5, 50, 5, 60)
+    inside = alpha == 1
+    fill = make_compositor("fill", color="#102030").composite(frame, alpha)
+    assert (fill[inside] == (0x30, 0x20, 0x10)).all()
+    overlay = make_compositor("overlay", color=(0, 255, 0), opacity=0.25).composite(frame, alpha)
+    expected = np.floor(0.75 * frame[inside].astype(np.float64) + 0.25 * np.array([0, 255, 0]) + 0.5)
+    assert np.abs(overlay[inside].astype(np.int32) - expected).max() <= 1
+    cutout = make_compositor("cutout").composite(frame, alpha)
+    assert cutout.shape == (*frame.shape[:2], 4)
+    np.testing.assert_array_equal(cutout[..., :3], frame)
+    assert (cutout[..., 3][inside] == 0).all() and (cutout[..., 3][~inside] == 255).all()
+    green = make_compositor("cutout", cutout_format="green").composite(frame, alpha)
+    assert (green[inside] == (0, 255, 0)).all()
+    mask = make_compositor("mask").composite(frame, alpha)
+    assert (mask[inside] == 255).all() and (mask[~inside] == 0).all()
+
+
+def test_replace_resizes_background(tmp_path, frame):
+    background = np.full((10, 20, 3), (1, 2, 3), np.uint8)
+    cv2.imwrite(str(tmp_path / "bg.png"), background)
+    alpha = box_alpha(frame.shape, 0, 97, 0, 60)
+    out = make_compositor("replace", background=str(tmp_path / "bg.png")).composite(frame, alpha)
+    assert (out[:, :60] == (1, 2, 3)).all()
+    np.testing.assert_array_equal(out[:, 60:], frame[:, 60:])
+
+
+def test_soft_blend_formula(frame):
+    effect = np.full_like(frame, 200)
+    alpha = np.random.default_rng(5).random(frame.shape[:2], np.float32)
+    expected = np.floor(alpha[..., None] * 200.0 + (1 - alpha[..., None]) * frame + 0.5)
+    assert np.abs(blend(frame, effect, alpha).astype(np.int32) - expected).max() <= 1
+
+
+def test_every_mode_is_listed_and_has_a_default_target():
+    assert set(MODES) == {"blur", "pixelate", "fill", "replace", "overlay", "cutout", "mask"}
+    assert MODES["replace"].default_target == "background" and MODES["blur"].default_target == "person"
+
+
+def test_mask_steps_threshold_target_dilate_feather():
+    probability = np.zeros((41, 41), np.float32)
+    probability[20, 20] = 0.9
+    binary = MaskPostprocessor(MaskSettings(dilate_px=5)).binary(probability)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11))
+    np.testing.assert_array_equal(binary[15:26, 15:26], disc)
+    assert binary.sum() == disc.sum()
+    inverted = MaskPostprocessor(MaskSettings(target="background"))(probability)
+    assert inverted[20, 20] == 0 and inverted.sum() == 41 * 41 - 1
+    feathered = MaskPostprocessor(MaskSettings(feather_px=2))(probability)
+    assert feathered[20, 20] == pytest.approx(1 / 25) and feathered[18, 18] == pytest.approx(1 / 25)
+    assert feathered[17, 20] == 0
+
+
+def test_temporal_ema_follows_the_formula():
+    rng = np.random.default_rng(3)
+    probabilities = [rng.random((8, 8), np.float32) for _ in range(6)]
+    post = MaskPostprocessor(MaskSettings(ema_alpha=0.3, threshold=0.5))
+    state = probabilities[0].astype(np.float64)
+    for i, p in enumerate(probabilities):
+        if i:
+            state = 0.3 * p + 0.7 * state
+        np.testing.assert_array_equal(post(p), (state >= 0.5).astype(np.float32))
+
+
+@pytest.mark.parametrize("kwargs", [{"threshold": 0}, {"threshold": 1}, {"dilate_px": -1}, {"feather_px": -2},
+                                    {"ema_alpha": 0}, {"ema_alpha": 1.5}, {"target": "car"}])
+def test_bad_mask_settings(kwargs):
+    with pytest.raises(ConfigError):
+        MaskSettings(**kwargs)
+
+
+@pytest.mark.parametrize("mode,kwargs", [("blur", {"strength": 0}), ("pixelate", {"block": 1}), ("fill", {"color": "1,2"}),
+                                         ("overlay", {"opacity": 0}), ("cutout", {"cutout_format": "png"}),
+                                         ("replace", {}), ("blur", {"radius": 3}), ("sparkle", {})])
+def test_bad_mode_options(mode, kwargs):
+    with pytest.raises(ConfigError):
+        make_compositor(mode, **kwargs)
+
+
+def test_frame_and_alpha_shapes_are_checked(frame):
+    with pytest.raises(InputShapeError, match="alpha must be float32"):
+        make_compositor("fill").composite(frame, np.zeros((5, 5), np.float32))

@@ -1,0 +1,228 @@
+"""The pipeline end to end on real clips: outputs, every mode, side outputs, stats, live drops, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+import engines
+from realtime.capture import SourceOptions
+from realtime.cli import main
+from realtime.compositor import MODES, MaskPostprocessor, MaskSettings
+from realtime.pipeline import STAGES, Pipeline
+from tests.common import MEDIA, need_shared
+
+GIF = "head-pose-face-detection-female-and-male.gif"
+
+
+def decode(path, limit=None):
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while limit is None or len(frames) < limit:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    return frames
+
+
+@pytest.fixture(scope="module")
+def engine(model_cache):
+    with engines.load("mediapipe-selfie") as loaded:
+        yield loaded
+
+
+def test_blur_run_keeps_pixels_outside_the_dilated_mask(model_cache, tmp_path):
+    need_shared()
+    frames_dir, masks = tmp_path / "frames", tmp_path / "masks.npz"
+    assert main(["run", "--source", str(MEDIA / GIF), "--mode", "blur", "--dilate", "4", "--output", f"{frames_dir}/",
+                 "--save-masks", str(masks)]) == 0
+    source = decode(MEDIA / GIF)
+    written = sorted(frames_dir.glob("*.png"))
+    assert len(written) == len(source) == 56
+    probabilities = np.load(masks)["masks"]
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
+    changed_inside = 0
+    for index, (path, original) in enumerate(zip(written, source, strict=True)):
+        out = cv2.imread(str(path))
+        assert out.shape == original.shape
+        # the saved probability is round(255 p): 0.5 sits at 127.5, so leave the boundary pixels out of "outside"
+        region = cv2.dilate((probabilities[index] >= 127).astype(np.uint8), disc).astype(bool)
+        np.testing.assert_array_equal(out[~region], original[~region])
+        certain = cv2.erode((probabilities[index] >= 200).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        if certain.any():
+            changed_inside += int((out[certain] != original[certain]).any(axis=1).mean() > 0.9)
+    assert changed_inside >= 50, "inside the mask the pixels must differ on nearly every frame"
+
+
+def test_blur_run_to_mp4_has_same_count_and_size(model_cache, tmp_path):
+    need_shared()
+    out = tmp_path / "out.mp4"
+    assert main(["run", "--source", str(MEDIA / GIF), "--output", str(out)]) == 0
+    frames = decode(out)
+    assert len(frames) == 56 and frames[0].shape == (270, 480, 3)
+
+
+MODE_CASES = [
+    ("blur", {"strength": 4}, MaskSettings()),
+    ("blur", {}, MaskSettings(dilate_px=6, feather_px=3)),
+    ("pixelate", {"block": 8}, MaskSettings(threshold=0.3)),
+    ("fill", {"color": "#ff0000"}, MaskSettings(ema_alpha=0.5)),
+    ("replace", {}, MaskSettings(target="background", feather_px=2)),
+    ("overlay", {"color": "0,0,255", "opacity": 0.7}, MaskSettings()),
+    ("cutout", {"cutout_format": "green"}, MaskSettings(target="background")),
+    ("cutout", {}, MaskSettings(target="background")),
+    ("mask", {}, MaskSettings(target="person", dilate_px=2)),
+]
+
+
+@pytest.mark.parametrize("mode,options,settings", MODE_CASES, ids=[f"{m}-{i}" for i, (m, _, _) in enumerate(MODE_CASES)])
+def test_every_mode_and_option_on_a_real_clip(engine, tmp_path, mode, options, settings):
+    need_shared()
+    if mode == "replace":
+        cv2.imwrite(str(tmp_path / "bg.png"), np.full((50, 80, 3), (10, 200, 30), np.uint8))
+        options = {"background": str(tmp_path / "bg.png")}
+    post = MaskPostprocessor(settings)
+    compositor = MODES[mode](**options)
+    with Pipeline(str(MEDIA / "carphone_pristine.mp4"), engine, mode, f"{tmp_path}/out/", mask=settings,
+                  mode_options=options, max_frames=8) as pipeline:
+        results = list(pipeline)
+    assert [r.frame.index for r in results] == list(range(8))
+    for result in results:
+        expected_alpha = post(result.probability)
+        np.testing.assert_array_equal(result.alpha, expected_alpha)
+        np.testing.assert_array_equal(result.image, compositor.composite(result.frame.bgr, expected_alpha))
+        assert result.image.shape[:2] == (144, 176)
+        assert set(result.timings_ms) == set(STAGES)
+    assert len(list((tmp_path / "out").glob("*.png"))) == 8
+    assert any(r.coverage > 0 for r in results)
+
+
+def test_target_background_inverts(engine):
+    need_shared()
+    clip = str(MEDIA / "carphone_pristine.mp4")
+    person = list(Pipeline(clip, engine, "mask", mask=MaskSettings(target="person"), max_frames=5))
+    background = list(Pipeline(clip, engine, "mask", mask=MaskSettings(target="background"), max_frames=5))
+    for a, b in zip(person, background, strict=True):
+        np.testing.assert_array_equal(a.alpha + b.alpha, np.ones_like(a.alpha))
+        assert a.alpha.any() and b.alpha.any()
+
+
+def test_temporal_smoothing_changes_masks_only_by_the_ema(engine):
+    need_shared()
+    clip = str(MEDIA / GIF)
+    smooth = list(Pipeline(clip, engine, "mask", mask=MaskSettings(ema_alpha=0.25), max_frames=40))
+    raw = list(Pipeline(clip, engine, "mask", max_frames=40))
+    state = None
+    differs = 0
+    for s, r in zip(smooth, raw, strict=True):
+        np.testing.assert_array_equal(s.probability, r.probability)  # smoothing never touches the raw probability
+        p = s.probability.astype(np.float64)
+        state = p if state is None else 0.25 * p + 0.75 * state
+        expected = (state >= 0.5).astype(np.float32)
+        assert np.mean(s.alpha != expected) < 1e-4  # float32 vs float64 rounding at the threshold only
+        differs += int((s.alpha != r.alpha).any())
+    assert differs > 10
+
+
+def test_save_masks_equals_masks_command(model_cache, tmp_path):
+    need_shared()
+    clip = str(MEDIA / "carphone_pristine.mp4")
+    assert main(["run", "--source", clip, "--output", "null", "--save-masks", str(tmp_path / "run.npz"),
+                 "--batch", "3"]) == 0
+    assert main(["masks", clip, "--out", str(tmp_path / "masks.npz")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "run.npz")["masks"], np.load(tmp_path / "masks.npz")["masks"])
+
+
+def test_stats_json_and_metadata(model_cache, tmp_path):
+    need_shared()
+    stats, meta = tmp_path / "stats.json", tmp_path / "meta.jsonl"
+    assert main(["run", "--source", str(MEDIA / GIF), "--output", "null", "--stats", str(stats), "--metadata", str(meta),
+                 "--max-frames", "30"]) == 0
+    data = json.loads(stats.read_text())
+    assert data["schema"] == "realtime-masking/stats/1" and data["frames"] == 30
+    assert list(data["stages"]) == list(STAGES)
+    for summary in [*data["stages"].values(), data["end_to_end"]]:
+        assert summary["count"] == 30
+        assert 0 <= summary["p50_ms"] <= summary["p90_ms"] <= summary["p99_ms"] <= summary["max_ms"]
+    lines = [json.loads(line) for line in meta.read_text().splitlines()]
+    assert [line["index"] for line in lines] == list(range(30))
+    for line in lines:
+        assert set(line["ms"]) == set(STAGES)
+        assert sum(line["ms"].values()) <= line["end_to_end_ms"] + 1e-3
+        assert 0.0 <= line["coverage"] <= 1.0
+
+
+def test_live_source_faster_than_engine_drops_and_stays_fresh(engine):
+    # 200 fps camera stand-in; the CPU engine manages far fewer, so frames must be dropped, not queued.
+    with Pipeline("synthetic:640x360@200?live=1&frames=600", engine, "blur") as pipeline:
+        results = list(pipeline)
+    dropped = pipeline.stats.dropped
+    assert dropped > 100 and len(results) + dropped <= 600
+    ages = np.array([r.end_to_end_ms for r in results])
+    assert ages.max() < 400, f"output age must stay bounded, max {ages.max():.0f} ms"
+    tail, head = ages[-len(ages) // 3:], ages[: len(ages) // 3]
+    assert tail.mean() < head.mean() + 50, "latency must not build up"
+    indices = [r.frame.index for r in results]
+    assert indices == sorted(indices) and len(set(indices)) == len(indices)
+
+
+def test_ctrl_c_leaves_a_playable_file_with_every_frame_so_far(model_cache, tmp_path):
+    need_shared()
+    out, meta = tmp_path / "out.mp4", tmp_path / "meta.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "realtime.cli", "run", "--source", str(MEDIA / "one-by-one-person-detection.mp4"),
+         "--output", str(out), "--metadata", str(meta), "--realtime"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not meta.exists() or len(meta.read_text().splitlines()) < 20):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    written = len(meta.read_text().splitlines())
+    frames = decode(out)
+    assert written >= 20 and len(frames) == written
+    assert frames[0].shape == (432, 768, 3)
+
+
+def test_config_file_with_flag_override(model_cache, tmp_path):
+    need_shared()
+    config = tmp_path / "run.toml"
+    config.write_text(f'source = "{MEDIA / "carphone_pristine.mp4"}"\noutput = "null"\nmode = "pixelate"\n'
+                      f'block = 12\nmax-frames = 5\nstats = "{tmp_path / "s.json"}"\n')
+    assert main(["run", "--config", str(config)]) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["mode"] == "pixelate"
+    assert main(["run", "--config", str(config), "--mode", "fill", "--max-frames", "3"]) != 0  # block belongs to pixelate
+    config.write_text(config.read_text().replace("block = 12\n", ""))
+    assert main(["run", "--config", str(config), "--mode", "fill", "--max-frames", "3"]) == 0
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert data["mode"] == "fill" and data["frames"] == 3
+
+
+def test_python_api_close_stops_cleanly(engine):
+    pipeline = Pipeline("synthetic:320x180@30", engine, "fill", "null")
+    seen = 0
+    for _ in pipeline:
+        seen += 1
+        if seen == 5:
+            pipeline.close()
+            break
+    assert seen == 5 and pipeline.sink.frames_written == 5
+
+
+def test_file_realtime_pacing(engine):
+    need_shared()
+    start = time.monotonic()
+    results = list(Pipeline(str(MEDIA / "one-by-one-person-detection.mp4"), engine, "fill",
+                            source_options=SourceOptions(realtime=True), max_frames=15))
+    assert len(results) == 15
+    assert time.monotonic() - start >= 1.3  # 15 frames at the file's 10 fps
