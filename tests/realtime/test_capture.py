@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import cv2
 import numpy as np
 import pytest
@@ -41,7 +43,7 @@ def test_video_file_frames_carry_index_and_timestamps():
     assert source.frame_count == len(frames) == 120 and abs(source.fps - 29.97) < 0.01
     assert [f.index for f in frames] == list(range(120))
     assert frames[30].source_ts == pytest.approx(30 / 29.97, abs=0.05)
-    assert all(a.capture_ts <= b.capture_ts for a, b in zip(frames, frames[1:], strict=False))
+    assert all(a.capture_ts <= b.capture_ts for a, b in itertools.pairwise(frames))
 
 
 def test_image_folder_and_glob(tmp_path):
