@@ -20,7 +20,8 @@ from realtime.pipeline import Pipeline
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clip", default=str(Path(__file__).resolve().parents[2] / "shared/media/one-by-one-person-detection.mp4"))
+    shared = Path(__file__).resolve().parents[2] / "shared"
+    parser.add_argument("--clip", default=str(shared / "media/one-by-one-person-detection.mp4"))
     parser.add_argument("--mode", default="blur")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--backend", default="onnxruntime")

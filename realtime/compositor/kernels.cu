@@ -1,0 +1,287 @@
+// CUDA kernels of the mask compositor. Each reproduces a CPU reference in the Python package:
+//   preprocess            engines/preprocess.py           (MediaPipe warp or bilinear resize, [0,1], mean/std, NCHW)
+//   mask_from_probability realtime/compositor/masks.py    (bilinear upsample, EMA, threshold, target)
+//   row_prefix+dilate     realtime/compositor/masks.py    (disc dilation, OpenCV's MORPH_ELLIPSE rows)
+//   feather_h/feather_v   realtime/compositor/masks.py    (box mean, replicated border)
+//   box_h_u8/box_v_u8     realtime/compositor/modes.py    (blur: box mean, reflect-101, uint8 rounding per pass)
+//   composite_*           realtime/compositor/modes.py    (out = round(alpha * effect + (1 - alpha) * frame))
+// Frames are contiguous uint8 HWC BGR; masks and alphas are contiguous float32 / uint8 HxW.
+// Compiled at first use with NVRTC (realtime/compositor/cuda.py); every kernel is extern "C".
+
+typedef unsigned char u8;
+
+__device__ __forceinline__ u8 to_u8(float v) {
+    v = fminf(fmaxf(v, 0.0f), 255.0f);
+    return (u8)__float2int_rn(v);
+}
+
+__device__ __forceinline__ int reflect101(int i, int n) {
+    if (n == 1) return 0;
+    while (i < 0 || i >= n) {
+        if (i < 0) i = -i;
+        if (i >= n) i = 2 * n - 2 - i;
+    }
+    return i;
+}
+
+__device__ __forceinline__ int clampi(int i, int lo, int hi) { return i < lo ? lo : (i > hi ? hi : i); }
+
+// ---------------------------------------------------------------------------------------------
+// Preprocessing: one uint8 BGR frame -> one float32 NCHW model input (written at `out`).
+// mediapipe=1: x_src = x * W / w (corner-aligned warp), pixels outside the frame count as 0, the
+//              warped value is rounded to uint8 first (MediaPipe warps uint8, then scales).
+// mediapipe=0: OpenCV INTER_LINEAR resize (half-pixel centres, clamped).
+extern "C" __global__ void preprocess(const u8* frame, int H, int W, float* out, int h, int w, int mediapipe,
+                                      int swap_rb, float m0, float m1, float m2, float s0, float s1, float s2) {
+    int x = blockIdx.x * blockDim.x + threadIdx.x;
+    int y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= w || y >= h) return;
+    float sx, sy;
+    if (mediapipe) {
+        sx = x * ((float)W / (float)w);
+        sy = y * ((float)H / (float)h);
+    } else {
+        sx = fmaxf((x + 0.5f) * ((float)W / (float)w) - 0.5f, 0.0f);
+        sy = fmaxf((y + 0.5f) * ((float)H / (float)h) - 0.5f, 0.0f);
+    }
+    int x0 = (int)floorf(sx), y0 = (int)floorf(sy);
+    float fx = sx - x0, fy = sy - y0;
+    float mean[3] = {m0, m1, m2}, inv_std[3] = {1.0f / s0, 1.0f / s1, 1.0f / s2};
+    for (int k = 0; k < 3; ++k) {
+        int c = swap_rb ? 2 - k : k;
+        float v = 0.0f;
+        for (int dy = 0; dy < 2; ++dy) {
+            for (int dx = 0; dx < 2; ++dx) {
+                int xx = x0 + dx, yy = y0 + dy;
+                float weight = (dx ? fx : 1.0f - fx) * (dy ? fy : 1.0f - fy);
+                if (mediapipe) {
+                    if (xx < 0 || yy < 0 || xx >= W || yy >= H) continue;  // BORDER_CONSTANT 0
+                } else {
+                    xx = clampi(xx, 0, W - 1);
+                    yy = clampi(yy, 0, H - 1);
+                }
+                v += weight * frame[(yy * W + xx) * 3 + c];
+            }
+        }
+        float scaled = (float)to_u8(v) * (1.0f / 255.0f);
+        out[(k * h + y) * w + x] = (scaled - mean[k]) * inv_std[k];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model probability (h x w) -> frame-size probability, moving average, threshold and target.
+// Upsampling is OpenCV's INTER_LINEAR (half-pixel centres, clamped). `state` holds the moving
+// average (used when ema_alpha < 1; has_state = 0 on the first frame). `probability_out` (may be
+// null) receives the raw upsampled probability.
+extern "C" __global__ void mask_from_probability(const float* prob, int h, int w, int H, int W, float* state,
+                                                 float ema_alpha, int has_state, float threshold, int invert,
+                                                 u8* binary, float* probability_out) {
+    int x = blockIdx.x * blockDim.x + threadIdx.x;
+    int y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= W || y >= H) return;
+    float sx = fmaxf((x + 0.5f) * ((float)w / (float)W) - 0.5f, 0.0f);
+    float sy = fmaxf((y + 0.5f) * ((float)h / (float)H) - 0.5f, 0.0f);
+    int x0 = min((int)floorf(sx), w - 1), y0 = min((int)floorf(sy), h - 1);
+    int x1 = min(x0 + 1, w - 1), y1 = min(y0 + 1, h - 1);
+    float fx = sx - x0, fy = sy - y0;
+    if (x0 == w - 1) fx = 0.0f;
+    if (y0 == h - 1) fy = 0.0f;
+    float top = prob[y0 * w + x0] * (1.0f - fx) + prob[y0 * w + x1] * fx;
+    float bottom = prob[y1 * w + x0] * (1.0f - fx) + prob[y1 * w + x1] * fx;
+    float p = top * (1.0f - fy) + bottom * fy;
+    int i = y * W + x;
+    if (probability_out) probability_out[i] = p;
+    float s = p;
+    if (ema_alpha < 1.0f) {
+        if (has_state) s = ema_alpha * p + (1.0f - ema_alpha) * state[i];
+        state[i] = s;
+    }
+    binary[i] = (u8)((s >= threshold) != (invert != 0));
+}
+
+// Row prefix sums of a binary mask: prefix[y * (W + 1) + x] = sum(binary[y, 0:x]). One thread per row.
+extern "C" __global__ void row_prefix(const u8* binary, int H, int W, int* prefix) {
+    int y = blockIdx.x * blockDim.x + threadIdx.x;
+    if (y >= H) return;
+    int sum = 0;
+    prefix[y * (W + 1)] = 0;
+    for (int x = 0; x < W; ++x) {
+        sum += binary[y * W + x];
+        prefix[y * (W + 1) + x + 1] = sum;
+    }
+}
+
+// Dilation by OpenCV's elliptic structuring element of radius r: row dy of the element covers
+// columns [-halfwidth[dy + r], +halfwidth[dy + r]] (halfwidth < 0: empty row). Outside the frame
+// counts as unmasked (cv2.dilate's default border).
+extern "C" __global__ void dilate(const int* prefix, int H, int W, const int* halfwidth, int r, u8* out) {
+    int x = blockIdx.x * blockDim.x + threadIdx.x;
+    int y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= W || y >= H) return;
+    u8 hit = 0;
+    for (int dy = -r; dy <= r && !hit; ++dy) {
+        int yy = y + dy, half = halfwidth[dy + r];
+        if (yy < 0 || yy >= H || half < 0) continue;
+        int lo = max(x - half, 0), hi = min(x + half + 1, W);
+        hit = prefix[yy * (W + 1) + hi] - prefix[yy * (W + 1) + lo] > 0;
+    }
+    out[y * W + x] = hit;
+}
+
+// Binary mask -> float alpha without feathering.
+extern "C" __global__ void binary_to_alpha(const u8* binary, int n, float* alpha) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) alpha[i] = (float)binary[i];
+}
+
+// Feather: (2f+1) x (2f+1) box mean of the binary mask, replicated border. Horizontal pass...
+extern "C" __global__ void feather_h(const u8* binary, int H, int W, int f, float* tmp) {
+    int x = blockIdx.x * blockDim.x + threadIdx.x;
+    int y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= W || y >= H) return;
+    int sum = 0;
+    for (int d = -f; d <= f; ++d) sum += binary[y * W + clampi(x + d, 0, W - 1)];
+    tmp[y * W + x] = (float)sum;
+}
+
+// ... then vertical pass and normalisation.
+extern "C" __global__ void feather_v(const float* tmp, int H, int W, int f, float* alpha) {
+    int x = blockIdx.x * blockDim.x + threadIdx.x;
+    int y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= W || y >= H) return;
+    float sum = 0.0f;
+    for (int d = -f; d <= f; ++d) sum += tmp[clampi(y + d, 0, H - 1) * W + x];
+    float k = (float)(2 * f + 1);
+    alpha[y * W + x] = sum / (k * k);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Blur: one (2r+1)^2 box-mean pass on a uint8 BGR image, reflect-101 border, split in a horizontal
+// integer sum and a vertical sum rounded back to uint8 (run twice for the tent blur).
+extern "C" __global__ void box_h_u8(const u8* src, int H, int W, int r, int* sums) {
+    int x = blockIdx.x * blockDim.x + threadIdx.x;
+    int y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= W || y >= H) return;
+    int s0 = 0, s1 = 0, s2 = 0;
+    for (int d = -r; d <= r; ++d) {
+        const u8* p = src + (y * W + reflect101(x + d, W)) * 3;
+        s0 += p[0];
+        s1 += p[1];
+        s2 += p[2];
+    }
+    int* o = sums + (y * W + x) * 3;
+    o[0] = s0;
+    o[1] = s1;
+    o[2] = s2;
+}
+
+extern "C" __global__ void box_v_u8(const int* sums, int H, int W, int r, u8* dst) {
+    int x = blockIdx.x * blockDim.x + threadIdx.x;
+    int y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= W || y >= H) return;
+    int s0 = 0, s1 = 0, s2 = 0;
+    for (int d = -r; d <= r; ++d) {
+        const int* p = sums + (reflect101(y + d, H) * W + x) * 3;
+        s0 += p[0];
+        s1 += p[1];
+        s2 += p[2];
+    }
+    float scale = 1.0f / (float)((2 * r + 1) * (2 * r + 1));
+    u8* o = dst + (y * W + x) * 3;
+    o[0] = to_u8(s0 * scale);
+    o[1] = to_u8(s1 * scale);
+    o[2] = to_u8(s2 * scale);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Composites: the frame is read once and the output written once.
+__device__ __forceinline__ void blend_pixel(const u8* f, const float e0, const float e1, const float e2, float a, u8* o) {
+    o[0] = to_u8(a * e0 + (1.0f - a) * f[0]);
+    o[1] = to_u8(a * e1 + (1.0f - a) * f[1]);
+    o[2] = to_u8(a * e2 + (1.0f - a) * f[2]);
+}
+
+// An effect image of the frame's size (blur result, resized background).
+extern "C" __global__ void composite_image(const u8* frame, const u8* effect, const float* alpha, int H, int W, u8* out) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= H * W) return;
+    const u8* e = effect + i * 3;
+    blend_pixel(frame + i * 3, e[0], e[1], e[2], alpha[i], out + i * 3);
+}
+
+// fill (opacity = 1) and overlay (tint = round((1 - opacity) * frame + opacity * colour)).
+extern "C" __global__ void composite_color(const u8* frame, const float* alpha, int H, int W, float c0, float c1,
+                                          float c2, float opacity, u8* out) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= H * W) return;
+    const u8* f = frame + i * 3;
+    float e0 = c0, e1 = c1, e2 = c2;
+    if (opacity < 1.0f) {
+        e0 = (float)to_u8((1.0f - opacity) * f[0] + opacity * c0);
+        e1 = (float)to_u8((1.0f - opacity) * f[1] + opacity * c1);
+        e2 = (float)to_u8((1.0f - opacity) * f[2] + opacity * c2);
+    }
+    blend_pixel(f, e0, e1, e2, alpha[i], out + i * 3);
+}
+
+// Pixelate, step 1: the mean of each B x B block (partial blocks at the right/bottom edges),
+// floor(sum / count + 0.5). One thread per block and channel.
+extern "C" __global__ void pixelate_means(const u8* frame, int H, int W, int block, u8* means, int blocks_w, int blocks_h) {
+    int bx = blockIdx.x * blockDim.x + threadIdx.x;
+    int by = blockIdx.y * blockDim.y + threadIdx.y;
+    int c = blockIdx.z;
+    if (bx >= blocks_w || by >= blocks_h) return;
+    int x0 = bx * block, y0 = by * block, x1 = min(x0 + block, W), y1 = min(y0 + block, H);
+    unsigned int sum = 0;
+    for (int y = y0; y < y1; ++y)
+        for (int x = x0; x < x1; ++x) sum += frame[(y * W + x) * 3 + c];
+    unsigned int count = (unsigned int)((x1 - x0) * (y1 - y0));
+    means[(by * blocks_w + bx) * 3 + c] = (u8)((2 * sum + count) / (2 * count));
+}
+
+// Pixelate, step 2: blend each pixel with its block's mean.
+extern "C" __global__ void composite_pixelate(const u8* frame, const u8* means, int blocks_w, int block,
+                                             const float* alpha, int H, int W, u8* out) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= H * W) return;
+    int y = i / W, x = i - y * W;
+    const u8* m = means + ((y / block) * blocks_w + x / block) * 3;
+    blend_pixel(frame + i * 3, m[0], m[1], m[2], alpha[i], out + i * 3);
+}
+
+// Cutout (bgra): the frame plus an alpha channel round(255 * (1 - alpha)).
+extern "C" __global__ void cutout_bgra(const u8* frame, const float* alpha, int H, int W, u8* out) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= H * W) return;
+    out[i * 4 + 0] = frame[i * 3 + 0];
+    out[i * 4 + 1] = frame[i * 3 + 1];
+    out[i * 4 + 2] = frame[i * 3 + 2];
+    out[i * 4 + 3] = to_u8(255.0f * (1.0f - alpha[i]));
+}
+
+// Mask: the alpha as a grey BGR image.
+extern "C" __global__ void mask_grey(const float* alpha, int H, int W, u8* out) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= H * W) return;
+    u8 v = to_u8(255.0f * alpha[i]);
+    out[i * 3 + 0] = v;
+    out[i * 3 + 1] = v;
+    out[i * 3 + 2] = v;
+}
+
+// Replace: a background resized to the frame with OpenCV's INTER_LINEAR (half-pixel, clamped).
+extern "C" __global__ void resize_u8(const u8* src, int sh, int sw, u8* dst, int H, int W) {
+    int x = blockIdx.x * blockDim.x + threadIdx.x;
+    int y = blockIdx.y * blockDim.y + threadIdx.y;
+    if (x >= W || y >= H) return;
+    float sx = fmaxf((x + 0.5f) * ((float)sw / (float)W) - 0.5f, 0.0f);
+    float sy = fmaxf((y + 0.5f) * ((float)sh / (float)H) - 0.5f, 0.0f);
+    int x0 = min((int)floorf(sx), sw - 1), y0 = min((int)floorf(sy), sh - 1);
+    int x1 = min(x0 + 1, sw - 1), y1 = min(y0 + 1, sh - 1);
+    float fx = x0 == sw - 1 ? 0.0f : sx - x0, fy = y0 == sh - 1 ? 0.0f : sy - y0;
+    for (int c = 0; c < 3; ++c) {
+        float top = src[(y0 * sw + x0) * 3 + c] * (1.0f - fx) + src[(y0 * sw + x1) * 3 + c] * fx;
+        float bottom = src[(y1 * sw + x0) * 3 + c] * (1.0f - fx) + src[(y1 * sw + x1) * 3 + c] * fx;
+        dst[(y * W + x) * 3 + c] = to_u8(top * (1.0f - fy) + bottom * fy);
+    }
+}
