@@ -25,7 +25,7 @@ from engines.backends.base import Engine
 from engines.errors import BackendError, ConfigError, ModelFormatError, ModelNotFoundError
 from engines.spec import ModelSpec, load_spec_file
 
-BACKENDS = ("onnxruntime", "torch")
+BACKENDS = ("onnxruntime", "torch", "tensorrt")
 PRECISIONS = ("fp32", "fp16")
 URL_SCHEMES = ("http://", "https://", "file://")
 
@@ -179,10 +179,17 @@ def _load_torch(model: ResolvedModel, device: str, precision: str) -> Engine:
     return TorchEngine(model.torch_module, model.spec, model.name, device, precision)
 
 
-# The TensorRT backend registers itself here when it lands (GPU issue).
+def _load_tensorrt(model: ResolvedModel, device: str, precision: str) -> Engine:
+    from engines.backends.tensorrt_backend import TensorRTEngine
+
+    return TensorRTEngine(model.onnx_path(precision), model.spec, model.name, device, precision,
+                          cache_dir=model.cache / "tensorrt", progress=True)
+
+
 BACKEND_LOADERS: dict[str, Callable[[ResolvedModel, str, str], Engine]] = {
     "onnxruntime": _load_onnxruntime,
     "torch": _load_torch,
+    "tensorrt": _load_tensorrt,
 }
 
 

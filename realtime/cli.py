@@ -20,7 +20,7 @@ from pathlib import Path
 
 from engines.errors import ConfigError, MaskingError
 from realtime.capture import FORMS_HELP as SOURCE_FORMS
-from realtime.commands import masks_command, models_command, run_command
+from realtime.commands import build_engine_command, masks_command, models_command, run_command
 from realtime.compositor import MODES
 from realtime.outputs import FORMS_HELP as SINK_FORMS
 
@@ -38,7 +38,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", default="mediapipe-selfie",
                        help="built-in name, .tflite/.onnx file, .toml model spec, or URL (default: %(default)s)")
     group.add_argument("--model-sha256", help="expected sha256 of the model file (required for a URL)")
-    group.add_argument("--backend", choices=["onnxruntime", "torch"], default="onnxruntime",
+    group.add_argument("--backend", choices=["onnxruntime", "torch", "tensorrt"], default="onnxruntime",
                        help="inference backend (default: %(default)s)")
     group.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
     group.add_argument("--precision", choices=["fp32", "fp16"], default="fp32", help="(default: %(default)s)")
@@ -82,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     masks.add_argument("--max-frames", type=int, help="stop after this many frames")
     add_model_options(masks)
     masks.set_defaults(handler=masks_command)
+
+    build = commands.add_parser("build-engine", help="build (and cache) a TensorRT engine ahead of time")
+    build.add_argument("model", help="built-in name, .tflite/.onnx file or .toml spec")
+    build.add_argument("--fp16", action="store_true", help="build from the FP16 ONNX (FP32 inputs/outputs)")
+    build.add_argument("--batch", type=int, default=1, help="the batch the engine is tuned for (default: 1)")
+    build.add_argument("--max-batch", type=int, default=16, help="largest batch it accepts (default: 16)")
+    build.add_argument("--device", default="cuda", help="cuda or cuda:N")
+    build.set_defaults(handler=build_engine_command)
 
     run = commands.add_parser(
         "run", help="mask a source into an output (capture -> engine -> compositor -> sink)",
