@@ -52,6 +52,7 @@ class VideoFileSource(Source):
         start = time.monotonic()
         period = 1.0 / self.fps if self.fps > 0 else 0.0
         while self.capture is not None:
+            started = time.monotonic()  # the capture time: decoding is part of the frame's latency
             ok, bgr = self.capture.read()
             if not ok:
                 if index == 0:
@@ -61,8 +62,9 @@ class VideoFileSource(Source):
                 delay = start + index * period - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
+                    started = time.monotonic()  # a paced frame is captured when it is released
             position = self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-            yield Frame(index, bgr, position if position > 0 else index * period, time.monotonic())
+            yield Frame(index, bgr, position if position > 0 else index * period, started)
             index += 1
 
     def close(self) -> None:
@@ -98,7 +100,8 @@ class ImageFolderSource(Source):
     def __iter__(self) -> Iterator[Frame]:
         period = 1.0 / self.fps if self.fps > 0 else 0.0
         for index, path in enumerate(self.paths):
+            started = time.monotonic()
             bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if bgr is None:
                 raise SourceError(f"cannot decode image {path}; remove it or convert it to PNG/JPEG")
-            yield Frame(index, bgr, index * period, time.monotonic())
+            yield Frame(index, bgr, index * period, started)

@@ -84,7 +84,8 @@ class SyntheticSource(Source):
                 delay = start + index / self.fps - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-            yield Frame(index, render(index, self.width, self.height, self.fps), index / self.fps, time.monotonic())
+            started = time.monotonic()
+            yield Frame(index, render(index, self.width, self.height, self.fps), index / self.fps, started)
             index += 1
 
 

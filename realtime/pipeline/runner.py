@@ -195,12 +195,14 @@ class Pipeline:
         frames = iter(self.source)
         count = 0
         while not self._stop.is_set():
-            start = time.perf_counter()
             try:
                 frame = next(frames)
             except StopIteration:
                 break
-            if not self._put(self._frames, (frame, (time.perf_counter() - start) * 1000.0)):
+            # capture = from the frame's capture time until the pipeline holds it: the decode for files,
+            # the wait since arrival for live sources. Every stage lies inside the end-to-end interval.
+            capture_ms = max(time.monotonic() - frame.capture_ts, 0.0) * 1000.0
+            if not self._put(self._frames, (frame, capture_ms)):
                 return
             count += 1
             if self.max_frames is not None and count >= self.max_frames:

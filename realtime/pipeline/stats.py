@@ -19,7 +19,10 @@
       "counters": {...}               # source counters (disconnects, reconnects, ...) where the source has them
     }
 
-Stage times of a batched engine call are the batch's time divided by its frames.
+Stage times of a batched engine call are the batch's time divided by its frames. ``capture`` runs
+from the frame's capture time (files: the start of its decode; live sources: its arrival) until the
+pipeline holds it; every stage lies inside the end-to-end interval, so per frame the stages add up
+to at most the end-to-end latency (the rest is time spent waiting in queues).
 
 Example:
     >>> summarise([1.0, 2.0, 3.0, 4.0])["p50_ms"]
