@@ -54,16 +54,18 @@ class Result:
 
     Attributes:
         frame: the input frame (index, timestamps, BGR pixels).
-        probability: raw model probability, float32 HxW at the frame's resolution.
-        alpha: the compositing alpha after post-processing (1 = fully masked).
+        probability: raw model probability, float32 HxW at the frame's resolution (on the GPU path only
+            when ``save_masks`` asks for it; else None).
+        alpha: the compositing alpha after post-processing (1 = fully masked); None on the GPU path,
+            where it never leaves the device.
         image: the masked output image (BGR, or BGRA for cutout).
         timings_ms: milliseconds per stage for this frame.
         written_ts: monotonic time the frame was handed to the sink.
     """
 
     frame: Frame
-    probability: np.ndarray
-    alpha: np.ndarray
+    probability: np.ndarray | None
+    alpha: np.ndarray | None
     image: np.ndarray
     timings_ms: dict[str, float] = field(default_factory=dict)
     written_ts: float = 0.0
@@ -74,8 +76,10 @@ class Result:
         return (self.written_ts - self.frame.capture_ts) * 1000.0
 
     @property
-    def coverage(self) -> float:
-        """Share of the frame that is masked (alpha > 0)."""
+    def coverage(self) -> float | None:
+        """Share of the frame that is masked (alpha > 0); None when the alpha stayed on the GPU."""
+        if self.alpha is None:
+            return None
         return float(np.count_nonzero(self.alpha)) / self.alpha.size
 
 
@@ -89,7 +93,8 @@ class MetadataWriter:
     def write(self, result: Result) -> None:
         record = {
             "index": result.frame.index, "source_ts": result.frame.source_ts, "capture_ts": result.frame.capture_ts,
-            "written_ts": result.written_ts, "coverage": round(result.coverage, 6),
+            "written_ts": result.written_ts,
+            "coverage": None if result.coverage is None else round(result.coverage, 6),
             "ms": {k: round(v, 4) for k, v in result.timings_ms.items()}, "end_to_end_ms": round(result.end_to_end_ms, 4),
         }
         self.handle.write(json.dumps(record) + "\n")
@@ -249,6 +254,50 @@ class Pipeline:
             if not self._put(self._masks, (frame, p, {"capture": capture_ms, **shared})):
                 return
 
+    def _gpu_loop(self) -> None:
+        """The GPU path: batches go through :class:`~realtime.pipeline.gpu.GpuStage`, two in flight at once.
+
+        Stage names map as: preprocess = upload + preprocess kernel, inference = engine, postprocess = 0
+        (fused into the compositor), composite = mask + composite kernels + download.
+        """
+        from realtime.pipeline.gpu import GpuStage
+
+        stage = GpuStage(self.engine, self.compositor, self.mask_settings, max_batch=self.batch,
+                         keep_probability=self.archive is not None)
+        pending: tuple[int, list[tuple[Frame, float]]] | None = None
+
+        def finish(ticket: int, items: list[tuple[Frame, float]]) -> bool:
+            images, probabilities, gpu_ms = stage.collect(ticket)
+            timings = {"preprocess": gpu_ms["h2d"] + gpu_ms["preprocess"], "inference": gpu_ms["inference"],
+                       "postprocess": 0.0, "composite": gpu_ms["composite"] + gpu_ms["d2h"]}
+            for k, ((frame, capture_ms), image) in enumerate(zip(items, images, strict=True)):
+                probability = probabilities[k] if probabilities is not None else None
+                if not self._put(self._results, Result(frame, probability, None, image, {"capture": capture_ms, **timings})):
+                    return False
+            return True
+
+        while True:
+            item = self._get(self._frames)
+            if item is _END or isinstance(item, _Failure):
+                if pending is not None:
+                    finish(*pending)
+                self._put(self._results, item)
+                return
+            items = [item]
+            while len(items) < self.batch:
+                try:
+                    more = self._frames.get_nowait() if self.source.live else self._frames.get(timeout=0.05)
+                except queue.Empty:
+                    break
+                if more is _END or isinstance(more, _Failure):
+                    self._frames.put(more)  # seen again by the outer loop after this batch
+                    break
+                items.append(more)
+            ticket = stage.submit([frame.bgr for frame, _ in items])
+            if pending is not None and not finish(*pending):
+                return
+            pending = (ticket, items)
+
     def _composite_loop(self) -> None:
         while True:
             item = self._get(self._masks)
@@ -267,9 +316,12 @@ class Pipeline:
         if self._threads:
             return
         self._started_at = time.monotonic()
-        for name, body, downstream in (("capture", self._capture_loop, self._frames),
-                                       ("engine", self._engine_loop, self._masks),
-                                       ("composite", self._composite_loop, self._results)):
+        workers = [("capture", self._capture_loop, self._frames)]
+        if self.engine.device.startswith("cuda") and hasattr(self.engine, "infer_tensor"):
+            workers.append(("gpu", self._gpu_loop, self._results))
+        else:
+            workers += [("engine", self._engine_loop, self._masks), ("composite", self._composite_loop, self._results)]
+        for name, body, downstream in workers:
             thread = threading.Thread(target=self._worker, args=(body, downstream), name=f"pipeline-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -291,7 +343,7 @@ class Pipeline:
                         self.sink.write(item.image)
                     except StopRequested:
                         return
-                if self.archive is not None:
+                if self.archive is not None and item.probability is not None:
                     self.archive.add(item.probability)
                 item.written_ts = time.monotonic()
                 item.timings_ms["output"] = (time.perf_counter() - start) * 1000.0

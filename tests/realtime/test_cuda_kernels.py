@@ -76,3 +76,19 @@ def test_kernels_equal_cpu_reference_on_gpu(mode, options, settings, size):
 
 def test_modes_all_have_kernels():
     assert set(MODES) == {"blur", "pixelate", "fill", "replace", "overlay", "cutout", "mask"}
+
+
+def test_gpu_check_script_runs_its_cpu_side(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from tests.common import REPO
+
+    out = tmp_path / "gpu_check.json"
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--data", str(tmp_path),
+                             "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert data["compile_sm_90"]["cubin_bytes"] > 10_000
+    assert "machine" in data and "gpu" in data

@@ -1,0 +1,293 @@
+"""One GPU check: kernel equality, fp16 masks vs MediaPipe, per-stage GPU latency, throughput, TensorRT when present.
+
+Runs on a CUDA machine with only torch, cuda-python, numpy and opencv-headless (no TensorRT, no ffmpeg,
+no network) in under 5 minutes. Models, reference masks and clips come from a folder prepared here
+with ``python benchmarks/gpu_check.py --prepare .device-cache`` (git-ignored; carry it to the GPU).
+Writes one JSON file (card, driver, versions, figures) and prints a short table. Each section records
+its own error instead of stopping the run. Without a GPU it runs the CPU-side parts only.
+
+Usage:
+    python benchmarks/gpu_check.py --prepare .device-cache          # here, once (models, clips, tflite wheel)
+    # on the GPU machine (carry: [".device-cache"]), where the image lacks only the pure-Python tflite package:
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .device-cache/wheels/*.whl && \
+      PYTHONPATH=/tmp/site:. PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --data .device-cache --out $OUT/gpu_check.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.machine import machine_info
+from engines import zoo
+from engines.metrics import compare_masks
+from engines.preprocess import probability_to_uint8
+
+CLIPS = ["head-pose-face-detection-female-and-male.gif", "carphone_pristine.mp4", "one-by-one-person-detection.mp4"]
+
+
+def prepare(folder: Path) -> None:
+    """Copy the models, reference masks and clips the check needs into ``folder`` (to carry to the GPU)."""
+    shared = Path(__file__).resolve().parents[2] / "shared"
+    for name in zoo.MODELS:
+        source = zoo.fetch(name)
+        target = folder / "cache" / "models" / name / source.name  # a model cache the zoo finds offline
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    for clip in CLIPS:
+        (folder / "media").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shared / "media" / clip, folder / "media" / clip)
+        stem = clip.rsplit(".", 1)[0]
+        (folder / "reference").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shared / "reference" / f"{stem}.model0.npz", folder / "reference" / f"{stem}.model0.npz")
+    wheels = folder / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                    "tflite==2.18.0", "-d", str(wheels)], check=True)
+    print(f"prepared {folder}: carry it with the run (carry: [{folder.name}])")
+
+
+def read_frames(path: Path, limit: int) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while len(frames) < limit:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    return frames
+
+
+def percentiles(ms: list[float]) -> dict[str, float]:
+    values = np.asarray(ms)
+    return {"p50_ms": float(np.percentile(values, 50)), "p90_ms": float(np.percentile(values, 90)),
+            "p99_ms": float(np.percentile(values, 99)), "mean_ms": float(values.mean()), "count": int(values.size)}
+
+
+def section(results: dict[str, Any], name: str, body: Any) -> None:
+    start = time.monotonic()
+    try:
+        results[name] = body()
+    except Exception as exc:
+        results[name] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-2000:]}
+    print(f"[{time.monotonic() - start:6.1f} s] {name}: {'error' if 'error' in results[name] else 'ok'}", file=sys.stderr)
+
+
+def kernel_equality(data: Path) -> dict[str, Any]:
+    import torch
+
+    from realtime.compositor import MaskPostprocessor, MaskSettings, make_compositor
+    from realtime.compositor.cuda import CudaCompositor
+
+    rng = np.random.default_rng()  # fresh frames each run, never zeros
+    cases = [("blur", {}, MaskSettings(dilate_px=6, feather_px=2)), ("blur", {"strength": 7}, MaskSettings()),
+             ("pixelate", {"block": 16}, MaskSettings(ema_alpha=0.5)), ("fill", {"color": "20,40,60"}, MaskSettings()),
+             ("overlay", {"opacity": 0.4}, MaskSettings(target="background")), ("cutout", {}, MaskSettings()),
+             ("cutout", {"cutout_format": "green"}, MaskSettings()), ("mask", {}, MaskSettings(dilate_px=3))]
+    background = data / "bg.png"
+    cv2.imwrite(str(background), rng.integers(1, 256, (200, 300, 3), np.uint8))
+    cases.append(("replace", {"background": str(background)}, MaskSettings(target="background", feather_px=3)))
+    real = read_frames(data / "media" / CLIPS[0], 4)
+    out: dict[str, Any] = {}
+    for mode, options, settings in cases:
+        worst = 0
+        for size in ((1080, 1920), (2160, 3840), (137, 251), real[0].shape[:2]):
+            cpu, post = make_compositor(mode, **options), MaskPostprocessor(settings)
+            gpu = CudaCompositor(make_compositor(mode, **options), settings)
+            for k in range(3):
+                frame = real[k] if size == real[0].shape[:2] else rng.integers(1, 256, (*size, 3), np.uint8)
+                probability = rng.random((256, 256), np.float32)
+                full = cv2.resize(probability, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+                expected = cpu.composite(frame, post(full))
+                result, _ = gpu(torch.from_numpy(frame).cuda(), torch.from_numpy(probability).cuda())
+                diff = np.abs(result.cpu().numpy().astype(np.int32) - expected.astype(np.int32))
+                worst = max(worst, int(diff.max()))
+                out.setdefault(f"{mode}:{options}:{settings}", {})[f"{size[1]}x{size[0]}"] = {
+                    "max_diff": int(diff.max()), "share_over_1": float(np.mean(diff > 1))}
+        out[f"{mode}:{options}:{settings}"]["pass"] = worst <= 1
+    return out
+
+
+def fp16_masks(data: Path) -> dict[str, Any]:
+    import engines
+
+    out = {}
+    engine = engines.load("mediapipe-selfie", backend="torch", device="cuda", precision="fp16", cache=data / "cache")
+    for clip in CLIPS:
+        reference = np.load(data / "reference" / f"{clip.rsplit('.', 1)[0]}.model0.npz")["masks"]
+        frames = read_frames(data / "media" / clip, len(reference))
+        masks = np.stack([probability_to_uint8(p) for p in engine.predict_batch(frames)])
+        out[clip] = compare_masks(masks, reference)
+    out["pass"] = all(r["mean_iou"] >= 0.97 for r in out.values() if isinstance(r, dict) and r["iou_frames"])
+    return out
+
+
+def gpu_latency(data: Path, precision: str = "fp16", backend: str = "torch") -> dict[str, Any]:
+    import engines
+    from realtime.compositor import MaskSettings, make_compositor
+    from realtime.pipeline.gpu import GpuStage
+
+    engine = engines.load("mediapipe-selfie", backend=backend, device="cuda", precision=precision, cache=data / "cache")
+    rng = np.random.default_rng(1)
+    out = {}
+    for height, width in ((720, 1280), (1080, 1920)):
+        for batch in (1, 16):
+            stage = GpuStage(engine, make_compositor("blur"), MaskSettings(dilate_px=4), max_batch=batch)
+            frames = [rng.integers(1, 256, (height, width, 3), np.uint8) for _ in range(batch)]
+            samples: dict[str, list[float]] = {}
+            totals = []
+            for i in range(60):
+                ticket = stage.submit(frames)
+                _, _, timings = stage.collect(ticket)
+                if i >= 10:
+                    for k, v in timings.items():
+                        samples.setdefault(k, []).append(v * batch)  # per batch
+                    totals.append(sum(timings.values()) * batch)
+            # throughput with the two slots overlapping (submit k+1 before collect k)
+            start = time.perf_counter()
+            pending = stage.submit(frames)
+            rounds = 40
+            for _ in range(rounds):
+                nxt = stage.submit(frames)
+                stage.collect(pending)
+                pending = nxt
+            stage.collect(pending)
+            elapsed = time.perf_counter() - start
+            out[f"{width}x{height} batch {batch}"] = {
+                "stages_per_batch": {k: percentiles(v) for k, v in samples.items()},
+                "gpu_total_per_batch": percentiles(totals),
+                "overlapped_frames_per_s": (rounds + 1) * batch / elapsed,
+            }
+    return out
+
+
+def naive_chain() -> dict[str, Any]:
+    """The baseline to beat: unfused torch ops for one 1080p frame, replayed as one CUDA graph."""
+    import torch
+    import torch.nn.functional as F
+
+    import engines
+
+    module = engines.resolve("mediapipe-selfie").torch_module.cuda().half().eval()
+    host = torch.randint(1, 255, (1080, 1920, 3), dtype=torch.uint8).pin_memory()
+    host_out = torch.empty_like(host).pin_memory()
+    device = torch.empty((1080, 1920, 3), dtype=torch.uint8, device="cuda")
+    stream = torch.cuda.Stream()
+
+    def chain() -> None:
+        device.copy_(host, non_blocking=True)
+        x = device.permute(2, 0, 1)[None].half() / 255
+        small = F.interpolate(x, size=(256, 256), mode="bilinear", align_corners=False)
+        mask = module(small)
+        mask = F.interpolate(mask, size=(1080, 1920), mode="bilinear", align_corners=False)
+        blurred = F.avg_pool2d(x, 31, stride=1, padding=15)
+        out = torch.lerp(x, blurred, (mask > 0.5).half())
+        host_out.copy_((out[0].permute(1, 2, 0) * 255).to(torch.uint8), non_blocking=True)
+
+    with torch.inference_mode():
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(3):
+                chain()
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            chain()
+        times = []
+        for i in range(110):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            graph.replay()
+            end.record()
+            end.synchronize()
+            if i >= 10:
+                times.append(start.elapsed_time(end))
+    return percentiles(times)
+
+
+def blur_bandwidth() -> dict[str, Any]:
+    import torch
+
+    from realtime.compositor import MaskSettings, make_compositor
+    from realtime.compositor.cuda import CudaCompositor
+
+    gpu = CudaCompositor(make_compositor("blur"), MaskSettings())
+    frame = torch.randint(1, 255, (1080, 1920, 3), dtype=torch.uint8, device="cuda")
+    probability = torch.rand((256, 256), device="cuda")
+    out = torch.empty_like(frame)
+    times = []
+    for i in range(110):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        gpu(frame, probability, out)
+        end.record()
+        end.synchronize()
+        if i >= 10:
+            times.append(start.elapsed_time(end))
+    pixels = 1080 * 1920
+    # frame read (3 B) x3 (2 box passes + blend) + int sums write/read 2 x (12 B) + blurred writes 2 x 3 B
+    # + binary/alpha (1 + 4 B write, 4 B read) + output write 3 B: the bytes one composite moves
+    moved = pixels * (3 * 3 + 2 * 12 * 2 + 2 * 3 + 1 + 4 + 4 + 3)
+    summary = percentiles(times)
+    summary["bytes_moved"] = moved
+    summary["bandwidth_TBps_at_p50"] = moved / (summary["p50_ms"] / 1000) / 1e12
+    return summary
+
+
+def tensorrt_path(data: Path) -> dict[str, Any]:
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        return {"skipped": "tensorrt does not import here"}
+    return gpu_latency(data, backend="tensorrt")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prepare", help="copy models/reference/clips into this folder and stop")
+    parser.add_argument("--data", default=".device-cache")
+    parser.add_argument("--out", default=os.path.join(os.environ.get("OUT", "."), "gpu_check.json"))
+    args = parser.parse_args()
+    if args.prepare:
+        prepare(Path(args.prepare))
+        return
+    data = Path(args.data).resolve()
+    os.environ.setdefault("REALTIME_MASK_CACHE", str(data / "cache"))
+    results: dict[str, Any] = {"machine": machine_info()}
+    import torch
+
+    from realtime.compositor.cuda import compile_kernels
+
+    section(results, "compile_sm_90", lambda: {"cubin_bytes": len(compile_kernels("sm_90"))})
+    if not torch.cuda.is_available():
+        results["gpu"] = None
+        print("no CUDA GPU: ran the CPU-side parts only", file=sys.stderr)
+    else:
+        results["gpu"] = torch.cuda.get_device_name()
+        section(results, "kernel_equality", lambda: kernel_equality(data))
+        section(results, "fp16_masks_vs_mediapipe", lambda: fp16_masks(data))
+        section(results, "naive_chain_1080p", naive_chain)
+        section(results, "blur_composite_1080p", blur_bandwidth)
+        section(results, "gpu_stages_torch_fp16", lambda: gpu_latency(data))
+        section(results, "tensorrt", lambda: tensorrt_path(data))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=1, default=str) + "\n")
+    print(json.dumps({k: (v if k in ("gpu",) else ("error" if isinstance(v, dict) and "error" in v else "ok"))
+                      for k, v in results.items() if k != "machine"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

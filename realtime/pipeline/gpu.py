@@ -1,0 +1,185 @@
+"""The GPU-resident path: frames go up once, stay on the GPU through preprocessing, inference and the fused
+compositor, and come down once. Each stage is timed with CUDA events, read without a host sync per stage.
+
+One :class:`GpuStage` owns two *slots* (double buffering). A slot has pinned host buffers, device
+buffers and its own non-default stream, so batch k+1's upload overlaps batch k's compute:
+
+    submit(batch k) → submit(batch k+1) → collect(batch k) → submit(batch k+2) → collect(batch k+1) ...
+
+Per slot, in stream order: H2D (pinned → device) · preprocess kernel · engine (TensorRT or the torch
+engine's CUDA graph) · mask + composite kernels · D2H (device → pinned). CUDA events bracket each
+stage; ``collect`` waits on the last event only and reads the stage times from the events. NVTX
+ranges name the stages for Nsight Systems.
+
+Example:
+    >>> stage = GpuStage(engine, make_compositor("blur"), MaskSettings(), max_batch=16)  # doctest: +SKIP
+    >>> ticket = stage.submit([frame_bgr])  # doctest: +SKIP
+    >>> images, probabilities, timings_ms = stage.collect(ticket)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engines.backends.base import Engine
+from engines.errors import BackendError, InputShapeError
+from realtime.compositor.masks import MaskSettings
+from realtime.compositor.modes import Compositor
+
+GPU_STAGES = ("h2d", "preprocess", "inference", "composite", "d2h")
+
+
+@dataclass
+class _Slot:
+    stream: Any
+    events: list[Any]
+    host_in: Any = None
+    host_out: Any = None
+    host_probability: Any = None
+    device_in: Any = None
+    model_in: Any = None
+    device_out: Any = None
+    device_probability: Any = None
+    count: int = 0
+    busy: bool = False
+    compositors: list[Any] = field(default_factory=list)
+
+
+class GpuStage:
+    """Batched GPU processing of uint8 BGR frames of one size.
+
+    Args:
+        engine: an engine with ``infer_tensor`` on CUDA (``torch`` or ``tensorrt`` backend).
+        compositor: the mode (its CPU definition is what the kernels reproduce).
+        settings: mask post-processing.
+        max_batch: frames per submit at most (several frames of one stream, or one frame of several streams).
+        per_stream_state: True when the frames of a batch come from different streams (the moving
+            average then keeps one state per batch position); False when they are consecutive frames.
+        keep_probability: also download the frame-size probability (for ``--save-masks``).
+    """
+
+    def __init__(self, engine: Engine, compositor: Compositor, settings: MaskSettings, max_batch: int = 1,
+                 per_stream_state: bool = False, keep_probability: bool = False) -> None:
+        import torch
+
+        from realtime.compositor.cuda import CudaCompositor
+
+        if not hasattr(engine, "infer_tensor") or not engine.device.startswith("cuda"):
+            raise BackendError("the GPU path needs a CUDA engine: --backend torch or tensorrt with --device cuda")
+        self.engine, self.compositor, self.settings = engine, compositor, settings
+        self.device = torch.device(engine.device)
+        self.max_batch, self.keep_probability = max_batch, keep_probability
+        self.slots = []
+        for _ in range(2):
+            stream = torch.cuda.Stream(self.device)
+            events = [torch.cuda.Event(enable_timing=True) for _ in range(len(GPU_STAGES) + 1)]
+            count = max_batch if per_stream_state else 1
+            compositors = [CudaCompositor(compositor, settings, self.device.index or 0, stream) for _ in range(count)]
+            self.slots.append(_Slot(stream, events, compositors=compositors))
+        self.per_stream_state = per_stream_state
+        # The engine's static buffers (CUDA-graph input/output, TensorRT bindings) are shared by both slots:
+        # inference runs one slot at a time, ordered by this event across the two streams.
+        self._inference_free: Any = None
+        self._next = 0
+        self._shape: tuple[int, int] | None = None
+
+    def _allocate(self, slot: _Slot, height: int, width: int) -> None:
+        import torch
+
+        n, (h, w) = self.max_batch, self.engine.spec.input_hw
+        channels = self.compositor.output_channels
+        slot.host_in = torch.empty((n, height, width, 3), dtype=torch.uint8).pin_memory()
+        slot.host_out = torch.empty((n, height, width, channels), dtype=torch.uint8).pin_memory()
+        slot.device_in = torch.empty((n, height, width, 3), dtype=torch.uint8, device=self.device)
+        slot.model_in = torch.empty((n, 3, h, w), dtype=torch.float32, device=self.device)
+        slot.device_out = torch.empty((n, height, width, channels), dtype=torch.uint8, device=self.device)
+        if self.keep_probability:
+            slot.device_probability = torch.empty((n, height, width), dtype=torch.float32, device=self.device)
+            slot.host_probability = torch.empty((n, height, width), dtype=torch.float32).pin_memory()
+
+    def submit(self, frames: list[np.ndarray]) -> int:
+        """Queue a batch (uint8 HxWx3 BGR frames of one size) on the next slot; returns its ticket."""
+        import torch
+
+        if not 1 <= len(frames) <= self.max_batch:
+            raise InputShapeError(f"a GPU batch holds 1..{self.max_batch} frames, got {len(frames)}")
+        height, width = frames[0].shape[:2]
+        index = self._next
+        slot = self.slots[index]
+        if slot.busy:
+            raise BackendError("both GPU slots are in flight: collect() a ticket before submitting again")
+        if self._shape != (height, width):
+            for s in self.slots:
+                self._allocate(s, height, width)
+            self._shape = (height, width)
+        n = len(frames)
+        for i, frame in enumerate(frames):
+            if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
+                raise InputShapeError(f"GPU batches take uint8 {height}x{width}x3 frames, got {frame.shape} {frame.dtype}")
+            slot.host_in[i].numpy()[...] = frame
+        nvtx = torch.cuda.nvtx
+        events = slot.events
+        with torch.cuda.stream(slot.stream):
+            events[0].record()
+            nvtx.range_push("h2d")
+            slot.device_in[:n].copy_(slot.host_in[:n], non_blocking=True)
+            nvtx.range_pop()
+            events[1].record()
+            nvtx.range_push("preprocess")
+            for i in range(n):
+                slot.compositors[0].preprocess(slot.device_in[i], slot.model_in[i], self.engine.spec)
+            nvtx.range_pop()
+            events[2].record()
+            nvtx.range_push("inference")
+            if self._inference_free is not None:
+                slot.stream.wait_event(self._inference_free)
+            raw = self.engine.infer_tensor(slot.model_in[:n])  # type: ignore[attr-defined]
+            probability = self._to_probability(raw).clone()  # off the engine's static output before it is reused
+            self._inference_free = torch.cuda.Event()
+            self._inference_free.record(slot.stream)
+            nvtx.range_pop()
+            events[3].record()
+            nvtx.range_push("composite")
+            for i in range(n):
+                compositor = slot.compositors[i if self.per_stream_state else 0]
+                compositor(slot.device_in[i], probability[i, 0], slot.device_out[i],
+                           slot.device_probability[i] if self.keep_probability else None)
+            nvtx.range_pop()
+            events[4].record()
+            nvtx.range_push("d2h")
+            slot.host_out[:n].copy_(slot.device_out[:n], non_blocking=True)
+            if self.keep_probability:
+                slot.host_probability[:n].copy_(slot.device_probability[:n], non_blocking=True)
+            nvtx.range_pop()
+            events[5].record()
+        slot.count, slot.busy = n, True
+        self._next = 1 - index
+        return index
+
+    def _to_probability(self, raw: Any) -> Any:
+        import torch
+
+        kind = self.engine.spec.output
+        raw = raw.float()
+        if kind == "probability":
+            return raw
+        if kind == "logit":
+            return torch.sigmoid(raw)
+        soft = torch.softmax(raw, dim=1)
+        return soft[:, list(self.engine.spec.classes)].sum(dim=1, keepdim=True)
+
+    def collect(self, ticket: int) -> tuple[list[np.ndarray], list[np.ndarray] | None, dict[str, float]]:
+        """Wait for a submitted batch; returns its images, probabilities (when kept) and per-frame stage ms."""
+        slot = self.slots[ticket]
+        if not slot.busy:
+            raise BackendError(f"ticket {ticket} has nothing in flight")
+        slot.events[-1].synchronize()
+        n = slot.count
+        timings = {stage: slot.events[k].elapsed_time(slot.events[k + 1]) / n for k, stage in enumerate(GPU_STAGES)}
+        images = [slot.host_out[i].numpy().copy() for i in range(n)]
+        probabilities = [slot.host_probability[i].numpy().copy() for i in range(n)] if self.keep_probability else None
+        slot.busy = False
+        return images, probabilities, timings
