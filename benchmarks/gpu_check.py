@@ -31,10 +31,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.machine import machine_info
 from engines import zoo
 from engines.metrics import compare_masks
 from engines.preprocess import probability_to_uint8
+from realtime.bench.machine import machine_info
 
 CLIPS = ["head-pose-face-detection-female-and-male.gif", "carphone_pristine.mp4", "one-by-one-person-detection.mp4"]
 

@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import engines
-from benchmarks.machine import machine_info
+from realtime.bench.machine import machine_info
 
 CLIPS = ["head-pose-face-detection-female-and-male.gif", "one-by-one-person-detection.mp4", "carphone_pristine.mp4"]
 MODELS = [("mediapipe-selfie", 0), ("mediapipe-selfie-landscape", 1)]
@@ -73,7 +73,7 @@ def main() -> None:
             row_base = {"clip": clip, "resolution": f"{width}x{height}", "model": model}
             mediapipe = None
             if args.mediapipe:
-                from benchmarks.mediapipe_side import mediapipe_times
+                from realtime.bench.mediapipe_side import mediapipe_times
 
                 rgb = np.stack([cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames])
                 mediapipe = summarise(mediapipe_times(rgb, selection, args.warmup)["mask_s"])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.machine import machine_info
+from realtime.bench.machine import machine_info
 from realtime.pipeline import Pipeline
 
 

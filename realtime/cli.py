@@ -20,7 +20,7 @@ from pathlib import Path
 
 from engines.errors import ConfigError, MaskingError
 from realtime.capture import FORMS_HELP as SOURCE_FORMS
-from realtime.commands import build_engine_command, masks_command, models_command, run_command
+from realtime.commands import bench_command, build_engine_command, masks_command, models_command, run_command
 from realtime.compositor import MODES
 from realtime.outputs import FORMS_HELP as SINK_FORMS
 
@@ -90,6 +90,26 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--max-batch", type=int, default=16, help="largest batch it accepts (default: 16)")
     build.add_argument("--device", default="cuda", help="cuda or cuda:N")
     build.set_defaults(handler=build_engine_command)
+
+    bench = commands.add_parser(
+        "bench", help="benchmark a matrix of configurations (or: bench compare A.json B.json)",
+        description="Per-stage latency distributions over a matrix of configurations; JSON, CSV, plots, summary.md.",
+    )
+    bench.add_argument("compare", nargs="*", metavar="compare A.json B.json",
+                       help="instead of running: print per-stage ratios (B/A) of two results")
+    bench.add_argument("--matrix", help="TOML file with the workload and matrix (flags override it)")
+    bench.add_argument("--source", help="clip or synthetic:WxH@FPS")
+    bench.add_argument("--warmup", type=int, help="warm-up frames per configuration (default: 10)")
+    bench.add_argument("--frames", type=int, help="measured frames per configuration (default: 100)")
+    for axis, example in (("backends", "onnxruntime,torch"), ("devices", "cpu,cuda"), ("precisions", "fp32,fp16"),
+                          ("models", "mediapipe-selfie"), ("modes", "blur,pixelate"), ("resolutions", "native,1280x720"),
+                          ("batches", "1,4")):
+        bench.add_argument(f"--{axis}", help=f"comma-separated, e.g. {example}")
+    bench.add_argument("--out-dir", default="bench-results", help="where results go (default: %(default)s)")
+    bench.add_argument("--mediapipe", action="store_true", help="also run MediaPipe's own runtime on the same frames")
+    bench.add_argument("--live", type=float, default=0.0, metavar="SECONDS",
+                       help="also measure live glass-to-glass latency for this long (and a pass-through)")
+    bench.set_defaults(handler=bench_command)
 
     run = commands.add_parser(
         "run", help="mask a source into an output (capture -> engine -> compositor -> sink)",

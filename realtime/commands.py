@@ -6,6 +6,7 @@ import argparse
 import shutil
 import sys
 from itertools import islice
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -178,4 +179,35 @@ def build_engine_command(args: argparse.Namespace) -> int:
                             max_batch=args.max_batch, opt_batch=args.batch, cache_dir=resolved.cache / "tensorrt",
                             progress=True)
     print(engine.plan_path)
+    return 0
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    """``realtime-mask bench``: run the matrix, or ``bench compare A.json B.json``."""
+    from realtime.bench import run_benchmark
+    from realtime.bench.matrix import load_matrix_file, matrix_from
+    from realtime.bench.report import compare, load_result
+
+    if args.compare:
+        if len(args.compare) != 3 or args.compare[0] != "compare":
+            raise ConfigError("use `realtime-mask bench compare A.json B.json` (or bench with --source to run)")
+        rows = compare(load_result(args.compare[1]), load_result(args.compare[2]))
+        print(f"{'configuration':<60} {'stage':<12} {'B/A':>7}  spread (p10-p90)")
+        for row in rows:
+            print(f"{row['label']:<60} {row['stage']:<12} {row['ratio_p50']:>7.3f}  "
+                  f"{row['spread_p10']:.3f}-{row['spread_p90']:.3f}")
+        return 0
+    values: dict[str, object] = load_matrix_file(args.matrix) if args.matrix else {}
+    for key in ("source", "warmup", "frames", "backends", "devices", "precisions", "models", "modes", "resolutions",
+                "batches"):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    matrix = matrix_from(values)
+    from realtime.capture import open_source
+
+    open_source(matrix.source).close()  # an unreadable source fails here, before any model loads
+    document = run_benchmark(matrix, args.out_dir, "realtime-mask " + " ".join(sys.argv[1:]), args.mediapipe, args.live)
+    print((Path(args.out_dir) / "summary.md").read_text())
+    print(f"results: {args.out_dir}/bench.json, bench.csv, stages.png, cdf.png, timeline.png, summary.md "
+          f"({len(document['results'])} configurations)", file=sys.stderr)
     return 0

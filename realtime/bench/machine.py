@@ -27,6 +27,9 @@ def _version(package: str) -> str | None:
         return None
 
 
+PACKAGES = ("realtime-masking", "numpy", "onnxruntime", "torch", "opencv-python-headless", "onnx", "tensorrt", "cuda-core")
+
+
 def machine_info() -> dict[str, object]:
     """CPU, cores, GPU (when torch sees one), Python and library versions, git commit and UTC date."""
     info: dict[str, object] = {
@@ -35,7 +38,7 @@ def machine_info() -> dict[str, object]:
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "packages": {p: _version(p) for p in ("numpy", "onnxruntime", "torch", "opencv-python-headless", "onnx")},
+        "packages": {p: _version(p) for p in PACKAGES},
     }
     try:
         info["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from engines import zoo
+from engines.errors import BackendError
 
 RUNNER = Path(__file__).with_name("mediapipe_runner.py")
 REQUIREMENT = "mediapipe==0.10.21"
@@ -35,21 +36,22 @@ def mediapipe_python(cache: str | Path | None = None) -> Path:
     venv.create(folder, with_pip=True, clear=True)
     result = subprocess.run([str(python), "-m", "pip", "install", "--quiet", REQUIREMENT], capture_output=True, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"cannot install {REQUIREMENT}: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
+        raise BackendError(f"cannot install {REQUIREMENT}: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
     return python
 
 
-def mediapipe_times(frames_rgb: np.ndarray, model_selection: int, warmup: int = 10, blur_ksize: int = 0,
+def mediapipe_times(frames_rgb: np.ndarray, model_selection: int, warmup: int = 10, blur_strength: int = 0,
                     cache: str | Path | None = None) -> dict[str, list[float]]:
-    """Seconds per frame of MediaPipe's ``SelfieSegmentation.process`` on uint8 RGB frames [N, H, W, 3]."""
+    """Seconds per frame of MediaPipe's ``SelfieSegmentation.process`` on uint8 RGB frames [N, H, W, 3]
+    (``mask_s``), and of process + the blur composite when ``blur_strength`` is given (``mask_blur_s``)."""
     python = mediapipe_python(cache)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "frames.npy"
         np.save(path, frames_rgb)
         command = [str(python), str(RUNNER), str(path), str(model_selection), str(warmup)]
-        if blur_ksize:
-            command += ["--blur", str(blur_ksize)]
+        if blur_strength:
+            command += ["--blur", str(blur_strength)]
         result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
-        raise RuntimeError(f"MediaPipe runner failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
+        raise BackendError(f"MediaPipe runner failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
