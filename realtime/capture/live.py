@@ -269,6 +269,13 @@ class CaptureSource(LiveSource):
         position = self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
         return bgr, position if position > 0 else time.monotonic()
 
+    def _ended(self) -> bool:
+        """A stream that states its length (a file served over HTTP) has ended when it is read to the end."""
+        if self.capture is None:
+            return False
+        total = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)
+        return bool(total and total > 0 and self.capture.get(cv2.CAP_PROP_POS_FRAMES) >= total - 1)
+
     def _release(self) -> None:
         if self.capture is not None:
             self.capture.release()

@@ -78,3 +78,83 @@ def test_sample_source_is_the_real_clip(model_cache):
 def test_frame_validation():
     with pytest.raises(ValueError, match=r"uint8 HxWx3"):
         Frame(0, np.zeros((4, 4), np.uint8), 0.0, 0.0)
+
+
+class MjpegServer:
+    """A real HTTP camera on loopback: the clip's frames as a multipart MJPEG stream, looping, paced at ``fps``."""
+
+    def __init__(self, clip, fps=60.0, port=0):
+        import http.server
+        import threading
+
+        capture = cv2.VideoCapture(str(clip))
+        self.jpegs = []
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            self.jpegs.append(cv2.imencode(".jpg", frame)[1].tobytes())
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                if self.path != "/cam":
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                k = 0
+                try:
+                    while not outer.stopped.is_set():
+                        data = outer.jpegs[k % len(outer.jpegs)]
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                                         + str(len(data)).encode() + b"\r\n\r\n" + data + b"\r\n")
+                        k += 1
+                        outer.stopped.wait(1.0 / fps)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.stopped = threading.Event()
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/cam"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.stopped.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_http_mjpeg_camera_is_read_live_and_reconnects():
+    need_shared()
+    import time
+
+    from realtime.capture import SourceOptions
+
+    server = MjpegServer(MEDIA / "carphone_pristine.mp4")
+    source = open_source(server.url, SourceOptions(open_timeout=3, read_timeout=5))
+    try:
+        assert source.live and source.uri == server.url
+        frames = source.__iter__()
+        first = [next(frames) for _ in range(30)]
+        assert first[0].resolution_wh == (176, 144)
+        indices = [f.index for f in first]
+        assert indices == sorted(set(indices))
+        port = server.port
+        server.stop()  # the camera goes away...
+        time.sleep(1.0)
+        server = MjpegServer(MEDIA / "carphone_pristine.mp4", port=port)  # ...and comes back
+        later = [next(frames) for _ in range(10)]
+        assert later[0].index > first[-1].index
+        assert source.stats.disconnects >= 1 and source.stats.reconnects >= 1
+    finally:
+        source.close()
+        server.stop()
+    with pytest.raises(SourceError, match="cannot open"):
+        open_source(f"http://127.0.0.1:{port}/missing", SourceOptions(open_timeout=2))
