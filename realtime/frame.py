@@ -25,12 +25,15 @@ class Frame:
         bgr: uint8 image, HxWx3, BGR channel order (OpenCV's).
         source_ts: the source's own timestamp in seconds (file position, stream PTS, or capture time).
         capture_ts: ``time.monotonic()`` when the frame was read.
+        placeholder: True for a stand-in the pipeline made while a live source reconnects (it repeats the
+            last frame and is always written fully masked).
     """
 
     index: int
     bgr: np.ndarray
     source_ts: float
     capture_ts: float
+    placeholder: bool = False
 
     def __post_init__(self) -> None:
         image = self.bgr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import cv2
 import flatbuffers
 import numpy as np
 import onnx
@@ -128,3 +129,54 @@ def write_onnx_conv(path: Path, out_channels: int = 1, in_channels: int = 3, out
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
+
+
+class MjpegServer:
+    """A real HTTP camera on loopback: the clip's frames as a multipart MJPEG stream, looping, paced at ``fps``."""
+
+    def __init__(self, clip, fps=60.0, port=0):
+        import http.server
+        import threading
+
+        capture = cv2.VideoCapture(str(clip))
+        self.jpegs = []
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            self.jpegs.append(cv2.imencode(".jpg", frame)[1].tobytes())
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                if self.path != "/cam":
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                k = 0
+                try:
+                    while not outer.stopped.is_set():
+                        data = outer.jpegs[k % len(outer.jpegs)]
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                                         + str(len(data)).encode() + b"\r\n\r\n" + data + b"\r\n")
+                        k += 1
+                        outer.stopped.wait(1.0 / fps)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.stopped = threading.Event()
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/cam"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.stopped.set()
+        self.server.shutdown()
+        self.server.server_close()

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import threading
 import time
@@ -31,7 +32,7 @@ import engines
 from engines.backends.base import Engine
 from engines.errors import ConfigError, OutputError
 from engines.preprocess import frames_to_batch, probability_to_frame
-from realtime.capture import Source, SourceOptions, open_source, redact
+from realtime.capture import LiveSource, Source, SourceOptions, SourceTimeoutError, open_source, redact
 from realtime.compositor import Compositor, MaskPostprocessor, MaskSettings, make_compositor
 from realtime.frame import Frame
 from realtime.outputs import Sink, StopRequested, open_sink
@@ -41,6 +42,7 @@ from realtime.outputs.paths import check_writable
 from realtime.pipeline.stats import RunStats
 
 _END = object()
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -121,6 +123,11 @@ class Pipeline:
         metadata: ``.jsonl`` with one line per frame.
         max_frames: stop after this many frames.
         cache: model cache folder.
+        privacy: fail closed — a frame whose mask is missing (engine error), later than
+            ``mask_budget_ms`` after capture, or a placeholder while a live source reconnects, is written
+            fully masked, never raw; such frames are counted. Default: on when the mode hides people
+            (target person, any mode but overlay and mask).
+        mask_budget_ms: how late a mask may be (capture → composite) before its frame is fully masked.
     """
 
     def __init__(self, source: str | Source, model: str | Engine = engines.DEFAULT_MODEL, mode: str | Compositor = "blur",
@@ -128,7 +135,8 @@ class Pipeline:
                  precision: str = "fp32", batch: int = 1, mask: MaskSettings | None = None,
                  mode_options: dict[str, Any] | None = None, source_options: SourceOptions | None = None,
                  save_masks: str | Path | None = None, metadata: str | Path | None = None,
-                 max_frames: int | None = None, cache: str | Path | None = None, queue_size: int = 4) -> None:
+                 max_frames: int | None = None, cache: str | Path | None = None, queue_size: int = 4,
+                 privacy: bool | None = None, mask_budget_ms: float = 1000.0) -> None:
         if batch < 1:
             raise ConfigError(f"batch must be >= 1, got {batch}")
         if max_frames is not None and max_frames < 1:
@@ -139,6 +147,12 @@ class Pipeline:
             self.compositor = mode if isinstance(mode, Compositor) else self._own(make_compositor(mode, **(mode_options or {})))
             self.mask_settings = mask or MaskSettings(target=self.compositor.default_target)
             self.postprocess = MaskPostprocessor(self.mask_settings)
+            hides_people = self.mask_settings.target == "person" and self.compositor.name not in ("overlay", "mask")
+            self.privacy = hides_people if privacy is None else privacy
+            if mask_budget_ms <= 0:
+                raise ConfigError(f"mask budget must be > 0 ms, got {mask_budget_ms}")
+            self.mask_budget_s = mask_budget_ms / 1000.0
+            self.privacy_counts = {"engine_error": 0, "late": 0, "reconnecting": 0}
             self.archive = self._own(MaskArchive(save_masks)) if save_masks else None
             self.metadata = self._own(MetadataWriter(metadata)) if metadata else None
             if isinstance(output, str) and Path(output).suffix.lower() in VIDEO_CODECS:
@@ -158,7 +172,7 @@ class Pipeline:
         self.stats.info = {
             "source": redact(self.source.uri), "output": self.sink.uri if self.sink else None,
             "model": self.engine.model_name, "backend": self.engine.backend, "device": self.engine.device,
-            "precision": self.engine.precision, "mode": self.compositor.name, "batch": batch,
+            "precision": self.engine.precision, "mode": self.compositor.name, "batch": batch, "privacy": self.privacy,
         }
         self._stop = threading.Event()
         self._frames: queue.Queue[Any] = queue.Queue(maxsize=max(queue_size, batch * 2))
@@ -196,8 +210,31 @@ class Pipeline:
         except BaseException as exc:
             self._put(downstream, _Failure(exc))
 
+    def _live_frames(self) -> Any:
+        """A live source's frames; while it reconnects (privacy on), placeholders at its frame rate."""
+        assert isinstance(self.source, LiveSource)
+        if self.source._thread is None:
+            self.source.start()
+        period = 1.0 / (self.source.fps or 25.0)
+        last, waited = None, 0.0
+        while not self._stop.is_set():
+            try:
+                frame = self.source.take(period)
+            except StopIteration:
+                return
+            if frame is not None:
+                last, waited = frame, 0.0
+                yield frame
+                continue
+            waited += period
+            if self.source.reconnecting and self.privacy and last is not None:
+                last = Frame(last.index, last.bgr, last.source_ts, time.monotonic(), placeholder=True)
+                yield last
+            elif waited >= self.source.read_timeout and not self.source.reconnecting:
+                raise SourceTimeoutError(f"{self.source.uri}: no frame for {self.source.read_timeout:g} s")
+
     def _capture_loop(self) -> None:
-        frames = iter(self.source)
+        frames = self._live_frames() if isinstance(self.source, LiveSource) else iter(self.source)
         count = 0
         while not self._stop.is_set():
             try:
@@ -239,19 +276,34 @@ class Pipeline:
                 return
 
     def _infer(self, items: list[tuple[Frame, float]]) -> None:
-        frames = [frame for frame, _ in items]
-        t0 = time.perf_counter()
-        batch = frames_to_batch([f.bgr for f in frames], self.engine.spec)
-        t1 = time.perf_counter()
-        probability = self.engine.infer(batch)
-        t2 = time.perf_counter()
-        resized = [probability_to_frame(p[0], f.bgr.shape[:2]) for p, f in zip(probability, frames, strict=True)]
-        t3 = time.perf_counter()
-        n = len(frames)
-        shared = {"preprocess": (t1 - t0) * 1000.0 / n, "inference": (t2 - t1) * 1000.0 / n,
-                  "postprocess": (t3 - t2) * 1000.0 / n}
-        for (frame, capture_ms), p in zip(items, resized, strict=True):
-            if not self._put(self._masks, (frame, p, {"capture": capture_ms, **shared})):
+        """Masks for a batch; placeholders (and, with privacy, a failed engine call) get None: fully masked."""
+        real = [(frame, capture_ms) for frame, capture_ms in items if not frame.placeholder]
+        masks: dict[int, np.ndarray | None] = {}
+        shared = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
+        if real:
+            frames = [frame for frame, _ in real]
+            t0 = time.perf_counter()
+            try:
+                batch = frames_to_batch([f.bgr for f in frames], self.engine.spec)
+                t1 = time.perf_counter()
+                probability = self.engine.infer(batch)
+                t2 = time.perf_counter()
+                resized = [probability_to_frame(p[0], f.bgr.shape[:2]) for p, f in zip(probability, frames, strict=True)]
+            except Exception:
+                if not self.privacy:
+                    raise
+                log.exception("engine failed; %d frame(s) written fully masked (privacy)", len(frames))
+                self.privacy_counts["engine_error"] += len(frames)
+                resized, t1, t2 = [None] * len(frames), time.perf_counter(), time.perf_counter()
+            t3 = time.perf_counter()
+            n = len(frames)
+            shared = {"preprocess": (t1 - t0) * 1000.0 / n, "inference": (t2 - t1) * 1000.0 / n,
+                      "postprocess": (t3 - t2) * 1000.0 / n}
+            masks = {id(f): p for f, p in zip(frames, resized, strict=True)}
+        for frame, capture_ms in items:
+            if frame.placeholder:
+                self.privacy_counts["reconnecting"] += 1
+            if not self._put(self._masks, (frame, masks.get(id(frame)), {"capture": capture_ms, **shared})):
                 return
 
     def _gpu_loop(self) -> None:
@@ -306,7 +358,14 @@ class Pipeline:
                 return
             frame, probability, timings = item
             start = time.perf_counter()
-            alpha = self.postprocess(probability)
+            late = (self.privacy and self.source.live and probability is not None
+                    and time.monotonic() - frame.capture_ts > self.mask_budget_s)
+            if probability is None or late:
+                # fail closed: no trustworthy mask for this frame, so all of it is masked
+                self.privacy_counts["late"] += int(late)
+                alpha = np.ones(frame.bgr.shape[:2], np.float32)
+            else:
+                alpha = self.postprocess(probability)
             image = self.compositor.composite(frame.bgr, alpha)
             timings["composite"] = (time.perf_counter() - start) * 1000.0
             if not self._put(self._results, Result(frame, probability, alpha, image, timings)):
@@ -343,8 +402,10 @@ class Pipeline:
                         self.sink.write(item.image)
                     except StopRequested:
                         return
-                if self.archive is not None and item.probability is not None:
-                    self.archive.add(item.probability)
+                if self.archive is not None:
+                    # a frame without a mask is stored as all-person (255): what the output shows
+                    self.archive.add(item.probability if item.probability is not None
+                                     else np.full(item.frame.bgr.shape[:2], 255, np.uint8))
                 item.written_ts = time.monotonic()
                 item.timings_ms["output"] = (time.perf_counter() - start) * 1000.0
                 if self.metadata is not None:
@@ -387,6 +448,8 @@ class Pipeline:
         live_stats = getattr(self.source, "stats", None)
         if live_stats is not None:
             self.stats.counters = {k: v for k, v in vars(live_stats).items() if isinstance(v, int)}
+        if self.privacy:
+            self.stats.counters.update({f"privacy_masked_{k}": v for k, v in self.privacy_counts.items()})
         self._close_owned()
 
     def __enter__(self) -> Pipeline:

@@ -11,7 +11,7 @@ import pytest
 from engines.errors import ConfigError, SourceError
 from realtime.capture import SourceNotFoundError, normalise_uri, open_source, redact
 from realtime.frame import Frame
-from tests.common import MEDIA, need_shared
+from tests.common import MEDIA, MjpegServer, need_shared
 
 
 @pytest.mark.parametrize("text,uri", [
@@ -78,57 +78,6 @@ def test_sample_source_is_the_real_clip(model_cache):
 def test_frame_validation():
     with pytest.raises(ValueError, match=r"uint8 HxWx3"):
         Frame(0, np.zeros((4, 4), np.uint8), 0.0, 0.0)
-
-
-class MjpegServer:
-    """A real HTTP camera on loopback: the clip's frames as a multipart MJPEG stream, looping, paced at ``fps``."""
-
-    def __init__(self, clip, fps=60.0, port=0):
-        import http.server
-        import threading
-
-        capture = cv2.VideoCapture(str(clip))
-        self.jpegs = []
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            self.jpegs.append(cv2.imencode(".jpg", frame)[1].tobytes())
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                if self.path != "/cam":
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.end_headers()
-                k = 0
-                try:
-                    while not outer.stopped.is_set():
-                        data = outer.jpegs[k % len(outer.jpegs)]
-                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                                         + str(len(data)).encode() + b"\r\n\r\n" + data + b"\r\n")
-                        k += 1
-                        outer.stopped.wait(1.0 / fps)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        self.stopped = threading.Event()
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/cam"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.stopped.set()
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def test_http_mjpeg_camera_is_read_live_and_reconnects():

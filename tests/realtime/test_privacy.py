@@ -1,0 +1,121 @@
+"""Fail-closed privacy: engine errors, engine stalls and source drops never let a raw person pixel out."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+import engines
+from engines.backends.base import Engine
+from realtime.capture import SourceOptions
+from realtime.pipeline import Pipeline
+from tests.common import MEDIA, REFERENCE, MjpegServer, need_shared
+
+BLACK = "0,0,0"
+
+
+class FlakyEngine(Engine):
+    """A real engine that fails or stalls on chosen calls (the fault is injected, the masks are real)."""
+
+    def __init__(self, inner: Engine, fail_every: int = 0, stall_on: int = -1, stall_s: float = 0.0) -> None:
+        super().__init__(inner.model_name, inner.spec, inner.device, inner.precision)
+        self.inner, self.fail_every, self.stall_on, self.stall_s = inner, fail_every, stall_on, stall_s
+        self.calls = 0
+
+    def _run(self, batch):
+        self.calls += 1
+        if self.fail_every and self.calls % self.fail_every == 0:
+            raise RuntimeError("injected engine failure")
+        if self.calls == self.stall_on:
+            time.sleep(self.stall_s)
+        return self.inner._run(batch)
+
+
+@pytest.fixture(scope="module")
+def engine(model_cache):
+    with engines.load("mediapipe-selfie") as loaded:
+        yield loaded
+
+
+def person_core(reference_mask: np.ndarray) -> np.ndarray:
+    """Pixels MediaPipe is sure are a person (eroded, so boundary rounding cannot matter)."""
+    return cv2.erode((reference_mask >= 200).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+
+
+def test_engine_errors_are_written_fully_masked(engine):
+    need_shared()
+    reference = np.load(REFERENCE / "carphone_pristine.model0.npz")["masks"]
+    flaky = FlakyEngine(engine, fail_every=3)
+    with Pipeline(str(MEDIA / "carphone_pristine.mp4"), flaky, "fill", mode_options={"color": BLACK},
+                  max_frames=60) as pipeline:
+        results = list(pipeline)
+    assert len(results) == 60 and pipeline.privacy
+    failed = [r for r in results if r.probability is None]
+    assert len(failed) == 20 and pipeline.stats.counters["privacy_masked_engine_error"] == 20
+    for result in failed:
+        assert not result.image.any(), "a frame without a mask must be fully masked"
+    for result in results:
+        core = person_core(reference[result.frame.index])
+        assert not result.image[core].any(), f"raw person pixels in frame {result.frame.index}"
+
+
+def test_without_privacy_an_engine_error_stops_the_run(engine):
+    need_shared()
+    flaky = FlakyEngine(engine, fail_every=2)
+    with pytest.raises(RuntimeError, match="injected"):
+        list(Pipeline(str(MEDIA / "carphone_pristine.mp4"), flaky, "overlay", max_frames=10))
+
+
+def _clip_index(frame: np.ndarray, clip: list[np.ndarray]) -> int:
+    errors = [np.mean((frame.astype(np.int16) - c.astype(np.int16)) ** 2) for c in clip]
+    return int(np.argmin(errors))
+
+
+def test_stall_and_source_drop_on_a_live_camera(engine):
+    need_shared()
+    reference = np.load(REFERENCE / "carphone_pristine.model0.npz")["masks"]
+    capture = cv2.VideoCapture(str(MEDIA / "carphone_pristine.mp4"))
+    clip = [capture.read()[1] for _ in range(120)]
+    server = MjpegServer(MEDIA / "carphone_pristine.mp4", fps=30)
+    flaky = FlakyEngine(engine, stall_on=20, stall_s=1.0)
+    results, outage = [], {}
+
+    def drop_and_return():
+        nonlocal server
+        time.sleep(3.0)
+        port = server.port
+        server.stop()
+        outage["start"] = time.monotonic()
+        time.sleep(1.5)
+        server = MjpegServer(MEDIA / "carphone_pristine.mp4", fps=30, port=port)
+        outage["end"] = time.monotonic()
+
+    pipeline = Pipeline(server.url, flaky, "fill", mode_options={"color": BLACK}, mask_budget_ms=300,
+                        source_options=SourceOptions(open_timeout=3, read_timeout=5))
+    threading.Thread(target=drop_and_return, daemon=True).start()
+    start = time.monotonic()
+    try:
+        for result in pipeline:
+            results.append(result)
+            if time.monotonic() - start > 8.0:
+                break
+    finally:
+        pipeline.close()
+        server.stop()
+    counters = pipeline.stats.counters
+    assert counters["privacy_masked_late"] >= 1, counters  # the stalled call's frames came too late
+    assert counters["privacy_masked_reconnecting"] >= 10, counters  # placeholders while the camera was gone
+    assert counters["disconnects"] >= 1 and counters["reconnects"] >= 1
+    during = [r for r in results if outage["start"] + 0.3 < r.frame.capture_ts < outage["end"]]
+    assert during and all(r.frame.placeholder for r in during)
+    assert len(during) >= 0.5 * 30 * (outage["end"] - outage["start"] - 0.3), "output keeps the stream's rate"
+    for result in results:
+        if result.frame.placeholder or result.probability is None:
+            assert not result.image.any()
+            continue
+        core = person_core(reference[_clip_index(result.frame.bgr, clip)])
+        assert not result.image[core].any(), "raw person pixels in an output frame"
