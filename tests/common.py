@@ -180,3 +180,54 @@ class MjpegServer:
         self.stopped.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+class RtspServer:
+    """GStreamer's RTSP server (tests/rtsp_server.py, system Python with gi) serving a clip on loopback."""
+
+    SCRIPT = REPO / "tests" / "rtsp_server.py"
+
+    def __init__(self, clip, port=None, path="/live", user=None, password=None):
+        import socket
+
+        if port is None:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+        self.clip, self.port, self.path, self.user, self.password = clip, port, path, user, password
+        self.process = None
+        self.start()
+
+    @classmethod
+    def available(cls) -> str | None:
+        """None when the server can run here, else why not."""
+        import subprocess
+
+        probe = subprocess.run(["/usr/bin/python3", "-c", "import gi; gi.require_version('GstRtspServer', '1.0'); "
+                                "from gi.repository import GstRtspServer"], capture_output=True, text=True)
+        if probe.returncode != 0:
+            return ("needs GStreamer's RTSP server: apt-get install gir1.2-gst-rtsp-server-1.0 python3-gi "
+                    "gstreamer1.0-plugins-good gstreamer1.0-plugins-bad")
+        return None
+
+    @property
+    def url(self):
+        return f"rtsp://127.0.0.1:{self.port}{self.path}"
+
+    def start(self):
+        import subprocess
+
+        command = ["/usr/bin/python3", str(self.SCRIPT), "--port", str(self.port), "--path", self.path,
+                   "--clip", str(self.clip)]
+        if self.user:
+            command += ["--user", self.user, "--password", self.password]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline()
+        if "ready" not in line:
+            raise RuntimeError(f"RTSP server did not start: {line} {self.process.stderr.read()[-500:]}")
+
+    def kill(self):
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None

@@ -75,7 +75,7 @@ class LiveSource(Source):
     live = True
 
     def __init__(self, read_timeout: float = 10.0, reconnect: bool = False, backoff_initial: float = 0.25,
-                 backoff_max: float = 2.0, max_reconnects: int | None = None) -> None:
+                 backoff_max: float = 1.0, max_reconnects: int | None = None) -> None:
         self.read_timeout, self.reconnect = read_timeout, reconnect
         self.backoff_initial, self.backoff_max, self.max_reconnects = backoff_initial, backoff_max, max_reconnects
         self.stats = LiveStats()
@@ -240,7 +240,11 @@ class CaptureSource(LiveSource):
             with _FFMPEG_OPTIONS_LOCK:
                 previous = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")
                 if str(self.target).startswith("rtsp"):
-                    os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp" if self.tcp else "rtsp_transport;udp"
+                    # FFmpeg's default probing reads ~3 s of a 10 fps camera before the first frame; half a
+                    # second is plenty for one H.264/H.265 video stream and makes reconnects fast.
+                    transport = "tcp" if self.tcp else "udp"
+                    os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = (
+                        f"rtsp_transport;{transport}|analyzeduration;500000|probesize;200000")
                 try:
                     capture = cv2.VideoCapture(str(self.target), cv2.CAP_FFMPEG, params)
                 finally:

@@ -175,9 +175,12 @@ class Pipeline:
             "precision": self.engine.precision, "mode": self.compositor.name, "batch": batch, "privacy": self.privacy,
         }
         self._stop = threading.Event()
-        self._frames: queue.Queue[Any] = queue.Queue(maxsize=max(queue_size, batch * 2))
-        self._masks: queue.Queue[Any] = queue.Queue(maxsize=max(queue_size, batch * 2))
-        self._results: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        # Live sources must not queue stale frames: one slot between stages, the oldest frame dropped.
+        depth = batch if self.source.live else max(queue_size, batch * 2)
+        self._frames: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._masks: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._results: queue.Queue[Any] = queue.Queue(maxsize=1 if self.source.live else queue_size)
+        self._dropped_stale = 0
         self._threads: list[threading.Thread] = []
         self._closed = False
         self._started_at = 0.0
@@ -244,12 +247,27 @@ class Pipeline:
             # capture = from the frame's capture time until the pipeline holds it: the decode for files,
             # the wait since arrival for live sources. Every stage lies inside the end-to-end interval.
             capture_ms = max(time.monotonic() - frame.capture_ts, 0.0) * 1000.0
-            if not self._put(self._frames, (frame, capture_ms)):
+            if self.source.live:
+                self._put_newest(frame, capture_ms)
+            elif not self._put(self._frames, (frame, capture_ms)):
                 return
             count += 1
             if self.max_frames is not None and count >= self.max_frames:
                 break
         self._put(self._frames, _END)
+
+    def _put_newest(self, frame: Frame, capture_ms: float) -> None:
+        """Hand a live frame to the engine, replacing a waiting (stale) one: counted as dropped."""
+        while True:
+            try:
+                self._frames.put_nowait((frame, capture_ms))
+                return
+            except queue.Full:
+                try:
+                    self._frames.get_nowait()
+                    self._dropped_stale += 1
+                except queue.Empty:
+                    pass
 
     def _engine_loop(self) -> None:
         while True:
@@ -444,7 +462,7 @@ class Pipeline:
             self.source.close()  # wakes a capture thread waiting for the next live frame
         for thread in self._threads:
             thread.join(timeout=10.0)
-        self.stats.dropped = self.source.dropped
+        self.stats.dropped = self.source.dropped + self._dropped_stale
         live_stats = getattr(self.source, "stats", None)
         if live_stats is not None:
             self.stats.counters = {k: v for k, v in vars(live_stats).items() if isinstance(v, int)}

@@ -1,0 +1,130 @@
+"""RTSP input against a real RTSP server on loopback (GStreamer's gst-rtsp-server fed from the shared clips)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+import engines
+from engines.backends.base import Engine
+from engines.errors import SourceError
+from realtime.capture import SourceOptions, open_source
+from realtime.pipeline import Pipeline
+from tests.common import MEDIA, RtspServer, need_shared
+from tests.realtime.test_cli_models import assert_one_line_error, run_cli
+
+pytestmark = pytest.mark.skipif(RtspServer.available() is not None, reason=str(RtspServer.available()))
+
+
+@pytest.fixture(scope="module")
+def engine(model_cache):
+    with engines.load("mediapipe-selfie") as loaded:
+        yield loaded
+
+
+def test_server_killed_and_restarted_pipeline_keeps_writing(engine, tmp_path):
+    need_shared()
+    server = RtspServer(MEDIA / "one-by-one-person-detection.mp4")
+    pipeline = Pipeline(server.url, engine, "blur", str(tmp_path / "out.mp4"),
+                        source_options=SourceOptions(open_timeout=5, read_timeout=5))
+    results, marks = [], {}
+    try:
+        for result in pipeline:
+            results.append(result)
+            now = time.monotonic()
+            if "killed" not in marks and now - results[0].written_ts > 3.0:
+                server.kill()
+                marks["killed"] = time.monotonic()
+            elif "killed" in marks and "back" not in marks and now - marks["killed"] > 2.0:
+                server.start()
+                marks["back"] = time.monotonic()
+            elif "back" in marks and now - marks["back"] > 4.0:
+                break
+    finally:
+        pipeline.close()
+        server.kill()
+    counters = pipeline.stats.counters
+    assert counters["disconnects"] >= 1 and counters["reconnects"] >= 1, counters
+    resumed = [r for r in results if not r.frame.placeholder and r.frame.capture_ts > marks["back"]]
+    assert resumed, "frames must come again after the server returns"
+    assert resumed[0].frame.capture_ts - marks["back"] < 2.0, "reconnect within 2 s of the server's return"
+    outage = [r for r in results if marks["killed"] + 0.6 < r.written_ts < marks["back"]]
+    assert outage and all(r.frame.placeholder for r in outage)
+    assert len(outage) >= 0.5 * 10 * (marks["back"] - marks["killed"] - 0.6), "output keeps the stream's 10 fps"
+    for r in outage:  # placeholders are written fully masked (blur of the whole last frame), never raw
+        assert not np.array_equal(r.image, r.frame.bgr)
+    assert counters["privacy_masked_reconnecting"] == sum(r.frame.placeholder for r in results)
+
+
+class SlowEngine(Engine):
+    """The real engine, slowed down: a consumer slower than the camera."""
+
+    def __init__(self, inner: Engine, delay_s: float) -> None:
+        super().__init__(inner.model_name, inner.spec, inner.device, inner.precision)
+        self.inner, self.delay_s = inner, delay_s
+
+    def _run(self, batch):
+        time.sleep(self.delay_s)
+        return self.inner._run(batch)
+
+
+def test_latency_does_not_grow_with_a_slow_consumer(engine):
+    need_shared()
+    server = RtspServer(MEDIA / "one-by-one-person-detection.mp4")  # 10 fps: one frame every 100 ms
+    interval = 0.1
+    try:
+        pipeline = Pipeline(server.url, SlowEngine(engine, 0.13), "pixelate", "null", privacy=False,
+                            source_options=SourceOptions(open_timeout=5))
+        ages = []
+        start = time.monotonic()
+        for result in pipeline:
+            ages.append(result.end_to_end_ms / 1000.0)
+            if time.monotonic() - start > 60.0:
+                break
+        pipeline.close()
+    finally:
+        server.kill()
+    ages = np.array(ages[5:])
+    assert pipeline.stats.dropped > 50, "a slower consumer must drop frames"
+    # age = waiting for the next frame (< 1 interval) + processing (0.13 s + the pipeline's own work)
+    assert np.percentile(ages, 99) <= 2 * interval + 0.13 + 0.1, np.percentile(ages, 99)
+    first, last = ages[: len(ages) // 4].mean(), ages[-len(ages) // 4:].mean()
+    assert last <= first + 0.03, f"latency grew from {first:.3f} s to {last:.3f} s"
+
+
+def test_bad_stream_inputs_fail_after_the_open_timeout(tmp_path):
+    need_shared()
+    import functools
+    import http.server
+    import threading
+
+    server = RtspServer(MEDIA / "carphone_pristine.mp4", user="viewer", password="s3cret")
+    (tmp_path / "page.html").write_text("<html>not a video</html>")
+    http_server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path)))
+    threading.Thread(target=http_server.serve_forever, daemon=True).start()
+    try:
+        good = f"rtsp://viewer:s3cret@127.0.0.1:{server.port}/live"
+        with open_source(good, SourceOptions(open_timeout=5)) as source:
+            assert next(iter(source)).resolution_wh == (176, 144)
+            assert "s3cret" not in source.uri
+        cases = {
+            "unreachable host": "rtsp://127.0.0.1:9/live",
+            "wrong path": f"rtsp://viewer:s3cret@127.0.0.1:{server.port}/nothing",
+            "wrong credentials": f"rtsp://viewer:wrong@127.0.0.1:{server.port}/live",
+            "non-video URL": f"http://127.0.0.1:{http_server.server_address[1]}/page.html",
+        }
+        for name, url in cases.items():
+            start = time.monotonic()
+            with pytest.raises(SourceError, match="cannot open"):
+                open_source(url, SourceOptions(open_timeout=3))
+            assert time.monotonic() - start < 8, f"{name} must fail after the open timeout, not hang"
+        result = run_cli("run", "--source", cases["wrong credentials"], "--open-timeout", "3",
+                         "--output", str(tmp_path / "o.mp4"))
+        assert_one_line_error(result, "cannot open rtsp://***@127.0.0.1")
+        assert "wrong" not in result.stderr and "viewer" not in result.stderr
+    finally:
+        server.kill()
+        http_server.shutdown()
