@@ -3,6 +3,7 @@
 ====================================================  ==========================================
 ``out.mp4``, ``out.avi``, ``out.mkv``, ``out.mov``      video file (codec by extension, source fps)
 ``frames/``, ``frames/%05d.png``                        image folder (lossless PNG per frame)
+``http://127.0.0.1:8080/``                               browser preview: MJPEG + a page with fps/latency
 ``display``                                             an OpenCV window (q / Esc quits)
 ``null``                                                nothing (benchmarks)
 ====================================================  ==========================================
@@ -22,14 +23,26 @@ from realtime.outputs.base import Sink
 from realtime.outputs.files import VIDEO_CODECS, ImageFolderSink, VideoFileSink
 from realtime.outputs.screen import DisplaySink, NullSink, StopRequested
 
-FORMS_HELP = "a video file (.mp4 .avi .mkv .mov), an image folder (frames/ or frames/%05d.png), display, null"
+FORMS_HELP = ("a video file (.mp4 .avi .mkv .mov), an image folder (frames/ or frames/%05d.png), "
+              "http://127.0.0.1:8080/ (browser preview), display, null")
 
 SINKS: dict[str, Callable[[str, float], Sink]] = {
     "file": lambda location, fps: VideoFileSink(location, fps),
     "images": lambda location, fps: ImageFolderSink(location),
+    "http": lambda location, fps: _http_preview(location),
     "display": lambda location, fps: DisplaySink(),
     "null": lambda location, fps: NullSink(),
 }
+
+
+def _http_preview(location: str) -> Sink:
+    from realtime.outputs.http_preview import HttpPreviewSink
+
+    address = location.split("/", 1)[0]
+    host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        raise OutputError(f"preview output needs http://HOST:PORT/, got http://{location}")
+    return HttpPreviewSink(host or "127.0.0.1", int(port))
 
 
 def normalise_sink(text: str) -> str:

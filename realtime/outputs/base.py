@@ -26,8 +26,11 @@ class Sink(ABC):
     accepts_alpha: bool = False
 
     @abstractmethod
-    def write(self, image: np.ndarray) -> None:
-        """Write one uint8 HxWx3 BGR (or HxWx4 BGRA where ``accepts_alpha``) image."""
+    def write(self, image: np.ndarray, capture_ts: float | None = None) -> None:
+        """Write one uint8 HxWx3 BGR (or HxWx4 BGRA where ``accepts_alpha``) image.
+
+        ``capture_ts`` (the frame's monotonic capture time) lets live sinks report latency.
+        """
 
     def close(self) -> None:
         """Finalise the output. Safe to call twice."""

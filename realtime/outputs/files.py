@@ -39,7 +39,7 @@ class VideoFileSink(Sink):
         self.size: tuple[int, int] | None = None
         self.frames_written = 0
 
-    def write(self, image: np.ndarray) -> None:
+    def write(self, image: np.ndarray, capture_ts: float | None = None) -> None:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise InputShapeError(f"video files take uint8 HxWx3 BGR frames, got {image.shape} {image.dtype}; "
                                   "for BGRA (cutout) write an image folder, or use --cutout-format green")
@@ -82,7 +82,7 @@ class ImageFolderSink(Sink):
         self.uri = f"images://{self.pattern}"
         self.frames_written = 0
 
-    def write(self, image: np.ndarray) -> None:
+    def write(self, image: np.ndarray, capture_ts: float | None = None) -> None:
         path = self.pattern % self.frames_written
         if not cv2.imwrite(path, image):
             raise OutputError(f"cannot write {path}")

@@ -417,7 +417,7 @@ class Pipeline:
                 start = time.perf_counter()
                 if self.sink is not None:
                     try:
-                        self.sink.write(item.image)
+                        self.sink.write(item.image, capture_ts=item.frame.capture_ts)
                     except StopRequested:
                         return
                 if self.archive is not None:

@@ -1,0 +1,153 @@
+"""``http://HOST:PORT/`` — a browser preview: the masked stream as MJPEG and a small page showing it.
+
+Endpoints: ``/`` (the page, with live fps and latency), ``/stream.mjpg`` (multipart MJPEG, the
+newest frame to every client, no backlog), ``/frame.jpg`` (the newest frame), ``/stats.json``.
+It binds to the host in the URL — 127.0.0.1 unless told otherwise (``http://0.0.0.0:8080/`` serves
+the network).
+
+Example:
+    >>> with HttpPreviewSink("127.0.0.1", 0) as sink:  # doctest: +SKIP
+    ...     sink.write(frame_bgr)
+    ...     print(sink.url)
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+from typing import Any
+
+import cv2
+import numpy as np
+
+from engines.errors import OutputError
+from realtime.outputs.base import Sink
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>realtime-mask preview</title>
+<style>body{margin:0;background:#111;color:#ddd;font:14px system-ui,sans-serif}
+#bar{padding:6px 10px}img{display:block;width:min(100vw,960px);max-height:calc(100vh - 32px);object-fit:contain}</style></head>
+<body><div id="bar">realtime-mask &middot; <span id="fps">-</span> fps &middot; latency
+<span id="latency">-</span> ms &middot; <span id="frames">0</span> frames</div>
+<img id="stream" src="stream.mjpg" alt="masked stream">
+<script>
+async function tick() {
+  try {
+    const s = await (await fetch("stats.json", {cache: "no-store"})).json();
+    document.getElementById("fps").textContent = s.fps.toFixed(1);
+    document.getElementById("latency").textContent = s.latency_ms === null ? "-" : s.latency_ms.toFixed(0);
+    document.getElementById("frames").textContent = s.frames;
+  } catch (e) {}
+}
+setInterval(tick, 500); tick();
+</script></body></html>
+"""
+
+
+class HttpPreviewSink(Sink):
+    """Serves the newest frame as MJPEG to any number of browsers.
+
+    Args:
+        host: address to bind (default loopback).
+        port: TCP port (0: any free port; see :attr:`url`).
+        quality: JPEG quality 1-100.
+    """
+
+    accepts_alpha = False
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 8080, quality: int = 80) -> None:
+        self.quality = quality
+        self.frames_written = 0
+        self._jpeg: bytes | None = None
+        self._sequence = 0
+        self._condition = threading.Condition()
+        self._times: list[float] = []
+        self._latency_ms: float | None = None
+        self._closed = False
+        sink = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, body: bytes, content_type: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path in ("/", "/index.html"):
+                    self._send(PAGE.encode(), "text/html; charset=utf-8")
+                elif path == "/stats.json":
+                    self._send(json.dumps(sink.stats()).encode(), "application/json")
+                elif path == "/frame.jpg" and sink._jpeg is not None:
+                    self._send(sink._jpeg, "image/jpeg")
+                elif path == "/stream.mjpg":
+                    self._stream()
+                else:
+                    self.send_error(404)
+
+            def _stream(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                seen = -1
+                try:
+                    while not sink._closed:
+                        with sink._condition:
+                            sink._condition.wait_for(lambda last=seen: sink._sequence != last or sink._closed, timeout=1.0)
+                            jpeg, seen = sink._jpeg, sink._sequence
+                        if jpeg is None or sink._closed:
+                            continue
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                                         + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        try:
+            self.server = http.server.ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:
+            raise OutputError(f"cannot serve the preview on {host}:{port}: {exc.strerror}; choose another port") from exc
+        self.server.daemon_threads = True
+        bound_host, bound_port = self.server.server_address[:2]
+        self.url = f"http://{bound_host}:{bound_port}/"
+        self.uri = self.url
+        self._thread = threading.Thread(target=self.server.serve_forever, name="http-preview", daemon=True)
+        self._thread.start()
+
+    def stats(self) -> dict[str, Any]:
+        """Frames served, fps over the last second or so, and the newest frame's latency."""
+        now = time.monotonic()
+        recent = [t for t in self._times if now - t <= 2.0]
+        fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
+        return {"frames": self.frames_written, "fps": fps, "latency_ms": self._latency_ms}
+
+    def write(self, image: np.ndarray, capture_ts: float | None = None) -> None:
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        if not ok:
+            raise OutputError("cannot JPEG-encode a frame for the preview")
+        now = time.monotonic()
+        with self._condition:
+            self._jpeg = jpeg.tobytes()
+            self._sequence += 1
+            self._condition.notify_all()
+        self._times = [t for t in self._times[-120:] if now - t <= 2.0] + [now]
+        if capture_ts is not None:
+            self._latency_ms = (now - capture_ts) * 1000.0
+        self.frames_written += 1
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._condition:
+            self._condition.notify_all()
+        self.server.shutdown()
+        self.server.server_close()
