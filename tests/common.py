@@ -182,18 +182,23 @@ class MjpegServer:
         self.server.server_close()
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 class RtspServer:
     """GStreamer's RTSP server (tests/rtsp_server.py, system Python with gi) serving a clip on loopback."""
 
     SCRIPT = REPO / "tests" / "rtsp_server.py"
 
     def __init__(self, clip, port=None, path="/live", user=None, password=None):
-        import socket
-
         if port is None:
-            with socket.socket() as probe:
-                probe.bind(("127.0.0.1", 0))
-                port = probe.getsockname()[1]
+            port = free_port()
         self.clip, self.port, self.path, self.user, self.password = clip, port, path, user, password
         self.process = None
         self.start()

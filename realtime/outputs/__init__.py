@@ -4,6 +4,7 @@
 ``out.mp4``, ``out.avi``, ``out.mkv``, ``out.mov``      video file (codec by extension, source fps)
 ``frames/``, ``frames/%05d.png``                        image folder (lossless PNG per frame)
 ``http://127.0.0.1:8080/``                               browser preview: MJPEG + a page with fps/latency
+``rtsp://127.0.0.1:8554/masked`` (``rtsp://@:8554/x``)  H.264 RTSP stream served by a supervised GStreamer process
 ``display``                                             an OpenCV window (q / Esc quits)
 ``null``                                                nothing (benchmarks)
 ====================================================  ==========================================
@@ -24,12 +25,13 @@ from realtime.outputs.files import VIDEO_CODECS, ImageFolderSink, VideoFileSink
 from realtime.outputs.screen import DisplaySink, NullSink, StopRequested
 
 FORMS_HELP = ("a video file (.mp4 .avi .mkv .mov), an image folder (frames/ or frames/%05d.png), "
-              "http://127.0.0.1:8080/ (browser preview), display, null")
+              "http://127.0.0.1:8080/ (browser preview), rtsp://127.0.0.1:8554/masked, display, null")
 
 SINKS: dict[str, Callable[[str, float], Sink]] = {
     "file": lambda location, fps: VideoFileSink(location, fps),
     "images": lambda location, fps: ImageFolderSink(location),
     "http": lambda location, fps: _http_preview(location),
+    "rtsp": lambda location, fps: _rtsp(location, fps),
     "display": lambda location, fps: DisplaySink(),
     "null": lambda location, fps: NullSink(),
 }
@@ -43,6 +45,12 @@ def _http_preview(location: str) -> Sink:
     if not port.isdigit():
         raise OutputError(f"preview output needs http://HOST:PORT/, got http://{location}")
     return HttpPreviewSink(host or "127.0.0.1", int(port))
+
+
+def _rtsp(location: str, fps: float) -> Sink:
+    from realtime.outputs.rtsp import RtspSink
+
+    return RtspSink(location, fps)
 
 
 def normalise_sink(text: str) -> str:

@@ -128,3 +128,45 @@ def test_bad_stream_inputs_fail_after_the_open_timeout(tmp_path):
     finally:
         server.kill()
         http_server.shutdown()
+
+
+def test_rtsp_output_is_read_back_masked_and_survives_a_crash(engine):
+    need_shared()
+    import threading
+
+    from realtime.outputs.rtsp import RtspSink
+    from tests.common import MjpegServer, free_port
+
+    camera = MjpegServer(MEDIA / "carphone_pristine.mp4", fps=25)
+    port = free_port()
+    sink = RtspSink(f"127.0.0.1:{port}/masked", fps=25)
+    pipeline = Pipeline(camera.url, engine, "fill", sink, mode_options={"color": "255,0,255"})
+    runner = threading.Thread(target=pipeline.run, daemon=True)
+    runner.start()
+
+    def read_back(count):
+        deadline = time.monotonic() + 20
+        while sink.process is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with open_source(f"rtsp://127.0.0.1:{port}/masked", SourceOptions(open_timeout=5, read_timeout=5)) as client:
+            frames = []
+            for frame in client:
+                frames.append(frame.bgr)
+                if len(frames) >= count:
+                    return frames
+        return frames
+
+    try:
+        frames = read_back(20)
+        assert len(frames) == 20 and frames[0].shape == (144, 176, 3)
+        magenta = [np.mean(np.all(np.abs(f.astype(int) - (255, 0, 255)) < 60, axis=2)) for f in frames]
+        assert min(magenta) > 0.05, "frames read back from the RTSP output must be masked"
+        sink.process.kill()  # the encoder/server dies...
+        time.sleep(1.0)
+        again = read_back(10)  # ...the sink restarts it and a client can read again
+        assert len(again) == 10 and sink.restarts >= 1
+    finally:
+        pipeline.close()
+        runner.join(timeout=10)
+        sink.close()
+        camera.stop()

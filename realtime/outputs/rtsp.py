@@ -1,0 +1,99 @@
+"""``rtsp://HOST:PORT/PATH`` — publish the masked stream as H.264 over RTSP.
+
+The sink starts and supervises a GStreamer RTSP server process (``rtsp_serve.py``) that encodes the
+frames it writes to H.264 and serves them at that address (``rtsp://@:8554/masked`` serves every
+interface; a plain host binds that address, 127.0.0.1 by default). If the process dies it is
+restarted on the next frame (counted in :attr:`RtspSink.restarts`). Needs a Python with GStreamer's
+bindings (``/usr/bin/python3`` with python3-gi, gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-ugly).
+
+Example:
+    >>> with RtspSink("127.0.0.1:8554/masked", fps=25) as sink:  # doctest: +SKIP
+    ...     sink.write(frame_bgr)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from engines.errors import InputShapeError, OutputError
+from realtime.outputs.base import Sink
+
+SERVER_SCRIPT = Path(__file__).with_name("rtsp_serve.py")
+GST_PYTHON = os.environ.get("REALTIME_MASK_GST_PYTHON", "/usr/bin/python3")
+
+
+class RtspSink(Sink):
+    """Serves the written frames as an H.264 RTSP stream; restarts its server process if it dies."""
+
+    def __init__(self, location: str, fps: float = 25.0) -> None:
+        address, _, path = location.partition("/")
+        host, _, port = address.rpartition(":")
+        if not port.isdigit():
+            raise OutputError(f"RTSP output needs rtsp://HOST:PORT/PATH, got rtsp://{location}")
+        self.host = "0.0.0.0" if host == "@" else (host or "127.0.0.1")  # "@" serves every interface
+        self.port, self.path = int(port), "/" + (path or "masked")
+        self.fps = max(1, round(fps)) if fps and fps > 0 else 25
+        self.uri = f"rtsp://{host or '127.0.0.1'}:{self.port}{self.path}"
+        self.frames_written, self.restarts = 0, 0
+        self.process: subprocess.Popen[bytes] | None = None
+        self.size: tuple[int, int] | None = None
+        probe = subprocess.run([GST_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"],
+                               capture_output=True)
+        if probe.returncode != 0:
+            raise OutputError(f"RTSP output needs GStreamer's Python bindings for {GST_PYTHON}: apt-get install "
+                              "python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-ugly")
+
+    def _start(self) -> None:
+        assert self.size is not None
+        width, height = self.size
+        command = [GST_PYTHON, str(SERVER_SCRIPT), "--host", self.host, "--port", str(self.port), "--path", self.path,
+                   "--width", str(width), "--height", str(height), "--fps", str(self.fps)]
+        log = tempfile.TemporaryFile()  # GStreamer's messages: never a pipe that could fill up and block it
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+        assert process.stdout is not None
+        line = process.stdout.readline().decode(errors="replace")
+        if "ready" not in line:
+            process.wait()
+            log.seek(0)
+            error = log.read().decode(errors="replace").strip()
+            raise OutputError(f"cannot serve {self.uri}: {(error.splitlines() or [line.strip() or 'no output'])[-1]}")
+        self.process = process  # only once it listens
+
+    def write(self, image: np.ndarray, capture_ts: float | None = None) -> None:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise InputShapeError(f"RTSP output takes uint8 HxWx3 BGR frames, got {image.shape} {image.dtype}")
+        size = (image.shape[1], image.shape[0])
+        if self.size is None:
+            self.size = size
+        elif size != self.size:
+            raise InputShapeError(f"frame size changed from {self.size} to {size}; an RTSP stream keeps one size")
+        if self.process is not None and self.process.poll() is not None:
+            self.process, self.restarts = None, self.restarts + 1
+        if self.process is None:
+            self._start()
+        assert self.process is not None and self.process.stdin is not None
+        try:
+            self.process.stdin.write(np.ascontiguousarray(image).tobytes())
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self.process.kill()
+            self.process.wait()
+            self.process, self.restarts = None, self.restarts + 1
+            return  # this frame is lost; the next one restarts the server
+        self.frames_written += 1
+
+    def close(self) -> None:
+        if self.process is not None:
+            try:
+                if self.process.stdin:
+                    self.process.stdin.close()
+                self.process.wait(timeout=5)
+            except (subprocess.TimeoutExpired, OSError):
+                self.process.kill()
+                self.process.wait()
+            self.process = None
