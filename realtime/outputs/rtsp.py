@@ -53,7 +53,7 @@ class RtspSink(Sink):
         width, height = self.size
         command = [GST_PYTHON, str(SERVER_SCRIPT), "--host", self.host, "--port", str(self.port), "--path", self.path,
                    "--width", str(width), "--height", str(height), "--fps", str(self.fps)]
-        log = tempfile.TemporaryFile()  # GStreamer's messages: never a pipe that could fill up and block it
+        log = tempfile.TemporaryFile()  # noqa: SIM115 - GStreamer's messages; a pipe could fill up and block it
         process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
         assert process.stdout is not None
         line = process.stdout.readline().decode(errors="replace")
