@@ -196,10 +196,11 @@ class RtspServer:
 
     SCRIPT = REPO / "tests" / "rtsp_server.py"
 
-    def __init__(self, clip, port=None, path="/live", user=None, password=None):
+    def __init__(self, clip, port=None, path="/live", user=None, password=None, mpeg4=False):
         if port is None:
             port = free_port()
         self.clip, self.port, self.path, self.user, self.password = clip, port, path, user, password
+        self.mpeg4 = mpeg4
         self.process = None
         self.start()
 
@@ -226,6 +227,8 @@ class RtspServer:
                    "--clip", str(self.clip)]
         if self.user:
             command += ["--user", self.user, "--password", self.password]
+        if self.mpeg4:
+            command.append("--mpeg4")
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.process.stdout.readline()
         if "ready" not in line:

@@ -25,14 +25,16 @@ def main() -> None:
     parser.add_argument("--clip", required=True)
     parser.add_argument("--user")
     parser.add_argument("--password")
+    parser.add_argument("--mpeg4", action="store_true", help="the clip is MPEG-4 Part 2 (mp4v), not H.264")
     args = parser.parse_args()
     Gst.init(None)
     server = GstRtspServer.RTSPServer.new()
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
     factory = GstRtspServer.RTSPMediaFactory.new()
-    factory.set_launch(f'( filesrc location="{args.clip}" ! qtdemux ! h264parse ! '
-                       "rtph264pay name=pay0 pt=96 config-interval=1 )")
+    payload = "mpeg4videoparse ! rtpmp4vpay name=pay0 pt=96 config-interval=1" if args.mpeg4 else \
+        "h264parse ! rtph264pay name=pay0 pt=96 config-interval=1"
+    factory.set_launch(f'( filesrc location="{args.clip}" ! qtdemux ! {payload} )')
     factory.set_shared(True)
     if args.user:
         auth = GstRtspServer.RTSPAuth.new()

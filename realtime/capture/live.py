@@ -274,8 +274,9 @@ class CaptureSource(LiveSource):
         return bgr, position if position > 0 else time.monotonic()
 
     def _ended(self) -> bool:
-        """A stream that states its length (a file served over HTTP) has ended when it is read to the end."""
-        if self.capture is None:
+        """A file served over HTTP (it states its length) has ended when read to the end. An RTSP session
+        that ends is a camera going away: it is reconnected, never taken as the end of the stream."""
+        if self.capture is None or not str(self.target).startswith(("http://", "https://")):
             return False
         total = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)
         return bool(total and total > 0 and self.capture.get(cv2.CAP_PROP_POS_FRAMES) >= total - 1)
