@@ -16,10 +16,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import engines
-from benchmarks.inference import read_frames
 from engines.metrics import compare_masks
 from engines.preprocess import probability_to_uint8
 from realtime.bench.machine import machine_info
+from realtime.capture.files import read_frames
 
 CLIPS = ["carphone_pristine.mp4", "head-pose-face-detection-female-and-male.gif", "one-by-one-person-detection.mp4",
          "car-detection.mp4"]

@@ -35,6 +35,7 @@ from engines import zoo
 from engines.metrics import compare_masks
 from engines.preprocess import probability_to_uint8
 from realtime.bench.machine import machine_info
+from realtime.capture.files import read_frames
 
 CLIPS = ["head-pose-face-detection-female-and-male.gif", "carphone_pristine.mp4", "one-by-one-person-detection.mp4"]
 
@@ -60,15 +61,6 @@ def prepare(folder: Path) -> None:
     print(f"prepared {folder}: carry it with the run (carry: [{folder.name}])")
 
 
-def read_frames(path: Path, limit: int) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while len(frames) < limit:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    return frames
 
 
 def percentiles(ms: list[float]) -> dict[str, float]:

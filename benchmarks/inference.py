@@ -22,21 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import engines
 from realtime.bench.machine import machine_info
+from realtime.capture.files import read_frames
 
 CLIPS = ["head-pose-face-detection-female-and-male.gif", "one-by-one-person-detection.mp4", "carphone_pristine.mp4"]
 MODELS = [("mediapipe-selfie", 0), ("mediapipe-selfie-landscape", 1)]
 
 
-def read_frames(path: Path, limit: int = 120) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while len(frames) < limit:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    return frames
 
 
 def summarise(seconds: list[float]) -> dict[str, float]:
@@ -67,7 +58,7 @@ def main() -> None:
 
     results = {"machine": machine_info(), "command": " ".join(sys.argv), "rows": []}
     for clip in CLIPS:
-        frames = read_frames(Path(args.clips) / clip)
+        frames = read_frames(Path(args.clips) / clip, 120)  # the frames MediaPipe's reference used
         height, width = frames[0].shape[:2]
         for model, selection in MODELS:
             row_base = {"clip": clip, "resolution": f"{width}x{height}", "model": model}

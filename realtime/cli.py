@@ -14,11 +14,10 @@ import argparse
 import functools
 import logging
 import sys
-import tomllib
 from collections.abc import Sequence
-from pathlib import Path
 
 from engines.errors import ConfigError, MaskingError
+from engines.tomlfile import read_toml
 from realtime.capture import FORMS_HELP as SOURCE_FORMS
 from realtime.commands import bench_command, build_engine_command, masks_command, models_command, run_command
 from realtime.compositor import MODES
@@ -155,12 +154,7 @@ def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | Non
     config_path = getattr(args, "config", None)
     if not config_path:
         return args
-    try:
-        data = tomllib.loads(Path(config_path).read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {config_path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config {config_path} is not valid TOML: {exc}") from exc
+    data = read_toml(config_path, "config")
     known = {k for k in vars(args) if k not in ("command", "handler", "config")}
     given = {token.split("=", 1)[0] for token in (argv if argv is not None else sys.argv[1:]) if token.startswith("--")}
     for key, value in data.items():

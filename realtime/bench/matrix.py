@@ -22,13 +22,13 @@ Example:
 from __future__ import annotations
 
 import itertools
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from engines.errors import ConfigError
 from engines.loader import BACKEND_LOADERS, PRECISIONS
+from engines.tomlfile import read_toml
 from realtime.compositor import MODES
 
 
@@ -127,9 +127,4 @@ def matrix_from(values: dict[str, Any]) -> Matrix:
 
 def load_matrix_file(path: str | Path) -> dict[str, Any]:
     """Read a TOML matrix file into a dict for :func:`matrix_from`."""
-    try:
-        return tomllib.loads(Path(path).read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read benchmark matrix {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"benchmark matrix {path} is not valid TOML: {exc}") from exc
+    return read_toml(path, "benchmark matrix")

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from engines.errors import SourceError
 from realtime.capture.base import Source
@@ -105,3 +106,19 @@ class ImageFolderSource(Source):
             if bgr is None:
                 raise SourceError(f"cannot decode image {path}; remove it or convert it to PNG/JPEG")
             yield Frame(index, bgr, index * period, started)
+
+
+def read_frames(path: str | Path, limit: int | None = None) -> list[np.ndarray]:
+    """The first ``limit`` (default: all) decoded BGR frames of a video file, for tests and benchmarks.
+
+    Example:
+        >>> len(read_frames("clip.mp4", 10))  # doctest: +SKIP
+        10
+    """
+    frames = []
+    with VideoFileSource(path) as source:
+        for frame in source:
+            frames.append(frame.bgr)
+            if limit is not None and len(frames) >= limit:
+                break
+    return frames
