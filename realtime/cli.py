@@ -19,7 +19,14 @@ from collections.abc import Sequence
 from engines.errors import ConfigError, MaskingError
 from engines.tomlfile import read_toml
 from realtime.capture import FORMS_HELP as SOURCE_FORMS
-from realtime.commands import bench_command, build_engine_command, masks_command, models_command, run_command
+from realtime.commands import (
+    bench_command,
+    build_engine_command,
+    eval_people_command,
+    masks_command,
+    models_command,
+    run_command,
+)
 from realtime.compositor import MODES
 from realtime.outputs import FORMS_HELP as SINK_FORMS
 
@@ -48,6 +55,16 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--input-layout", choices=["nchw", "nhwc"], help="ONNX models: input layout")
     group.add_argument("--output-kind", choices=["probability", "logit", "classes"], help="ONNX models: output")
     group.add_argument("--classes", metavar="I,J", help="with --output-kind classes: channels to mask")
+
+
+def add_strategy_options(parser: argparse.ArgumentParser) -> None:
+    """Options for small and distant people (tiles, motion ROIs), shared by run and masks."""
+    group = parser.add_argument_group("small people")
+    group.add_argument("--strategy", choices=["full", "tiles", "motion-roi", "surveillance"],
+                       help="inference strategy (default: full; surveillance = tiles + motion ROIs, for fixed cameras)")
+    group.add_argument("--tiles", metavar="RxC", help="tile grid for tiles/surveillance (default: 2x2; surveillance 3x3)")
+    group.add_argument("--tile-overlap", type=float, help="overlap of neighbouring tiles, a fraction in [0, 1)")
+    group.add_argument("--privacy-union", choices=["motion"], help="also mask moving regions the model does not claim")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     masks.add_argument("--batch", type=int, default=4, help="frames per engine call (default: %(default)s)")
     masks.add_argument("--max-frames", type=int, help="stop after this many frames")
     add_model_options(masks)
+    add_strategy_options(masks)
     masks.set_defaults(handler=masks_command)
 
     build = commands.add_parser("build-engine", help="build (and cache) a TensorRT engine ahead of time")
@@ -144,7 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--read-timeout", type=float, help="seconds without frames before giving up (default: 10)")
     live.add_argument("--no-reconnect", action="store_true", default=None, help="fail instead of reconnecting streams")
     add_model_options(run)
+    add_strategy_options(run)
     run.set_defaults(handler=run_command)
+
+    people = commands.add_parser("eval-people", help="recall and false foreground of each strategy on far-away people")
+    people.add_argument("--shared", default="../shared", help="the shared data folder (media/ and reference/)")
+    people.add_argument("--heights", default="0.10-0.20", help="person height as a share of the frame, LO-HI")
+    people.add_argument("--strategies", default="full,tiles,motion-roi,surveillance")
+    people.add_argument("--sequences", type=int, default=3)
+    people.add_argument("--frames", type=int, default=30)
+    people.add_argument("--out", help="write the results as JSON here")
+    add_model_options(people)
+    people.set_defaults(handler=eval_people_command)
     return parser
 
 

@@ -7,6 +7,7 @@ import shutil
 import sys
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -52,6 +53,17 @@ def load_engine(args: argparse.Namespace) -> Engine:
     return engines.load(resolved, backend=args.backend, device=args.device, precision=args.precision)
 
 
+def strategy_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`~engines.strategies.StrategySettings` the small-people options ask for (None: plain full frame)."""
+    from engines.strategies import StrategySettings, parse_tiles
+
+    if not (args.strategy or args.tiles or args.tile_overlap is not None or args.privacy_union):
+        return None
+    name = args.strategy or ("tiles" if args.tiles else "full")
+    return StrategySettings.preset(name, tiles=parse_tiles(args.tiles) if args.tiles else None,
+                                   tile_overlap=args.tile_overlap, privacy_union_motion=args.privacy_union == "motion")
+
+
 def models_command(args: argparse.Namespace) -> int:
     """``realtime-mask models list|fetch|export``."""
     if args.models_command == "list":
@@ -83,14 +95,21 @@ def masks_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"--batch must be >= 1, got {args.batch}")
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError(f"--max-frames must be >= 1, got {args.max_frames}")
+    strategy_settings = strategy_from_args(args)
     archive = MaskArchive(args.out)
     engine = load_engine(args)
+    strategy = None
+    if strategy_settings is not None:
+        from engines.strategies import InferenceStrategy
+
+        strategy = InferenceStrategy(engine, strategy_settings)
     with open_source(args.source) as source, archive, engine:
         total = source.frame_count if args.max_frames is None else min(args.max_frames, source.frame_count or args.max_frames)
         frames = islice(source, args.max_frames) if args.max_frames else iter(source)
         with tqdm(total=total, unit="frame", desc="masks", file=sys.stderr, disable=None) as progress:
             while batch := [f.bgr for f in islice(frames, args.batch)]:
-                for probability in engine.predict_batch(batch):
+                merged = [strategy(f) for f in batch] if strategy is not None else engine.predict_batch(batch)
+                for probability in merged:
                     archive.add(probability)
                 progress.update(len(batch))
     print(f"wrote {len(archive)} masks to {archive.path}", file=sys.stderr)
@@ -142,11 +161,12 @@ def run_command(args: argparse.Namespace) -> int:
         read_timeout=10.0 if args.read_timeout is None else args.read_timeout,
         reconnect=False if args.no_reconnect else None,
     )
+    strategy = strategy_from_args(args)
     engine = load_engine(args)
     pipeline = Pipeline(
         args.source, engine, mode, args.output, batch=args.batch or 1, mask=mask,
         mode_options=_mode_options(args, mode), source_options=source_options, save_masks=args.save_masks,
-        metadata=args.metadata, max_frames=args.max_frames,
+        metadata=args.metadata, max_frames=args.max_frames, strategy=strategy,
     )
     total = pipeline.source.frame_count
     if total is not None and args.max_frames:
@@ -210,4 +230,35 @@ def bench_command(args: argparse.Namespace) -> int:
     print((Path(args.out_dir) / "summary.md").read_text())
     print(f"results: {args.out_dir}/bench.json, bench.csv, stages.png, cdf.png, timeline.png, summary.md "
           f"({len(document['results'])} configurations)", file=sys.stderr)
+    return 0
+
+
+def eval_people_command(args: argparse.Namespace) -> int:
+    """``realtime-mask eval-people``: every strategy on the synthetic far-people set, side by side."""
+    import json
+
+    from engines.strategies import StrategySettings
+    from realtime.bench.people import build_far_people, evaluate
+
+    try:
+        low, high = (float(v) for v in args.heights.split("-"))
+    except ValueError:
+        raise ConfigError(f"--heights takes LO-HI shares of the frame height such as 0.10-0.20, got {args.heights!r}") from None
+    if not 0 < low < high < 1:
+        raise ConfigError(f"--heights needs 0 < LO < HI < 1, got {args.heights}")
+    shared = Path(args.shared)
+    if not (shared / "media").is_dir() or not (shared / "reference").is_dir():
+        raise ConfigError(f"{shared} has no media/ and reference/ folders; point --shared at the shared data")
+    names = [n.strip() for n in args.strategies.split(",") if n.strip()]
+    settings = [StrategySettings.preset(n) for n in names]
+    engine = load_engine(args)
+    dataset = build_far_people(shared, (low, high), sequences=args.sequences, frames=args.frames)
+    rows = [evaluate(engine, dataset, s) for s in settings]
+    print(f"people {low:.0%}-{high:.0%} of the frame height, {rows[0]['people']} person-frames")
+    print(f"{'strategy':<14}{'recall':>8}{'sil. IoU':>10}{'false fg':>10}{'fg p95':>9}{'ms/frame':>10}{'skipped':>9}")
+    for r in rows:
+        print(f"{r['strategy']:<14}{r['recall']:>8.1%}{r['silhouette_iou']:>10.3f}{r['false_foreground_mean']:>10.2%}"
+              f"{r['false_foreground_p95']:>9.2%}{r['ms_per_frame_p50']:>10.1f}{r['skipped_frames']:>9}")
+    if args.out:
+        Path(check_writable(args.out)).write_text(json.dumps({"heights": [low, high], "rows": rows}, indent=1) + "\n")
     return 0

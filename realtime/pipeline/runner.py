@@ -32,6 +32,7 @@ import engines
 from engines.backends.base import Engine
 from engines.errors import ConfigError, OutputError
 from engines.preprocess import frames_to_batch, probability_to_frame
+from engines.strategies import InferenceStrategy, StrategySettings
 from realtime.capture import LiveSource, Source, SourceOptions, SourceTimeoutError, open_source, redact
 from realtime.compositor import Compositor, MaskPostprocessor, MaskSettings, make_compositor
 from realtime.frame import Frame
@@ -128,6 +129,7 @@ class Pipeline:
             fully masked, never raw; such frames are counted. Default: on when the mode hides people
             (target person, any mode but overlay and mask).
         mask_budget_ms: how late a mask may be (capture → composite) before its frame is fully masked.
+        strategy: tiled / motion-ROI inference for small people (:mod:`engines.strategies`); default full frame.
     """
 
     def __init__(self, source: str | Source, model: str | Engine = engines.DEFAULT_MODEL, mode: str | Compositor = "blur",
@@ -136,7 +138,8 @@ class Pipeline:
                  mode_options: dict[str, Any] | None = None, source_options: SourceOptions | None = None,
                  save_masks: str | Path | None = None, metadata: str | Path | None = None,
                  max_frames: int | None = None, cache: str | Path | None = None, queue_size: int = 4,
-                 privacy: bool | None = None, mask_budget_ms: float = 1000.0) -> None:
+                 privacy: bool | None = None, mask_budget_ms: float = 1000.0,
+                 strategy: StrategySettings | None = None) -> None:
         if batch < 1:
             raise ConfigError(f"batch must be >= 1, got {batch}")
         if max_frames is not None and max_frames < 1:
@@ -160,6 +163,9 @@ class Pipeline:
             self.engine = model if isinstance(model, Engine) else self._own(
                 engines.load(model, backend=backend, device=device, precision=precision, cache=cache))
             self.source = source if isinstance(source, Source) else self._own(open_source(source, source_options))
+            self.strategy = None
+            if strategy is not None and (strategy.name != "full" or strategy.privacy_union_motion):
+                self.strategy = InferenceStrategy(self.engine, strategy)
             self.sink = output if isinstance(output, Sink) or output is None else self._own(
                 open_sink(output, self.source.fps or 25.0))
             if self.sink is not None and self.compositor.output_channels == 4 and not self.sink.accepts_alpha:
@@ -302,11 +308,17 @@ class Pipeline:
             frames = [frame for frame, _ in real]
             t0 = time.perf_counter()
             try:
-                batch = frames_to_batch([f.bgr for f in frames], self.engine.spec)
-                t1 = time.perf_counter()
-                probability = self.engine.infer(batch)
-                t2 = time.perf_counter()
-                resized = [probability_to_frame(p[0], f.bgr.shape[:2]) for p, f in zip(probability, frames, strict=True)]
+                if self.strategy is not None:  # its own batches (tiles, crops); timed as inference
+                    t1 = time.perf_counter()
+                    resized = [self.strategy(f.bgr) for f in frames]
+                    t2 = time.perf_counter()
+                else:
+                    batch = frames_to_batch([f.bgr for f in frames], self.engine.spec)
+                    t1 = time.perf_counter()
+                    probability = self.engine.infer(batch)
+                    t2 = time.perf_counter()
+                    resized = [probability_to_frame(p[0], f.bgr.shape[:2])
+                               for p, f in zip(probability, frames, strict=True)]
             except Exception:
                 if not self.privacy:
                     raise
@@ -394,7 +406,7 @@ class Pipeline:
             return
         self._started_at = time.monotonic()
         workers = [("capture", self._capture_loop, self._frames)]
-        if self.engine.device.startswith("cuda") and hasattr(self.engine, "infer_tensor"):
+        if self.engine.device.startswith("cuda") and hasattr(self.engine, "infer_tensor") and self.strategy is None:
             workers.append(("gpu", self._gpu_loop, self._results))
         else:
             workers += [("engine", self._engine_loop, self._masks), ("composite", self._composite_loop, self._results)]
@@ -466,6 +478,9 @@ class Pipeline:
         live_stats = getattr(self.source, "stats", None)
         if live_stats is not None:
             self.stats.counters = {k: v for k, v in vars(live_stats).items() if isinstance(v, int)}
+        if self.strategy is not None:
+            self.stats.counters.update({"strategy_skipped_frames": self.strategy.stats.skipped,
+                                        "strategy_engine_crops": self.strategy.stats.engine_crops})
         if self.privacy:
             self.stats.counters.update({f"privacy_masked_{k}": v for k, v in self.privacy_counts.items()})
         self._close_owned()

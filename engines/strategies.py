@@ -1,0 +1,281 @@
+"""Inference strategies for small and distant people: full frame, tiles, motion ROIs, and the surveillance preset.
+
+* ``full`` — one engine call on the whole frame (the model's training setting: people close up).
+* ``tiles`` — an R x C grid of overlapping tiles (plus, optionally, the full frame) in one batch;
+  tile probabilities are blended with weights that ramp down across each overlap, so a person
+  crossing a border is masked without a seam.
+* ``motion-roi`` — OpenCV's MOG2 background subtraction on a downscaled frame finds moving regions;
+  crops around them (margin, minimum size, the model's aspect ratio) go through the engine as one
+  batch and are pasted back. Every ``refresh_every`` frames a full pass (tiles for ``surveillance``)
+  catches people who stand still; frames with no motion reuse the last mask (counted as skipped).
+* ``surveillance`` — tiles + motion ROIs + false-foreground control, our preset for fixed cameras.
+
+False-foreground control: regions (probability >= 0.5) smaller than ``min_region`` of the frame are
+dropped, and with ``persistence`` a region must overlap the previous frame's mask or motion.
+``privacy_union_motion`` also masks moving regions the model does not claim.
+
+Example:
+    >>> settings = StrategySettings(name="tiles", tiles=(2, 2))
+    >>> [tuple(b) for b in tile_boxes(100, 200, 2, 2, 0.2)][:2]
+    [(0, 56, 0, 111), (0, 56, 89, 200)]
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from engines.backends.base import Engine
+from engines.errors import ConfigError
+from engines.preprocess import frames_to_batch
+
+STRATEGIES = ("full", "tiles", "motion-roi", "surveillance")
+Box = tuple[int, int, int, int]  # y0, y1, x0, x1 (end-exclusive)
+
+
+@dataclass(frozen=True)
+class StrategySettings:
+    """How a frame becomes one person probability.
+
+    Args:
+        name: one of :data:`STRATEGIES`.
+        tiles: grid (rows, cols) for ``tiles``/``surveillance``.
+        tile_overlap: overlap between neighbouring tiles as a fraction of the tile, in [0, 1).
+        include_full: add the full frame to the tile batch (merged by maximum).
+        refresh_every: full/tiled pass every N frames in the motion strategies.
+        roi_margin: crop margin around a moving region, as a fraction of its size.
+        roi_min_px: smallest crop side in pixels.
+        min_region: drop mask regions smaller than this share of the frame.
+        persistence: 1 = off; 2 = a region must overlap the previous frame's mask or motion.
+        privacy_union_motion: also mask moving regions the model does not claim.
+        confidence: probability a pixel needs to count as a person under this strategy; the output is
+            rescaled monotonically so that this value lands on 0.5 (the pipeline's threshold).
+    """
+
+    name: str = "full"
+    tiles: tuple[int, int] = (2, 2)
+    tile_overlap: float = 0.2
+    include_full: bool = True
+    refresh_every: int = 15
+    roi_margin: float = 0.3
+    roi_min_px: int = 64
+    min_region: float = 0.0
+    persistence: int = 1
+    privacy_union_motion: bool = False
+    confidence: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.name not in STRATEGIES:
+            raise ConfigError(f"unknown strategy {self.name!r}; choose one of {', '.join(STRATEGIES)}")
+        rows, cols = self.tiles
+        if rows < 1 or cols < 1 or rows * cols > 64:
+            raise ConfigError(f"tiles must be RxC with R, C >= 1 (at most 64 tiles), got {rows}x{cols}")
+        if not 0.0 <= self.tile_overlap < 1.0:
+            raise ConfigError(f"tile overlap must be in [0, 1), got {self.tile_overlap}")
+        if not 0.0 < self.confidence < 1.0:
+            raise ConfigError(f"strategy confidence must be in (0, 1), got {self.confidence}")
+        if self.refresh_every < 1 or self.persistence < 1 or self.roi_min_px < 8 or self.min_region < 0:
+            raise ConfigError("refresh_every and persistence must be >= 1, roi_min_px >= 8, min_region >= 0")
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> StrategySettings:
+        """The tuned settings of a strategy name (``surveillance``: tiles + motion + false-foreground control)."""
+        base: dict[str, Any] = {"name": name}
+        if name == "surveillance":  # tuned on the far-people set (README: "Small and distant people")
+            base.update(tiles=(3, 3), tile_overlap=0.25, include_full=True, refresh_every=10, min_region=0.0004,
+                        persistence=2, confidence=0.3)
+        return cls(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def parse_tiles(text: str) -> tuple[int, int]:
+    """``"2x3"`` -> (2, 3); a clear error otherwise."""
+    try:
+        rows, cols = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--tiles takes RxC such as 2x2, got {text!r}") from None
+    if rows < 1 or cols < 1:
+        raise ConfigError(f"--tiles needs at least one row and one column, got {text!r}")
+    return rows, cols
+
+
+def tile_boxes(height: int, width: int, rows: int, cols: int, overlap: float) -> list[Box]:
+    """Boxes of an R x C grid covering the frame, neighbours overlapping by ``overlap`` of a tile."""
+    def spans(size: int, count: int) -> list[tuple[int, int]]:
+        tile = size / (count - (count - 1) * overlap) if count > 1 else float(size)
+        step = tile * (1 - overlap)
+        return [(round(i * step), min(size, round(i * step + tile))) for i in range(count)]
+
+    return [(y0, y1, x0, x1) for y0, y1 in spans(height, rows) for x0, x1 in spans(width, cols)]
+
+
+def _ramp(length: int, start_ramp: int, end_ramp: int) -> np.ndarray:
+    weights = np.ones(length, np.float32)
+    if start_ramp > 0:
+        weights[:start_ramp] = (np.arange(start_ramp, dtype=np.float32) + 0.5) / start_ramp
+    if end_ramp > 0:
+        weights[length - end_ramp:] = np.minimum(weights[length - end_ramp:],
+                                                 (np.arange(end_ramp, 0, -1, dtype=np.float32) - 0.5) / end_ramp)
+    return weights
+
+
+def merge_tiles(probabilities: list[np.ndarray], boxes: list[Box], height: int, width: int) -> np.ndarray:
+    """Blend tile probabilities (each at its box's size) into one frame: weights ramp across overlaps, no seams."""
+    total = np.zeros((height, width), np.float32)
+    weight = np.zeros((height, width), np.float32)
+    for probability, (y0, y1, x0, x1) in zip(probabilities, boxes, strict=True):
+        overlaps_y = [max(0, min(y1, b[1]) - max(y0, b[0])) for b in boxes if b[2] < x1 and b[3] > x0 and b != (y0, y1, x0, x1)]
+        overlaps_x = [max(0, min(x1, b[3]) - max(x0, b[2])) for b in boxes if b[0] < y1 and b[1] > y0 and b != (y0, y1, x0, x1)]
+        ramp_y = max(overlaps_y, default=0)
+        ramp_x = max(overlaps_x, default=0)
+        wy = _ramp(y1 - y0, ramp_y if y0 > 0 else 0, ramp_y if y1 < height else 0)
+        wx = _ramp(x1 - x0, ramp_x if x0 > 0 else 0, ramp_x if x1 < width else 0)
+        w = wy[:, None] * wx[None, :]
+        total[y0:y1, x0:x1] += probability * w
+        weight[y0:y1, x0:x1] += w
+    return total / np.maximum(weight, 1e-6)
+
+
+def roi_box(x: int, y: int, w: int, h: int, frame_hw: tuple[int, int], aspect_wh: float, margin: float,
+            min_px: int) -> Box:
+    """A crop around a region: grown by ``margin``, at least ``min_px``, at the model's aspect ratio, inside the frame."""
+    height, width = frame_hw
+    cx, cy = x + w / 2, y + h / 2
+    w, h = max(w * (1 + 2 * margin), min_px), max(h * (1 + 2 * margin), min_px)
+    if w / h < aspect_wh:
+        w = h * aspect_wh
+    else:
+        h = w / aspect_wh
+    w, h = min(w, width), min(h, height)
+    x0 = round(min(max(cx - w / 2, 0), width - w))
+    y0 = round(min(max(cy - h / 2, 0), height - h))
+    return y0, y0 + round(h), x0, x0 + round(w)
+
+
+@dataclass
+class StrategyStats:
+    """Counters of a strategy over a run."""
+
+    frames: int = 0
+    skipped: int = 0
+    engine_crops: int = 0
+    refreshes: int = 0
+    ms: list[float] = field(default_factory=list)
+
+
+class InferenceStrategy:
+    """Frame in, full-frame person probability out, by the chosen strategy (stateful: one per stream)."""
+
+    def __init__(self, engine: Engine, settings: StrategySettings) -> None:
+        self.engine, self.settings = engine, settings
+        self.stats = StrategyStats()
+        self.subtractor = cv2.createBackgroundSubtractorMOG2(history=200, varThreshold=32, detectShadows=False)
+        self.last: np.ndarray | None = None
+        self.previous: np.ndarray | None = None
+        self.motion: np.ndarray | None = None
+        h, w = engine.spec.input_hw
+        self.aspect_wh = w / h
+
+    def _infer_crops(self, frame: np.ndarray, boxes: list[Box]) -> list[np.ndarray]:
+        crops = [frame[y0:y1, x0:x1] for y0, y1, x0, x1 in boxes]
+        probability = self.engine.infer(frames_to_batch(crops, self.engine.spec))
+        self.stats.engine_crops += len(crops)
+        return [cv2.resize(p[0], (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+                for p, (y0, y1, x0, x1) in zip(probability, boxes, strict=True)]
+
+    def _full_or_tiles(self, frame: np.ndarray, tiles: bool) -> np.ndarray:
+        height, width = frame.shape[:2]
+        full: Box = (0, height, 0, width)
+        if not tiles:
+            return self._infer_crops(frame, [full])[0]
+        boxes = tile_boxes(height, width, *self.settings.tiles, self.settings.tile_overlap)
+        extra = [full] if self.settings.include_full else []
+        results = self._infer_crops(frame, boxes + extra)
+        merged = merge_tiles(results[: len(boxes)], boxes, height, width)
+        return np.maximum(merged, results[-1]) if extra else merged
+
+    def _motion_boxes(self, frame: np.ndarray) -> list[Box]:
+        height, width = frame.shape[:2]
+        scale = min(1.0, 320.0 / width)
+        small = cv2.resize(frame, (max(1, int(width * scale)), max(1, int(height * scale))), interpolation=cv2.INTER_AREA)
+        foreground = self.subtractor.apply(small)
+        foreground = cv2.morphologyEx((foreground > 127).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        foreground = cv2.dilate(foreground, np.ones((5, 5), np.uint8))
+        self.motion = cv2.resize(foreground, (width, height), interpolation=cv2.INTER_NEAREST)
+        count, _, boxes, _ = cv2.connectedComponentsWithStats(foreground)
+        out = []
+        for x, y, w, h, area in boxes[1:count]:
+            if area * (1 / scale) ** 2 < 0.0002 * height * width:
+                continue
+            out.append(roi_box(int(x / scale), int(y / scale), int(w / scale), int(h / scale), (height, width),
+                               self.aspect_wh, self.settings.roi_margin, self.settings.roi_min_px))
+        return out
+
+    def _control(self, probability: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+        s = self.settings
+        if s.min_region <= 0 and s.persistence <= 1:
+            return probability
+        binary = (probability >= 0.5).astype(np.uint8)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(binary)
+        keep = np.zeros(count, bool)
+        area_floor = s.min_region * probability.size
+        for label in range(1, count):
+            if stats[label, cv2.CC_STAT_AREA] < area_floor:
+                continue
+            if s.persistence > 1 and previous is not None:
+                region = labels == label
+                held = (previous[region] >= 0.5).any() or (self.motion is not None and self.motion[region].any())
+                if not held:
+                    continue
+            keep[label] = True
+        keep[0] = True  # background pixels keep their (sub-threshold) probability
+        out = probability.copy()
+        out[~keep[labels]] = np.minimum(out[~keep[labels]], 0.49)
+        return out
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        """The person probability (float32 HxW) of one uint8 BGR frame."""
+        start = time.perf_counter()
+        s, index = self.settings, self.stats.frames
+        self.stats.frames += 1
+        if s.name in ("full", "tiles"):
+            if s.privacy_union_motion:
+                self._motion_boxes(frame)
+            probability = self._full_or_tiles(frame, tiles=s.name == "tiles")
+        else:
+            boxes = self._motion_boxes(frame)
+            refresh = self.last is None or index % s.refresh_every == 0
+            if refresh:
+                self.stats.refreshes += 1
+                probability = self._full_or_tiles(frame, tiles=s.name == "surveillance")
+                if boxes:
+                    probability = self._paste(probability, frame, boxes)
+            elif boxes:
+                probability = self._paste(self.last * 0.0, frame, boxes)
+                probability = np.maximum(probability, np.where(self.motion > 0, 0.0, self.last))  # still regions keep
+            else:
+                self.stats.skipped += 1
+                probability = self.last
+        self.last = probability  # raw, reused on frames without motion
+        probability = self._control(self._rescale(probability), self.previous)
+        self.previous = probability
+        if s.privacy_union_motion and self.motion is not None:
+            probability = np.maximum(probability, self.motion.astype(np.float32))
+        self.stats.ms.append((time.perf_counter() - start) * 1000.0)
+        return probability
+
+    def _rescale(self, probability: np.ndarray) -> np.ndarray:
+        """Map ``confidence`` to 0.5, piecewise linearly (0 and 1 stay where they are)."""
+        c = self.settings.confidence
+        if c == 0.5:
+            return probability
+        return np.where(probability < c, probability * (0.5 / c), 0.5 + (probability - c) * (0.5 / (1 - c))).astype(np.float32)
+
+    def _paste(self, canvas: np.ndarray, frame: np.ndarray, boxes: list[Box]) -> np.ndarray:
+        canvas = canvas.copy()
+        for probability, (y0, y1, x0, x1) in zip(self._infer_crops(frame, boxes), boxes, strict=True):
+            canvas[y0:y1, x0:x1] = np.maximum(canvas[y0:y1, x0:x1], probability)
+        return canvas

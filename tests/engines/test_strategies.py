@@ -1,0 +1,130 @@
+"""Tiled and motion-ROI inference: seams, crop coordinates, skipping static frames, presets, bad values, recall."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import engines
+from engines.errors import ConfigError
+from engines.strategies import (
+    InferenceStrategy,
+    StrategySettings,
+    merge_tiles,
+    parse_tiles,
+    roi_box,
+    tile_boxes,
+)
+from tests.common import SHARED, need_shared
+from tests.realtime.test_cli_models import assert_one_line_error, run_cli
+
+
+@pytest.mark.parametrize("rows,cols,overlap", [(2, 2, 0.2), (3, 3, 0.25), (1, 4, 0.1), (2, 3, 0.0)])
+def test_tiles_cover_the_frame_and_merge_without_seams(rows, cols, overlap):
+    height, width = 431, 767
+    boxes = tile_boxes(height, width, rows, cols, overlap)
+    assert len(boxes) == rows * cols
+    covered = np.zeros((height, width), bool)
+    for y0, y1, x0, x1 in boxes:
+        covered[y0:y1, x0:x1] = True
+    assert covered.all()
+    # a smooth field (a person crossing tile borders) cut into tiles and merged comes back unchanged
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    field = (np.sin(xs / 60.0) * np.cos(ys / 45.0) + 1) / 2
+    merged = merge_tiles([field[y0:y1, x0:x1] for y0, y1, x0, x1 in boxes], boxes, height, width)
+    np.testing.assert_allclose(merged, field, atol=1e-5)
+    # and where tiles disagree, the blend stays continuous across each border: no jump
+    parts = [np.full((y1 - y0, x1 - x0), float(i % 2), np.float32) for i, (y0, y1, x0, x1) in enumerate(boxes)]
+    blended = merge_tiles(parts, boxes, height, width)
+    if overlap > 0:
+        assert np.abs(np.diff(blended, axis=1)).max() < 0.1 and np.abs(np.diff(blended, axis=0)).max() < 0.1
+
+
+def test_roi_box_geometry_is_exact():
+    box = roi_box(100, 50, 20, 40, (432, 768), aspect_wh=1.0, margin=0.25, min_px=64)
+    y0, y1, x0, x1 = box
+    assert (y1 - y0, x1 - x0) == (64, 64)  # 40 * 1.5 = 60 < 64 minimum, square aspect
+    assert (x0 + x1) / 2 == pytest.approx(110, abs=0.5) and (y0 + y1) / 2 == pytest.approx(70, abs=0.5)
+    edge = roi_box(0, 0, 30, 30, (432, 768), aspect_wh=256 / 144, margin=0.0, min_px=16)
+    assert edge[0] == 0 and edge[2] == 0, "crops are moved inside the frame, not cut"
+    assert (edge[3] - edge[2]) / (edge[1] - edge[0]) == pytest.approx(256 / 144, rel=0.05)
+
+
+class RecordingEngine(engines.Engine):
+    """A real engine that also records the crops it was given (to check crop and paste coordinates)."""
+
+    def __init__(self, inner):
+        super().__init__(inner.model_name, inner.spec, inner.device, inner.precision)
+        self.inner, self.calls = inner, []
+
+    def _run(self, batch):
+        self.calls.append(batch.shape[0])
+        return self.inner._run(batch)
+
+
+def test_motion_roi_crops_paste_back_and_static_frames_skip(model_cache):
+    engine = RecordingEngine(engines.load("mediapipe-selfie"))
+    strategy = InferenceStrategy(engine, StrategySettings.preset("motion-roi", refresh_every=1000))
+    background = np.random.default_rng(0).integers(40, 60, (240, 320, 3), np.uint8)
+    for _ in range(30):  # learn the empty scene
+        strategy(background)
+    static_skips = strategy.stats.skipped
+    assert static_skips >= 25, "frames where nothing changed must skip inference"
+    moving = background.copy()
+    moving[100:160, 200:240] = 255  # a bright block appears: motion
+    calls_before = len(engine.calls)
+    probability = strategy(moving)
+    assert len(engine.calls) == calls_before + 1 and strategy.stats.engine_crops >= 1
+    assert probability.shape == (240, 320)
+    assert strategy.stats.skipped == static_skips
+
+
+def test_presets_and_bad_values():
+    assert StrategySettings.preset("surveillance").tiles == (3, 3)
+    assert parse_tiles("2x3") == (2, 3)
+    for bad in ({"name": "magic"}, {"tiles": (0, 3)}, {"tile_overlap": 1.0}, {"confidence": 0.0}):
+        with pytest.raises(ConfigError):
+            StrategySettings(**bad)
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--tiles", "0x3"], "--tiles needs at least one row"),
+    (["--tiles", "two"], "--tiles takes RxC"),
+    (["--tile-overlap", "1.0"], "tile overlap must be in [0, 1)"),
+    (["--strategy", "magic"], "invalid choice: 'magic'"),
+])
+def test_cli_bad_strategy_values(model_cache, tmp_path, args, fragment):
+    need_shared()
+    result = run_cli("run", "--source", str(SHARED / "media" / "carphone_pristine.mp4"), "--output", "null", *args)
+    assert_one_line_error(result, fragment)
+
+
+def test_strategy_from_cli_and_config(model_cache, tmp_path):
+    need_shared()
+    import json
+
+    config = tmp_path / "run.toml"
+    config.write_text(f'source = "{SHARED / "media" / "one-by-one-person-detection.mp4"}"\noutput = "null"\n'
+                      f'strategy = "surveillance"\nmax-frames = 12\nstats = "{tmp_path / "s.json"}"\n')
+    assert run_cli("run", "--config", str(config)).returncode == 0
+    counters = json.loads((tmp_path / "s.json").read_text())["counters"]
+    assert "strategy_engine_crops" in counters and counters["strategy_engine_crops"] >= 12
+    masks = tmp_path / "m.npz"
+    result = run_cli("masks", str(SHARED / "media" / "carphone_pristine.mp4"), "--strategy", "tiles", "--tiles", "2x2",
+                     "--max-frames", "4", "--out", str(masks))
+    assert result.returncode == 0, result.stderr
+    assert np.load(masks)["masks"].shape == (4, 144, 176)
+
+
+def test_surveillance_finds_more_far_people_than_full_frame(model_cache):
+    need_shared()
+    from realtime.bench.people import build_far_people, evaluate
+
+    engine = engines.load("mediapipe-selfie")
+    dataset = build_far_people(Path(SHARED), (0.10, 0.20), sequences=2, frames=20)
+    full = evaluate(engine, dataset, StrategySettings.preset("full"))
+    surveillance = evaluate(engine, dataset, StrategySettings.preset("surveillance"))
+    assert surveillance["recall"] > full["recall"] + 0.3
+    assert surveillance["false_foreground_mean"] <= 0.02
