@@ -40,7 +40,8 @@ def main() -> None:
                      "p90_ms": float(np.percentile(ms, 90)), "skipped": strategy.stats.skipped,
                      "engine_crops": strategy.stats.engine_crops})
     Path(args.out).write_text(json.dumps({"machine": machine_info(), "clip": args.clip, "rows": rows}, indent=1) + "\n")
-    print(f"| strategy | mean ms | p50 ms | p90 ms | skipped frames | engine crops |  ({frames[0].shape[1]}x{frames[0].shape[0]})")
+    print(f"{frames[0].shape[1]}x{frames[0].shape[0]}, {len(frames)} frames")
+    print("| strategy | mean ms | p50 ms | p90 ms | skipped frames | engine crops |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['strategy']} | {r['mean_ms']:.1f} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | {r['skipped']} | "
