@@ -37,8 +37,8 @@ def check_frame(frame: np.ndarray) -> None:
 
 def _mediapipe_warp(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
     frame_h, frame_w = rgb.shape[:2]
-    src = np.float32([[0, frame_h], [0, 0], [frame_w, 0], [frame_w, frame_h]])
-    dst = np.float32([[0, height], [0, 0], [width, 0], [width, height]])
+    src = np.array([[0, frame_h], [0, 0], [frame_w, 0], [frame_w, frame_h]], np.float32)
+    dst = np.array([[0, height], [0, 0], [width, 0], [width, height]], np.float32)
     matrix = cv2.getPerspectiveTransform(src, dst)
     return cv2.warpPerspective(rgb, matrix, (width, height), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)

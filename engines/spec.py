@@ -66,13 +66,14 @@ class ModelSpec:
         h, w = self.input_hw
         if h < 1 or w < 1:
             raise ConfigError(f"model input size must be positive (H, W), got {self.input_hw}")
-        for name, value, allowed in (("color", self.color, COLORS), ("layout", self.layout, LAYOUTS),
-                                     ("output", self.output, OUTPUT_KINDS), ("resize", self.resize, RESIZE_KINDS)):
+        choices: tuple[tuple[str, str, tuple[str, ...]], ...] = (("color", self.color, COLORS), ("layout", self.layout, LAYOUTS),
+                                     ("output", self.output, OUTPUT_KINDS), ("resize", self.resize, RESIZE_KINDS))
+        for name, value, allowed in choices:
             if value not in allowed:
                 raise ConfigError(f"model spec {name} must be one of {', '.join(allowed)}, got {value!r}")
-        for name, value in (("mean", self.mean), ("std", self.std)):
-            if len(value) != 3:
-                raise ConfigError(f"model spec {name} needs 3 values (one per channel), got {list(value)}")
+        for key, values in (("mean", self.mean), ("std", self.std)):
+            if len(values) != 3:
+                raise ConfigError(f"model spec {key} needs 3 values (one per channel), got {list(values)}")
         if any(s == 0 for s in self.std):
             raise ConfigError(f"model spec std must not contain 0, got {list(self.std)}")
         if self.output == "classes" and not self.classes:

@@ -49,6 +49,8 @@ class StrategySettings:
         refresh_every: full/tiled pass every N frames in the motion strategies.
         roi_margin: crop margin around a moving region, as a fraction of its size.
         roi_min_px: smallest crop side in pixels.
+        max_rois: most crops per frame; more moving regions are merged into their bounding box (one crop
+            costs one model call, so 1 keeps motion-ROI no dearer than full-frame inference).
         min_region: drop mask regions smaller than this share of the frame.
         persistence: 1 = off; 2 = a region must overlap the previous frame's mask or motion.
         privacy_union_motion: also mask moving regions the model does not claim.
@@ -63,6 +65,7 @@ class StrategySettings:
     refresh_every: int = 15
     roi_margin: float = 0.3
     roi_min_px: int = 64
+    max_rois: int = 1
     min_region: float = 0.0
     persistence: int = 1
     privacy_union_motion: bool = False
@@ -78,6 +81,8 @@ class StrategySettings:
             raise ConfigError(f"tile overlap must be in [0, 1), got {self.tile_overlap}")
         if not 0.0 < self.confidence < 1.0:
             raise ConfigError(f"strategy confidence must be in (0, 1), got {self.confidence}")
+        if self.max_rois < 1:
+            raise ConfigError(f"max_rois must be >= 1, got {self.max_rois}")
         if self.refresh_every < 1 or self.persistence < 1 or self.roi_min_px < 8 or self.min_region < 0:
             raise ConfigError("refresh_every and persistence must be >= 1, roi_min_px >= 8, min_region >= 0")
 
@@ -87,7 +92,7 @@ class StrategySettings:
         base: dict[str, Any] = {"name": name}
         if name == "surveillance":  # tuned on the far-people set (README: "Small and distant people")
             base.update(tiles=(3, 3), tile_overlap=0.25, include_full=True, refresh_every=10, min_region=0.0004,
-                        persistence=2, confidence=0.3)
+                        persistence=2, confidence=0.3, max_rois=3)
         return cls(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
 
 
@@ -144,15 +149,15 @@ def roi_box(x: int, y: int, w: int, h: int, frame_hw: tuple[int, int], aspect_wh
     """A crop around a region: grown by ``margin``, at least ``min_px``, at the model's aspect ratio, inside the frame."""
     height, width = frame_hw
     cx, cy = x + w / 2, y + h / 2
-    w, h = max(w * (1 + 2 * margin), min_px), max(h * (1 + 2 * margin), min_px)
-    if w / h < aspect_wh:
-        w = h * aspect_wh
+    fw, fh = max(w * (1 + 2 * margin), float(min_px)), max(h * (1 + 2 * margin), float(min_px))
+    if fw / fh < aspect_wh:
+        fw = fh * aspect_wh
     else:
-        h = w / aspect_wh
-    w, h = min(w, width), min(h, height)
-    x0 = round(min(max(cx - w / 2, 0), width - w))
-    y0 = round(min(max(cy - h / 2, 0), height - h))
-    return y0, y0 + round(h), x0, x0 + round(w)
+        fh = fw / aspect_wh
+    fw, fh = min(fw, width), min(fh, height)
+    x0 = round(min(max(cx - fw / 2, 0), width - fw))
+    y0 = round(min(max(cy - fh / 2, 0), height - fh))
+    return y0, y0 + round(fh), x0, x0 + round(fw)
 
 
 @dataclass
@@ -199,20 +204,23 @@ class InferenceStrategy:
 
     def _motion_boxes(self, frame: np.ndarray) -> list[Box]:
         height, width = frame.shape[:2]
-        scale = min(1.0, 320.0 / width)
-        small = cv2.resize(frame, (max(1, int(width * scale)), max(1, int(height * scale))), interpolation=cv2.INTER_AREA)
+        factor = max(1, round(width / 256))  # an integer factor keeps INTER_AREA on its fast path
+        scale = 1.0 / factor
+        small = cv2.resize(frame, (max(1, width // factor), max(1, height // factor)), interpolation=cv2.INTER_AREA)
         foreground = self.subtractor.apply(small)
         foreground = cv2.morphologyEx((foreground > 127).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-        foreground = cv2.dilate(foreground, np.ones((5, 5), np.uint8))
+        foreground = cv2.dilate(foreground, np.ones((3, 3), np.uint8))
         self.motion = cv2.resize(foreground, (width, height), interpolation=cv2.INTER_NEAREST)
-        count, _, boxes, _ = cv2.connectedComponentsWithStats(foreground)
-        out = []
-        for x, y, w, h, area in boxes[1:count]:
-            if area * (1 / scale) ** 2 < 0.0002 * height * width:
-                continue
-            out.append(roi_box(int(x / scale), int(y / scale), int(w / scale), int(h / scale), (height, width),
-                               self.aspect_wh, self.settings.roi_margin, self.settings.roi_min_px))
-        return out
+        count, _, stats, _ = cv2.connectedComponentsWithStats(foreground)
+        regions = [(x, y, x + w, y + h) for x, y, w, h, area in stats[1:count]
+                   if area * (1 / scale) ** 2 >= 0.0002 * height * width]
+        if len(regions) > self.settings.max_rois:  # merge by area order: the largest keep their own crop
+            regions.sort(key=lambda r: (r[2] - r[0]) * (r[3] - r[1]), reverse=True)
+            keep, rest = regions[: self.settings.max_rois - 1], regions[self.settings.max_rois - 1:]
+            regions = [*keep, (min(r[0] for r in rest), min(r[1] for r in rest), max(r[2] for r in rest),
+                               max(r[3] for r in rest))]
+        return [roi_box(int(x0 / scale), int(y0 / scale), int((x1 - x0) / scale), int((y1 - y0) / scale), (height, width),
+                        self.aspect_wh, self.settings.roi_margin, self.settings.roi_min_px) for x0, y0, x1, y1 in regions]
 
     def _control(self, probability: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
         s = self.settings
@@ -254,9 +262,11 @@ class InferenceStrategy:
                 if boxes:
                     probability = self._paste(probability, frame, boxes)
             elif boxes:
-                probability = self._paste(self.last * 0.0, frame, boxes)
+                assert self.last is not None and self.motion is not None
+                probability = self._paste(np.zeros_like(self.last), frame, boxes)
                 probability = np.maximum(probability, np.where(self.motion > 0, 0.0, self.last))  # still regions keep
             else:
+                assert self.last is not None
                 self.stats.skipped += 1
                 probability = self.last
         self.last = probability  # raw, reused on frames without motion

@@ -69,7 +69,7 @@ def add_strategy_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used to document the CLI)."""
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--cache-dir", default=argparse.SUPPRESS,
                         help="model cache folder (default: $REALTIME_MASK_CACHE or ~/.cache/realtime-masking)")
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log more")

@@ -68,7 +68,7 @@ class TorchEngine(Engine):
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
         module = module.eval().to(self.torch_device, self.dtype)
         if self.torch_device.type == "cuda":
-            module = module.to(memory_format=torch.channels_last)
+            module = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.module = module
         self.cuda_graphs = cuda_graphs and self.torch_device.type == "cuda"
         self._graphs: dict[tuple[int, ...], _GraphRunner | None] = {}

@@ -96,8 +96,8 @@ def simplify_for_runtimes(model: onnx.ModelProto) -> onnx.ModelProto:
         if node.op_type == "Resize" and len(node.input) == 4 and node.input[3] and node.input[3] not in constants:
             before, after = shapes.get(node.input[0], []), shapes.get(node.output[0], [])
             if len(before) == 4 and len(after) == 4 and all(before[2:]) and all(after[2:]):
-                scales = numpy_helper.from_array(
-                    np.array([1.0, 1.0, after[2] / before[2], after[3] / before[3]], np.float32), f"{node.output[0]}_scales")
+                ratio_h, ratio_w = int(after[2] or 1) / int(before[2] or 1), int(after[3] or 1) / int(before[3] or 1)
+                scales = numpy_helper.from_array(np.array([1.0, 1.0, ratio_h, ratio_w], np.float32), f"{node.output[0]}_scales")
                 graph.initializer.append(scales)
                 replacement = helper.make_node("Resize", [node.input[0], "", scales.name], [node.output[0]], name=node.name)
                 replacement.attribute.extend(node.attribute)

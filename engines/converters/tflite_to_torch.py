@@ -22,6 +22,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -138,8 +139,9 @@ class _Elementwise(nn.Module):
         self.register_buffer("constant", constant, persistent=True)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
-        if self.constant is not None:
-            a, b = (self.constant, a) if self.constant_first else (a, self.constant)
+        constant = cast(torch.Tensor | None, self.constant)
+        if constant is not None:
+            a, b = (constant, a) if self.constant_first else (a, constant)
         assert b is not None
         return self.activation(self.op(a, b))
 
@@ -302,7 +304,7 @@ class _GraphReader:
             return 1 if node.constant is not None else 2
         return 1
 
-    def _options(self, op: tflite.Operator, cls: type) -> object:
+    def _options(self, op: tflite.Operator, cls: type) -> Any:
         table = op.BuiltinOptions()
         options = cls()
         if table is not None:
@@ -433,7 +435,7 @@ class _GraphReader:
             raise UnsupportedOpError(
                 f"{self.model_name}: {name} in legacy mode (neither align_corners nor half_pixel_centers) is not supported"
             )
-        return _ResizeBilinear(size, align)
+        return _ResizeBilinear((size[0], size[1]), align)
 
 
 def convert_tflite(path: str | Path, model_name: str | None = None) -> TFLiteModule:

@@ -77,7 +77,7 @@ def build_far_people(shared: Path, height_range: tuple[float, float], sequences:
     height, width = background[0].shape[:2]
     out = []
     for s in range(sequences):
-        walkers = []
+        walkers: list[dict[str, Any]] = []
         for _ in range(people):
             image, mask = cutouts[rng.integers(len(cutouts))]
             target_h = int(rng.uniform(*height_range) * height)

@@ -39,7 +39,7 @@ class VideoFileSource(Source):
         self.path = Path(path)
         if not self.path.is_file():
             raise SourceNotFoundError(f"source file {self.path} does not exist; check the path")
-        self.capture = cv2.VideoCapture(str(self.path))
+        self.capture: cv2.VideoCapture | None = cv2.VideoCapture(str(self.path))
         if not self.capture.isOpened():
             raise SourceError(f"cannot decode {self.path} as video; give a file OpenCV/FFmpeg can read")
         self.uri = f"file://{self.path}"

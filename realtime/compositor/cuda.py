@@ -204,6 +204,7 @@ class CudaCompositor:
         import torch
 
         assert isinstance(self.mode, ReplaceCompositor)
+        source: Any
         if self.mode.video is not None:
             source = self.mode._next_video_frame()
         else:

@@ -90,7 +90,7 @@ class MaskPostprocessor:
         masked = smoothed >= self.settings.threshold
         if self.settings.target == "background":
             masked = ~masked
-        binary = masked.view(np.uint8)
+        binary: np.ndarray = masked.view(np.uint8)
         if self._kernel is not None:
             binary = cv2.dilate(binary, self._kernel)
         return binary
@@ -98,7 +98,7 @@ class MaskPostprocessor:
     def __call__(self, probability: np.ndarray) -> np.ndarray:
         """Steps 1-5: float32 alpha in [0, 1], 1 where the frame is fully masked."""
         binary = self.binary(probability)
-        alpha = binary.astype(np.float32)
+        alpha: np.ndarray = binary.astype(np.float32)
         feather = self.settings.feather_px
         if feather:
             alpha = cv2.blur(alpha, (2 * feather + 1, 2 * feather + 1), borderType=cv2.BORDER_REPLICATE)

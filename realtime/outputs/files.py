@@ -45,7 +45,7 @@ class VideoFileSink(Sink):
                                   "for BGRA (cutout) write an image folder, or use --cutout-format green")
         size = (image.shape[1], image.shape[0])
         if self.writer is None:
-            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, size)
+            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*self.fourcc), self.fps, size)
             if not self.writer.isOpened():
                 raise OutputError(f"cannot open a {self.fourcc} video writer for {self.path}")
             self.size = size

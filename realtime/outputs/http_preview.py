@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import http.server
 import json
 import threading
@@ -102,7 +103,7 @@ class HttpPreviewSink(Sink):
                 try:
                     while not sink._closed:
                         with sink._condition:
-                            sink._condition.wait_for(lambda last=seen: sink._sequence != last or sink._closed, timeout=1.0)
+                            sink._condition.wait_for(functools.partial(sink._changed, seen), timeout=1.0)
                             jpeg, seen = sink._jpeg, sink._sequence
                         if jpeg is None or sink._closed:
                             continue
@@ -116,11 +117,14 @@ class HttpPreviewSink(Sink):
         except OSError as exc:
             raise OutputError(f"cannot serve the preview on {host}:{port}: {exc.strerror}; choose another port") from exc
         self.server.daemon_threads = True
-        bound_host, bound_port = self.server.server_address[:2]
+        bound_host, bound_port = str(self.server.server_address[0]), int(self.server.server_address[1])
         self.url = f"http://{bound_host}:{bound_port}/"
         self.uri = self.url
         self._thread = threading.Thread(target=self.server.serve_forever, name="http-preview", daemon=True)
         self._thread.start()
+
+    def _changed(self, seen: int) -> bool:
+        return self._sequence != seen or self._closed
 
     def stats(self) -> dict[str, Any]:
         """Frames served, fps over the last second or so, and the newest frame's latency."""

@@ -324,12 +324,12 @@ class Pipeline:
                     raise
                 log.exception("engine failed; %d frame(s) written fully masked (privacy)", len(frames))
                 self.privacy_counts["engine_error"] += len(frames)
-                resized, t1, t2 = [None] * len(frames), time.perf_counter(), time.perf_counter()
+                resized, t1, t2 = [], time.perf_counter(), time.perf_counter()
             t3 = time.perf_counter()
             n = len(frames)
             shared = {"preprocess": (t1 - t0) * 1000.0 / n, "inference": (t2 - t1) * 1000.0 / n,
                       "postprocess": (t3 - t2) * 1000.0 / n}
-            masks = {id(f): p for f, p in zip(frames, resized, strict=True)}
+            masks = {id(f): p for f, p in zip(frames, resized, strict=True)} if resized else {}
         for frame, capture_ms in items:
             if frame.placeholder:
                 self.privacy_counts["reconnecting"] += 1
