@@ -57,8 +57,8 @@ def _cutouts(shared: Path, limit: int = 12) -> list[tuple[np.ndarray, np.ndarray
             count, labels, stats, _ = cv2.connectedComponentsWithStats((mask >= 128).astype(np.uint8))
             for label in range(1, count):
                 x, y, w, h, area = stats[label]
-                if area < 0.02 * mask.size or h < 40:
-                    continue
+                if area < 0.02 * mask.size or h < 40 or w > 1.3 * h:
+                    continue  # too small, or not person-shaped (e.g. a blurred shoulder passing the lens)
                 person = np.where(labels[y:y + h, x:x + w] == label, mask[y:y + h, x:x + w], 0).astype(np.uint8)
                 found.append((frames[index][y:y + h, x:x + w].copy(), person))
             if len(found) >= limit * (PEOPLE_CLIPS.index(clip) + 1):
