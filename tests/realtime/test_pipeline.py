@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 import pytest
 
-import engines
 from realtime.capture import SourceOptions
 from realtime.cli import main
 from realtime.compositor import MODES, MaskPostprocessor, MaskSettings
@@ -31,12 +30,6 @@ def decode(path, limit=None):
             break
         frames.append(frame)
     return frames
-
-
-@pytest.fixture(scope="module")
-def engine(model_cache):
-    with engines.load("mediapipe-selfie") as loaded:
-        yield loaded
 
 
 def test_blur_run_keeps_pixels_outside_the_dilated_mask(model_cache, tmp_path):

@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pytest
 
-import engines
 from engines.backends.base import Engine
 from realtime.capture import SourceOptions
 from realtime.pipeline import Pipeline
@@ -33,12 +32,6 @@ class FlakyEngine(Engine):
         if self.calls == self.stall_on:
             time.sleep(self.stall_s)
         return self.inner._run(batch)
-
-
-@pytest.fixture(scope="module")
-def engine(model_cache):
-    with engines.load("mediapipe-selfie") as loaded:
-        yield loaded
 
 
 def person_core(reference_mask: np.ndarray) -> np.ndarray:

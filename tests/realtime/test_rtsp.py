@@ -7,7 +7,6 @@ import time
 import numpy as np
 import pytest
 
-import engines
 from engines.backends.base import Engine
 from engines.errors import SourceError
 from realtime.capture import SourceOptions, open_source
@@ -16,12 +15,6 @@ from tests.common import MEDIA, RtspServer, need_shared
 from tests.realtime.test_cli_models import assert_one_line_error, run_cli
 
 pytestmark = pytest.mark.skipif(RtspServer.available() is not None, reason=str(RtspServer.available()))
-
-
-@pytest.fixture(scope="module")
-def engine(model_cache):
-    with engines.load("mediapipe-selfie") as loaded:
-        yield loaded
 
 
 def test_server_killed_and_restarted_pipeline_keeps_writing(engine, tmp_path):
