@@ -133,8 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sources: " + SOURCE_FORMS + ". Outputs: " + SINK_FORMS + ".",
     )
     run.add_argument("--config", help="TOML file with any of these options (flags override it)")
-    run.add_argument("--source", help="what to read: " + SOURCE_FORMS)
-    run.add_argument("--output", help="where to write: " + SINK_FORMS)
+    run.add_argument("--source", help="what to read: " + SOURCE_FORMS.replace("%", "%%"))
+    run.add_argument("--output", help="where to write: " + SINK_FORMS.replace("%", "%%"))
     run.add_argument("--mode", choices=sorted(MODES), help="masking mode (default: blur)")
     run.add_argument("--target", choices=["person", "background"],
                      help="which side is masked (default: background for replace/cutout, person otherwise)")

@@ -42,3 +42,14 @@ def test_run_bad_input(model_cache, tmp_path, name):
     assert_one_line_error(result, *fragments)
     assert "hunter2" not in result.stderr
     assert not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["masks"], ["models"], ["models", "export"], ["bench"],
+                                     ["build-engine"], ["eval-people"]])
+def test_every_help_page_renders(command, capsys):
+    from realtime.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: realtime-mask" in capsys.readouterr().out
