@@ -148,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     mask.add_argument("--dilate", type=int, help="grow the masked region by N pixels, a privacy margin (default: 0)")
     mask.add_argument("--feather", type=int, help="soften mask edges over N pixels (default: 0)")
     mask.add_argument("--smooth", type=float, help="temporal EMA weight of the newest mask in (0, 1] (default: 1 = off)")
+    mask.add_argument("--privacy", action=argparse.BooleanOptionalAction, default=None,
+                      help="fail closed: frames without a trustworthy mask are written fully masked "
+                           "(default: on when the mode hides people)")
+    mask.add_argument("--mask-budget", type=float, metavar="MS",
+                      help="live sources: a mask later than this after capture counts as missing (default: 1000)")
     modes = run.add_argument_group("mode options")
     modes.add_argument("--blur-strength", type=int, help="blur: box radius in px; tent of twice that (default: 15)")
     modes.add_argument("--block", type=int, help="pixelate: block size in px (default: 16)")

@@ -166,7 +166,8 @@ def run_command(args: argparse.Namespace) -> int:
     pipeline = Pipeline(
         args.source, engine, mode, args.output, batch=args.batch or 1, mask=mask,
         mode_options=_mode_options(args, mode), source_options=source_options, save_masks=args.save_masks,
-        metadata=args.metadata, max_frames=args.max_frames, strategy=strategy,
+        metadata=args.metadata, max_frames=args.max_frames, strategy=strategy, privacy=args.privacy,
+        mask_budget_ms=1000.0 if args.mask_budget is None else args.mask_budget,
     )
     total = pipeline.source.frame_count
     if total is not None and args.max_frames:

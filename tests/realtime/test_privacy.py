@@ -112,3 +112,19 @@ def test_stall_and_source_drop_on_a_live_camera(engine):
             continue
         core = person_core(reference[_clip_index(result.frame.bgr, clip)])
         assert not result.image[core].any(), "raw person pixels in an output frame"
+
+
+def test_privacy_flags_on_the_command_line(model_cache, tmp_path):
+    need_shared()
+    import json
+
+    from realtime.cli import main
+
+    clip = str(MEDIA / "carphone_pristine.mp4")
+    for flags, mode, expected in (([], "blur", True), (["--no-privacy"], "blur", False), ([], "overlay", False),
+                                  (["--privacy", "--mask-budget", "250"], "overlay", True)):
+        stats = tmp_path / "s.json"
+        assert main(["run", "--source", clip, "--output", "null", "--mode", mode, "--max-frames", "3",
+                     "--stats", str(stats), *flags]) == 0
+        assert json.loads(stats.read_text())["privacy"] is expected
+    assert main(["run", "--source", clip, "--output", "null", "--mask-budget", "0", "--max-frames", "3"]) == 2
