@@ -110,6 +110,11 @@ class LiveSource(Source):
         self._thread = threading.Thread(target=self._run, name=f"capture {self.uri}", daemon=True)
         self._thread.start()
 
+    def ensure_started(self) -> None:
+        """Start the reader thread unless it runs already."""
+        if self._thread is None:
+            self.start()
+
     @property
     def dropped(self) -> int:  # type: ignore[override]
         return self.stats.dropped
@@ -186,8 +191,7 @@ class LiveSource(Source):
             return frame
 
     def __iter__(self) -> Iterator[Frame]:
-        if self._thread is None:
-            self.start()
+        self.ensure_started()
         waited = 0.0
         while True:
             try:

@@ -222,8 +222,7 @@ class Pipeline:
     def _live_frames(self) -> Any:
         """A live source's frames; while it reconnects (privacy on), placeholders at its frame rate."""
         assert isinstance(self.source, LiveSource)
-        if self.source._thread is None:
-            self.source.start()
+        self.source.ensure_started()
         period = 1.0 / (self.source.fps or 25.0)
         last, waited = None, 0.0
         while not self._stop.is_set():
@@ -275,26 +274,30 @@ class Pipeline:
                 except queue.Empty:
                     pass
 
+    def _next_batch(self) -> tuple[list[tuple[Frame, float]], Any]:
+        """Up to ``batch`` frames, and the end/failure marker that stopped the gathering (or None).
+
+        Files wait for a full batch; live sources take only what has already arrived.
+        """
+        items: list[tuple[Frame, float]] = []
+        while len(items) < self.batch:
+            if items and self.source.live:
+                try:
+                    item = self._frames.get_nowait()
+                except queue.Empty:
+                    break
+            else:
+                item = self._get(self._frames)
+            if item is _END or isinstance(item, _Failure):
+                return items, item
+            items.append(item)
+        return items, None
+
     def _engine_loop(self) -> None:
         while True:
-            item = self._get(self._frames)
-            if item is _END or isinstance(item, _Failure):
-                self._put(self._masks, item)
-                return
-            items, tail = [item], None
-            while len(items) < self.batch:
-                if self.source.live:
-                    try:
-                        more = self._frames.get_nowait()
-                    except queue.Empty:
-                        break
-                else:
-                    more = self._get(self._frames)
-                if more is _END or isinstance(more, _Failure):
-                    tail = more
-                    break
-                items.append(more)
-            self._infer(items)
+            items, tail = self._next_batch()
+            if items:
+                self._infer(items)
             if tail is not None:
                 self._put(self._masks, tail)
                 return
@@ -359,26 +362,17 @@ class Pipeline:
             return True
 
         while True:
-            item = self._get(self._frames)
-            if item is _END or isinstance(item, _Failure):
+            items, tail = self._next_batch()
+            if items:
+                ticket = stage.submit([frame.bgr for frame, _ in items])
+                if pending is not None and not finish(*pending):
+                    return
+                pending = (ticket, items)
+            if tail is not None:
                 if pending is not None:
                     finish(*pending)
-                self._put(self._results, item)
+                self._put(self._results, tail)
                 return
-            items = [item]
-            while len(items) < self.batch:
-                try:
-                    more = self._frames.get_nowait() if self.source.live else self._frames.get(timeout=0.05)
-                except queue.Empty:
-                    break
-                if more is _END or isinstance(more, _Failure):
-                    self._frames.put(more)  # seen again by the outer loop after this batch
-                    break
-                items.append(more)
-            ticket = stage.submit([frame.bgr for frame, _ in items])
-            if pending is not None and not finish(*pending):
-                return
-            pending = (ticket, items)
 
     def _composite_loop(self) -> None:
         while True:
