@@ -257,7 +257,9 @@ class Pipeline:
             elif not self._put(self._frames, (frame, capture_ms)):
                 return
             count += 1
-            if self.max_frames is not None and count >= self.max_frames:
+            # a file never drops frames, so its limit is exact here; a live source may still drop this
+            # frame as stale, so there the limit counts written frames (see __iter__)
+            if not self.source.live and self.max_frames is not None and count >= self.max_frames:
                 break
         self._put(self._frames, _END)
 
@@ -436,6 +438,8 @@ class Pipeline:
                     self.metadata.write(item)
                 self.stats.add(item.timings_ms, item.end_to_end_ms)
                 yield item
+                if self.max_frames is not None and self.stats.frames >= self.max_frames:
+                    return
         finally:
             self.close()
 

@@ -219,3 +219,11 @@ def test_file_realtime_pacing(engine):
                             source_options=SourceOptions(realtime=True), max_frames=15))
     assert len(results) == 15
     assert time.monotonic() - start >= 1.3  # 15 frames at the file's 10 fps
+
+
+def test_max_frames_counts_written_frames_on_a_live_source(engine):
+    # 200 fps live pattern, slower engine: many frames are dropped, yet exactly max_frames are written
+    with Pipeline("synthetic:640x360@200?live=1", engine, "blur", "null", max_frames=25) as pipeline:
+        results = list(pipeline)
+    assert len(results) == 25 and pipeline.sink.frames_written == 25
+    assert pipeline.stats.dropped > 0
