@@ -158,7 +158,9 @@ def test_live_source_faster_than_engine_drops_and_stays_fresh(engine):
     with Pipeline("synthetic:640x360@200?live=1&frames=600", engine, "blur") as pipeline:
         results = list(pipeline)
     dropped = pipeline.stats.dropped
-    assert dropped > 100 and len(results) + dropped <= 600
+    # every captured frame is accounted for: written, or dropped and counted (exact, whatever the machine's speed)
+    assert len(results) + dropped == 600
+    assert dropped >= 60, "a consumer this much slower than the source must drop frames"
     ages = np.array([r.end_to_end_ms for r in results])
     assert ages.max() < 400, f"output age must stay bounded, max {ages.max():.0f} ms"
     tail, head = ages[-len(ages) // 3:], ages[: len(ages) // 3]
