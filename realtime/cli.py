@@ -61,8 +61,9 @@ def add_strategy_options(parser: argparse.ArgumentParser) -> None:
     """Options for small and distant people (tiles, motion ROIs), shared by run and masks."""
     group = parser.add_argument_group("small people")
     group.add_argument("--strategy", choices=["full", "tiles", "motion-roi", "surveillance"],
-                       help="inference strategy (default: full; surveillance = tiles + motion ROIs, for fixed cameras)")
-    group.add_argument("--tiles", metavar="RxC", help="tile grid for tiles/surveillance (default: 2x2; surveillance 3x3)")
+                       help="inference strategy (default: full; surveillance = motion-gated tiles, for fixed cameras)")
+    group.add_argument("--tiles", metavar="RxC|R", help="tile grid for tiles/surveillance; R alone picks the columns that "
+                       "give tiles the model's aspect ratio (default: 2; surveillance 3)")
     group.add_argument("--tile-overlap", type=float, help="overlap of neighbouring tiles, a fraction in [0, 1)")
     group.add_argument("--privacy-union", choices=["motion"], help="also mask moving regions the model does not claim")
 

@@ -256,10 +256,16 @@ def eval_people_command(args: argparse.Namespace) -> int:
     dataset = build_far_people(shared, (low, high), sequences=args.sequences, frames=args.frames)
     rows = [evaluate(engine, dataset, s) for s in settings]
     print(f"people {low:.0%}-{high:.0%} of the frame height, {rows[0]['people']} person-frames")
-    print(f"{'strategy':<14}{'recall':>8}{'sil. IoU':>10}{'false fg':>10}{'fg p95':>9}{'ms/frame':>10}{'skipped':>9}")
+    print(f"{'strategy':<14}{'recall':>8}{'sil. IoU':>10}{'false fg':>10}{'fg p95':>9}{'ms mean':>9}{'ms p50':>8}"
+          f"{'inputs':>8}{'skipped':>9}")
     for r in rows:
         print(f"{r['strategy']:<14}{r['recall']:>8.1%}{r['silhouette_iou']:>10.3f}{r['false_foreground_mean']:>10.2%}"
-              f"{r['false_foreground_p95']:>9.2%}{r['ms_per_frame_p50']:>10.1f}{r['skipped_frames']:>9}")
+              f"{r['false_foreground_p95']:>9.2%}{r['ms_per_frame_mean']:>9.1f}{r['ms_per_frame_p50']:>8.1f}"
+              f"{r['model_inputs_per_frame']:>8.1f}{r['skipped_frames']:>9}")
     if args.out:
-        Path(check_writable(args.out)).write_text(json.dumps({"heights": [low, high], "rows": rows}, indent=1) + "\n")
+        from realtime.bench.machine import machine_info
+
+        result = {"command": "realtime-mask eval-people " + " ".join(sys.argv[2:]), "machine": machine_info(),
+                  "heights": [low, high], "rows": rows}
+        Path(check_writable(args.out)).write_text(json.dumps(result, indent=1) + "\n")
     return 0

@@ -112,7 +112,7 @@ def build_far_people(shared: Path, height_range: tuple[float, float], sequences:
 def evaluate(engine: Engine, dataset: list[Sequence], settings: StrategySettings) -> dict[str, Any]:
     """Recall, silhouette IoU, false foreground and ms per frame of one strategy over the set."""
     found = total = 0
-    ious, false_fg, ms, skipped = [], [], [], 0
+    ious, false_fg, ms, skipped, inputs = [], [], [], 0, 0
     for sequence in dataset:
         strategy = InferenceStrategy(engine, settings)
         for frame, persons in zip(sequence.frames, sequence.people, strict=True):
@@ -129,7 +129,9 @@ def evaluate(engine: Engine, dataset: list[Sequence], settings: StrategySettings
             false_fg.append(float((masked & ~allowed).mean()))
         ms += strategy.stats.ms
         skipped += strategy.stats.skipped
+        inputs += strategy.stats.engine_crops
     return {"strategy": settings.name, "people": total, "recall": found / max(total, 1),
             "silhouette_iou": float(np.mean(ious)) if ious else 0.0,
             "false_foreground_mean": float(np.mean(false_fg)), "false_foreground_p95": float(np.percentile(false_fg, 95)),
-            "ms_per_frame_p50": float(np.median(ms)), "skipped_frames": skipped}
+            "ms_per_frame_p50": float(np.median(ms)), "ms_per_frame_mean": float(np.mean(ms)), "skipped_frames": skipped,
+            "model_inputs_per_frame": inputs / max(len(ms), 1)}

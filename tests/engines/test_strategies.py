@@ -12,6 +12,7 @@ from engines.errors import ConfigError
 from engines.strategies import (
     InferenceStrategy,
     StrategySettings,
+    grid_shape,
     merge_tiles,
     parse_tiles,
     roi_box,
@@ -40,6 +41,17 @@ def test_tiles_cover_the_frame_and_merge_without_seams(rows, cols, overlap):
     blended = merge_tiles(parts, boxes, height, width)
     if overlap > 0:
         assert np.abs(np.diff(blended, axis=1)).max() < 0.1 and np.abs(np.diff(blended, axis=0)).max() < 0.1
+
+
+@pytest.mark.parametrize("height,width,aspect_wh,rows", [(432, 768, 1.0, 3), (432, 768, 256 / 144, 3), (1080, 1920, 1.0, 2),
+                                                         (480, 640, 1.0, 2), (720, 540, 1.0, 3)])
+def test_auto_grid_gives_tiles_the_models_aspect(height, width, aspect_wh, rows):
+    grid = grid_shape(height, width, (rows, 0), 0.25, aspect_wh)
+    assert grid[0] == rows
+    aspects = [(x1 - x0) / (y1 - y0) / aspect_wh for y0, y1, x0, x1 in tile_boxes(height, width, *grid, 0.25)]
+    # the nearest whole number of columns: within one column's worth of the model's aspect
+    assert all(0.8 < a < 1.25 for a in aspects), aspects
+    assert grid_shape(height, width, (rows, 2), 0.25, aspect_wh) == (rows, 2), "explicit columns are kept"
 
 
 def test_roi_box_geometry_is_exact():
@@ -81,9 +93,27 @@ def test_motion_roi_crops_paste_back_and_static_frames_skip(model_cache):
     assert strategy.stats.skipped == static_skips
 
 
+def test_surveillance_reruns_only_the_tiles_that_move(model_cache):
+    engine = RecordingEngine(engines.load("mediapipe-selfie"))
+    strategy = InferenceStrategy(engine, StrategySettings.preset("surveillance", refresh_every=1000))
+    background = np.random.default_rng(1).integers(40, 60, (432, 768, 3), np.uint8)
+    strategy(background)
+    boxes = strategy.tile_boxes(432, 768)
+    assert engine.calls == [len(boxes) + 1], "the first frame runs every tile and the full frame"
+    for _ in range(20):  # a still scene: nothing moves, nothing runs, the last mask is reused
+        strategy(background)
+    assert engine.calls == [len(boxes) + 1] and strategy.stats.skipped == 20
+    calls = len(engine.calls)
+    moving = background.copy()
+    moving[20:80, 20:60] = 255  # something appears in the top-left corner
+    strategy(moving)
+    touched = [b for b in boxes if b[0] < 80 and b[1] > 20 and b[2] < 60 and b[3] > 20]
+    assert len(engine.calls) == calls + 1 and engine.calls[-1] == len(touched) < len(boxes)
+
+
 def test_presets_and_bad_values():
-    assert StrategySettings.preset("surveillance").tiles == (3, 3)
-    assert parse_tiles("2x3") == (2, 3)
+    assert StrategySettings.preset("surveillance").tiles == (3, 0)
+    assert parse_tiles("2x3") == (2, 3) and parse_tiles("3") == (3, 0)
     for bad in ({"name": "magic"}, {"tiles": (0, 3)}, {"tile_overlap": 1.0}, {"confidence": 0.0}):
         with pytest.raises(ConfigError):
             StrategySettings(**bad)
@@ -91,7 +121,8 @@ def test_presets_and_bad_values():
 
 @pytest.mark.parametrize("args,fragment", [
     (["--tiles", "0x3"], "--tiles needs at least one row"),
-    (["--tiles", "two"], "--tiles takes RxC"),
+    (["--tiles", "two"], "--tiles takes R or RxC"),
+    (["--tiles", "2x3x4"], "--tiles takes R or RxC"),
     (["--tile-overlap", "1.0"], "tile overlap must be in [0, 1)"),
     (["--strategy", "magic"], "invalid choice: 'magic'"),
 ])
@@ -126,5 +157,5 @@ def test_surveillance_finds_more_far_people_than_full_frame(model_cache):
     dataset = build_far_people(Path(SHARED), (0.10, 0.20), sequences=2, frames=20)
     full = evaluate(engine, dataset, StrategySettings.preset("full"))
     surveillance = evaluate(engine, dataset, StrategySettings.preset("surveillance"))
-    assert surveillance["recall"] > full["recall"] + 0.3
-    assert surveillance["false_foreground_mean"] <= 0.02
+    assert full["recall"] < 0.3, "the set is hard for full-frame inference"
+    assert surveillance["recall"] >= 0.9 and surveillance["false_foreground_mean"] <= 0.02, surveillance
