@@ -229,11 +229,13 @@ class InferenceStrategy:
         return [cv2.resize(p[0], (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
                 for p, (y0, y1, x0, x1) in zip(probability, boxes, strict=True)]
 
+    def grid(self, height: int, width: int) -> tuple[int, int]:
+        """This strategy's tile grid (rows, cols) on a frame of this size."""
+        return grid_shape(height, width, self.settings.tiles, self.settings.tile_overlap, self.aspect_wh)
+
     def tile_boxes(self, height: int, width: int) -> list[Box]:
-        """This strategy's tile grid on a frame of this size."""
-        s = self.settings
-        return tile_boxes(height, width, *grid_shape(height, width, s.tiles, s.tile_overlap, self.aspect_wh),
-                          s.tile_overlap)
+        """This strategy's tile boxes on a frame of this size."""
+        return tile_boxes(height, width, *self.grid(height, width), self.settings.tile_overlap)
 
     def _tiles(self, frame: np.ndarray, only_moving: bool) -> np.ndarray | None:
         """Tiles (+ the full frame) merged; with ``only_moving``, just the tiles with motion run again (None: none did)."""

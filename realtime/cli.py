@@ -174,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     people = commands.add_parser("eval-people", help="recall and false foreground of each strategy on far-away people")
     people.add_argument("--shared", default="../shared", help="the shared data folder (media/ and reference/)")
     people.add_argument("--heights", default="0.10-0.20", help="person height as a share of the frame, LO-HI")
-    people.add_argument("--strategies", default="full,tiles,motion-roi,surveillance")
+    people.add_argument("--strategies", default="full,tiles,motion-roi,surveillance",
+                        help="comma-separated strategies; NAME@RxC gives one its own tile grid (e.g. tiles@3x5)")
     people.add_argument("--sequences", type=int, default=4)
     people.add_argument("--frames", type=int, default=30)
     people.add_argument("--out", help="write the results as JSON here")

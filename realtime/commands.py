@@ -238,7 +238,7 @@ def eval_people_command(args: argparse.Namespace) -> int:
     """``realtime-mask eval-people``: every strategy on the synthetic far-people set, side by side."""
     import json
 
-    from engines.strategies import StrategySettings
+    from engines.strategies import StrategySettings, parse_tiles
     from realtime.bench.people import build_far_people, evaluate
 
     try:
@@ -250,16 +250,19 @@ def eval_people_command(args: argparse.Namespace) -> int:
     shared = Path(args.shared)
     if not (shared / "media").is_dir() or not (shared / "reference").is_dir():
         raise ConfigError(f"{shared} has no media/ and reference/ folders; point --shared at the shared data")
-    names = [n.strip() for n in args.strategies.split(",") if n.strip()]
-    settings = [StrategySettings.preset(n) for n in names]
+    settings = []
+    for entry in (e.strip() for e in args.strategies.split(",") if e.strip()):
+        name, _, grid = entry.partition("@")  # "tiles@3x5": a strategy with its own tile grid
+        settings.append(StrategySettings.preset(name, tiles=parse_tiles(grid) if grid else None))
     engine = load_engine(args)
     dataset = build_far_people(shared, (low, high), sequences=args.sequences, frames=args.frames)
     rows = [evaluate(engine, dataset, s) for s in settings]
     print(f"people {low:.0%}-{high:.0%} of the frame height, {rows[0]['people']} person-frames")
-    print(f"{'strategy':<14}{'recall':>8}{'sil. IoU':>10}{'false fg':>10}{'fg p95':>9}{'ms mean':>9}{'ms p50':>8}"
+    print(f"{'strategy':<18}{'recall':>8}{'sil. IoU':>10}{'false fg':>10}{'fg p95':>9}{'ms mean':>9}{'ms p50':>8}"
           f"{'inputs':>8}{'skipped':>9}")
     for r in rows:
-        print(f"{r['strategy']:<14}{r['recall']:>8.1%}{r['silhouette_iou']:>10.3f}{r['false_foreground_mean']:>10.2%}"
+        label = r["strategy"] + (f" {r['tiles'][0]}x{r['tiles'][1]}" if "tiles" in r else "")
+        print(f"{label:<18}{r['recall']:>8.1%}{r['silhouette_iou']:>10.3f}{r['false_foreground_mean']:>10.2%}"
               f"{r['false_foreground_p95']:>9.2%}{r['ms_per_frame_mean']:>9.1f}{r['ms_per_frame_p50']:>8.1f}"
               f"{r['model_inputs_per_frame']:>8.1f}{r['skipped_frames']:>9}")
     if args.out:

@@ -130,7 +130,11 @@ def evaluate(engine: Engine, dataset: list[Sequence], settings: StrategySettings
         ms += strategy.stats.ms
         skipped += strategy.stats.skipped
         inputs += strategy.stats.engine_crops
-    return {"strategy": settings.name, "people": total, "recall": found / max(total, 1),
+    grid = {}
+    if settings.name in ("tiles", "surveillance"):
+        height, width = dataset[0].frames[0].shape[:2]
+        grid = {"tiles": list(InferenceStrategy(engine, settings).grid(height, width)), "tile_overlap": settings.tile_overlap}
+    return {"strategy": settings.name, **grid, "people": total, "recall": found / max(total, 1),
             "silhouette_iou": float(np.mean(ious)) if ious else 0.0,
             "false_foreground_mean": float(np.mean(false_fg)), "false_foreground_p95": float(np.percentile(false_fg, 95)),
             "ms_per_frame_p50": float(np.median(ms)), "ms_per_frame_mean": float(np.mean(ms)), "skipped_frames": skipped,

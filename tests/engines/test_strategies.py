@@ -159,3 +159,11 @@ def test_surveillance_finds_more_far_people_than_full_frame(model_cache):
     surveillance = evaluate(engine, dataset, StrategySettings.preset("surveillance"))
     assert full["recall"] < 0.3, "the set is hard for full-frame inference"
     assert surveillance["recall"] >= 0.9 and surveillance["false_foreground_mean"] <= 0.02, surveillance
+
+
+@pytest.mark.parametrize("entry,fragment", [("tiles@0x2", "--tiles needs at least one row"),
+                                            ("magic", "unknown strategy 'magic'")])
+def test_eval_people_bad_strategy_entries(entry, fragment):
+    need_shared()
+    result = run_cli("eval-people", "--shared", str(SHARED), "--strategies", f"full,{entry}")
+    assert_one_line_error(result, fragment)
