@@ -1,4 +1,4 @@
-"""One GPU check: kernel equality, fp16 masks vs MediaPipe, per-stage GPU latency, throughput, TensorRT when present.
+"""One GPU check: kernel equality, fp16 masks vs MediaPipe, per-stage GPU latency, throughput, strategies, TensorRT.
 
 Runs on a CUDA machine with only torch, cuda-python, numpy and opencv-headless (no TensorRT, no ffmpeg,
 no network) in under 5 minutes. Models, reference masks and clips come from a folder prepared here
@@ -239,6 +239,23 @@ def blur_bandwidth() -> dict[str, Any]:
     return summary
 
 
+def strategies_1080p(data: Path, device: str = "cuda", frames: int = 100) -> dict[str, Any]:
+    """Each inference strategy (issue 7) on the real clip scaled to 1080p, ms and model inputs per frame."""
+    import engines
+    from engines.strategies import STRATEGIES, InferenceStrategy, StrategySettings
+
+    precision = "fp16" if device.startswith("cuda") else "fp32"
+    engine = engines.load("mediapipe-selfie", backend="torch", device=device, precision=precision, cache=data / "cache")
+    clip = [cv2.resize(f, (1920, 1080), interpolation=cv2.INTER_LINEAR)
+            for f in read_frames(data / "media" / "one-by-one-person-detection.mp4", frames)]
+    strategies = {name: InferenceStrategy(engine, StrategySettings.preset(name)) for name in STRATEGIES}
+    for frame in clip:  # interleaved, as in benchmarks/strategies.py
+        for strategy in strategies.values():
+            strategy(frame)
+    return {name: {**percentiles(s.stats.ms[5:]), "skipped": s.stats.skipped,
+                   "model_inputs_per_frame": s.stats.engine_crops / len(clip)} for name, s in strategies.items()}
+
+
 def tensorrt_path(data: Path) -> dict[str, Any]:
     try:
         import tensorrt  # noqa: F401
@@ -274,6 +291,7 @@ def main() -> None:
         section(results, "naive_chain_1080p", naive_chain)
         section(results, "blur_composite_1080p", blur_bandwidth)
         section(results, "gpu_stages_torch_fp16", lambda: gpu_latency(data))
+        section(results, "strategies_1080p_torch_fp16", lambda: strategies_1080p(data))
         section(results, "tensorrt", lambda: tensorrt_path(data))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1, default=str) + "\n")
