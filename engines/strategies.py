@@ -278,8 +278,9 @@ class InferenceStrategy:
             keep, rest = regions[: self.settings.max_rois - 1], regions[self.settings.max_rois - 1:]
             regions = [*keep, (min(r[0] for r in rest), min(r[1] for r in rest), max(r[2] for r in rest),
                                max(r[3] for r in rest))]
-        return [roi_box(x0 * factor, y0 * factor, (x1 - x0) * factor, (y1 - y0) * factor, (height, width),
-                        self.aspect_wh, self.settings.roi_margin, self.settings.roi_min_px)
+        sx, sy = width / small.shape[1], height / small.shape[0]  # the exact scale the motion mask was resized by
+        return [roi_box(math.floor(x0 * sx), math.floor(y0 * sy), math.ceil((x1 - x0) * sx), math.ceil((y1 - y0) * sy),
+                        (height, width), self.aspect_wh, self.settings.roi_margin, self.settings.roi_min_px)
                 for x0, y0, x1, y1 in regions]
 
     def _control(self, probability: np.ndarray, previous: np.ndarray | None) -> np.ndarray:

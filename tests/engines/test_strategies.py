@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 import engines
 from engines.errors import ConfigError
+from engines.preprocess import frames_to_batch
 from engines.strategies import (
     InferenceStrategy,
     StrategySettings,
@@ -69,10 +71,11 @@ class RecordingEngine(engines.Engine):
 
     def __init__(self, inner):
         super().__init__(inner.model_name, inner.spec, inner.device, inner.precision)
-        self.inner, self.calls = inner, []
+        self.inner, self.calls, self.batches = inner, [], []
 
     def _run(self, batch):
         self.calls.append(batch.shape[0])
+        self.batches.append(batch.copy())
         return self.inner._run(batch)
 
 
@@ -109,6 +112,35 @@ def test_surveillance_reruns_only_the_tiles_that_move(model_cache):
     strategy(moving)
     touched = [b for b in boxes if b[0] < 80 and b[1] > 20 and b[2] < 60 and b[3] > 20]
     assert len(engine.calls) == calls + 1 and engine.calls[-1] == len(touched) < len(boxes)
+
+
+def test_motion_roi_crop_and_paste_coordinates_are_exact(model_cache):
+    engine = RecordingEngine(engines.load("mediapipe-selfie"))
+    strategy = InferenceStrategy(engine, StrategySettings.preset("motion-roi", refresh_every=1000))
+    height, width = 432, 768
+    background = np.random.default_rng(2).integers(40, 60, (height, width, 3), np.uint8)
+    for _ in range(10):
+        last = strategy(background).copy()
+    moving = background.copy()
+    moving[150:250, 300:340] = 230  # a bright upright block appears
+    seen = []
+    infer_crops = strategy._infer_crops
+    strategy._infer_crops = lambda frame, boxes: seen.extend(boxes) or infer_crops(frame, boxes)
+    probability = strategy(moving)
+    (y0, y1, x0, x1), = seen
+    assert y0 <= 150 and y1 >= 250 and x0 <= 300 and x1 >= 340, "the crop holds the whole moving region"
+    assert (x1 - x0) == pytest.approx(y1 - y0, abs=1), "at the model's (square) aspect"
+    # the engine saw exactly that crop of the frame
+    np.testing.assert_array_equal(engine.batches[-1], frames_to_batch([moving[y0:y1, x0:x1]], engine.spec))
+    # outside the crop the last mask stands, to the bit; inside, the crop's probability is pasted back
+    outside = np.ones((height, width), bool)
+    outside[y0:y1, x0:x1] = False
+    assert not strategy.motion[outside].any(), "every moving pixel is inside the crop"
+    np.testing.assert_array_equal(probability[outside], last[outside])
+    crop_probability = cv2.resize(engine.inner.infer(engine.batches[-1])[0, 0], (x1 - x0, y1 - y0),
+                                  interpolation=cv2.INTER_LINEAR)
+    assert (probability[y0:y1, x0:x1] >= crop_probability - 1e-6).all()
+    assert np.isclose(probability[y0:y1, x0:x1], crop_probability, atol=1e-6).mean() > 0.9
 
 
 def test_presets_and_bad_values():
