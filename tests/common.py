@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import cv2
@@ -12,6 +13,8 @@ import onnx
 import pytest
 import tflite
 from onnx import TensorProto, helper, numpy_helper
+
+from engines import Engine
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("REALTIME_MASK_SHARED", REPO.parent / "shared"))
@@ -239,3 +242,15 @@ class RtspServer:
             self.process.kill()
             self.process.wait()
             self.process = None
+
+
+class SlowEngine(Engine):
+    """The real engine, slowed down by a fixed delay per call: a consumer slower than the camera, on any machine."""
+
+    def __init__(self, inner: Engine, delay_s: float) -> None:
+        super().__init__(inner.model_name, inner.spec, inner.device, inner.precision)
+        self.inner, self.delay_s = inner, delay_s
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        time.sleep(self.delay_s)
+        return self.inner._run(batch)

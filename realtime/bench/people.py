@@ -68,7 +68,7 @@ def _cutouts(shared: Path, limit: int = 12) -> list[tuple[np.ndarray, np.ndarray
     return found
 
 
-def build_far_people(shared: Path, height_range: tuple[float, float], sequences: int = 4, frames: int = 40,
+def build_far_people(shared: Path, height_range: tuple[float, float], sequences: int = 4, frames: int = 30,
                      people: int = 3, seed: int = 0) -> list[Sequence]:
     """Sequences of background frames with ``people`` walkers each, heights in ``height_range`` of the frame."""
     rng = np.random.default_rng(seed)

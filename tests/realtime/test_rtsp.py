@@ -7,11 +7,10 @@ import time
 import numpy as np
 import pytest
 
-from engines.backends.base import Engine
 from engines.errors import SourceError
 from realtime.capture import SourceOptions, open_source
 from realtime.pipeline import Pipeline
-from tests.common import MEDIA, RtspServer, need_shared
+from tests.common import MEDIA, RtspServer, SlowEngine, need_shared
 from tests.realtime.test_cli_models import assert_one_line_error, run_cli
 
 pytestmark = pytest.mark.skipif(RtspServer.available() is not None, reason=str(RtspServer.available()))
@@ -49,18 +48,6 @@ def test_server_killed_and_restarted_pipeline_keeps_writing(engine, tmp_path):
     for r in outage:  # placeholders are written fully masked (blur of the whole last frame), never raw
         assert not np.array_equal(r.image, r.frame.bgr)
     assert counters["privacy_masked_reconnecting"] == sum(r.frame.placeholder for r in results)
-
-
-class SlowEngine(Engine):
-    """The real engine, slowed down: a consumer slower than the camera."""
-
-    def __init__(self, inner: Engine, delay_s: float) -> None:
-        super().__init__(inner.model_name, inner.spec, inner.device, inner.precision)
-        self.inner, self.delay_s = inner, delay_s
-
-    def _run(self, batch):
-        time.sleep(self.delay_s)
-        return self.inner._run(batch)
 
 
 def test_latency_does_not_grow_with_a_slow_consumer(engine):
