@@ -284,25 +284,25 @@ class InferenceStrategy:
                 for x0, y0, x1, y1 in regions]
 
     def _control(self, probability: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+        """Drop regions under ``min_region`` of the frame and, with ``persistence``, regions touching neither the
+        previous mask nor motion (their pixels are held just under 0.5)."""
         s = self.settings
         if s.min_region <= 0 and s.persistence <= 1:
             return probability
-        binary = (probability >= 0.5).astype(np.uint8)
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(binary)
-        keep = np.zeros(count, bool)
-        area_floor = s.min_region * probability.size
-        for label in range(1, count):
-            if stats[label, cv2.CC_STAT_AREA] < area_floor:
-                continue
-            if s.persistence > 1 and previous is not None:
-                region = labels == label
-                held = (previous[region] >= 0.5).any() or (self.motion is not None and self.motion[region].any())
-                if not held:
-                    continue
-            keep[label] = True
+        binary = probability >= 0.5
+        count, labels = cv2.connectedComponents(binary.view(np.uint8))  # (OpenCV's stats cost ten times the labels)
+        keep = np.bincount(labels[binary], minlength=count) >= s.min_region * probability.size
+        if s.persistence > 1 and previous is not None:
+            anchored = previous >= 0.5
+            if self.motion is not None:
+                anchored |= self.motion > 0
+            keep &= np.bincount(labels[anchored], minlength=count) > 0  # touches the previous mask or motion
         keep[0] = True  # background pixels keep their (sub-threshold) probability
+        if keep.all():
+            return probability
+        dropped = ~keep[labels]
         out = probability.copy()
-        out[~keep[labels]] = np.minimum(out[~keep[labels]], 0.49)
+        out[dropped] = np.minimum(out[dropped], 0.49)
         return out
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
@@ -350,7 +350,11 @@ class InferenceStrategy:
         c = self.settings.confidence
         if c == 0.5:
             return probability
-        return np.where(probability < c, probability * (0.5 / c), 0.5 + (probability - c) * (0.5 / (1 - c))).astype(np.float32)
+        # two lines through (c, 0.5): the map is the lower of them when c < 0.5 (concave), the higher otherwise
+        low = probability * np.float32(0.5 / c)
+        high = probability * np.float32(0.5 / (1 - c))
+        high += np.float32(0.5 - c * 0.5 / (1 - c))
+        return np.minimum(low, high, out=low) if c < 0.5 else np.maximum(low, high, out=low)
 
     def _paste(self, canvas: np.ndarray, frame: np.ndarray, boxes: list[Box]) -> None:
         """Run the crops and paste them into ``canvas`` (in place) by maximum."""

@@ -143,6 +143,48 @@ def test_motion_roi_crop_and_paste_coordinates_are_exact(model_cache):
     assert np.isclose(probability[y0:y1, x0:x1], crop_probability, atol=1e-6).mean() > 0.9
 
 
+@pytest.mark.parametrize("confidence", [0.2, 0.3, 0.7])
+def test_confidence_lands_on_the_pipeline_threshold(model_cache, confidence):
+    strategy = InferenceStrategy(engines.load("mediapipe-selfie"), StrategySettings(confidence=confidence))
+    p = np.linspace(0, 1, 1001, dtype=np.float32)
+    out = strategy._rescale(p)
+    assert out.dtype == np.float32 and out[0] == 0 and out[-1] == pytest.approx(1, abs=1e-6)
+    assert np.all(np.diff(out) >= 0), "monotone: the order of probabilities is kept"
+    assert ((out >= 0.5) == (p >= confidence - 1e-6)).mean() > 0.999, "a pixel counts exactly when p >= confidence"
+
+
+def test_false_foreground_control_drops_small_and_unanchored_regions(model_cache):
+    settings = StrategySettings(name="surveillance", min_region=0.001, persistence=2)
+    strategy = InferenceStrategy(engines.load("mediapipe-selfie"), settings)
+    height, width = 200, 300  # 60,000 px: min_region is 60 px
+    probability = np.zeros((height, width), np.float32)
+    probability[10:50, 10:30] = 0.9    # 800 px, overlaps the previous mask: kept
+    probability[100:105, 100:105] = 0.9  # 25 px: too small, dropped
+    probability[120:160, 200:220] = 0.8  # 800 px, no previous mask, no motion: dropped
+    probability[150:190, 20:40] = 0.7    # 800 px, overlaps motion: kept
+    previous = np.zeros_like(probability)
+    previous[40:60, 10:30] = 0.9
+    strategy.motion = np.zeros((height, width), np.uint8)
+    strategy.motion[185:195, 30:50] = 1
+    out = strategy._control(probability, previous)
+    assert (out[10:50, 10:30] == 0.9).all() and (out[150:190, 20:40] == 0.7).all()
+    assert (out[100:105, 100:105] < 0.5).all() and (out[120:160, 200:220] < 0.5).all()
+    assert (out[probability < 0.5] == probability[probability < 0.5]).all(), "background is untouched"
+
+
+def test_privacy_union_masks_motion_the_model_does_not_claim(model_cache):
+    engine = engines.load("mediapipe-selfie")
+    plain = InferenceStrategy(engine, StrategySettings.preset("tiles"))
+    union = InferenceStrategy(engine, StrategySettings.preset("tiles", privacy_union_motion=True))
+    background = np.random.default_rng(3).integers(40, 60, (240, 320, 3), np.uint8)
+    for _ in range(5):
+        plain(background), union(background)
+    moving = background.copy()
+    moving[60:140, 100:160] = 255  # a bright block: motion, not a person
+    assert (plain(moving)[70:130, 110:150] < 0.5).mean() > 0.9, "the model does not claim the block"
+    assert (union(moving)[70:130, 110:150] >= 0.5).all(), "the union masks it anyway"
+
+
 def test_presets_and_bad_values():
     assert StrategySettings.preset("surveillance").tiles == (3, 0)
     assert parse_tiles("2x3") == (2, 3) and parse_tiles("3") == (3, 0)
