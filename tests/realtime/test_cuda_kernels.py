@@ -1,5 +1,5 @@
-"""CUDA compositor kernels: every kernel compiles with NVRTC for each target GPU (no GPU needed),
-and on a GPU each mode equals the CPU reference within ±1 per channel."""
+"""CUDA compositor kernels: every kernel compiles with NVRTC for each target GPU and every launch matches its
+kernel's signature (no GPU needed), and on a GPU each mode equals the CPU reference within ±1 per channel."""
 
 from __future__ import annotations
 
@@ -92,3 +92,73 @@ def test_gpu_check_script_runs_its_cpu_side(tmp_path):
     data = json.loads(out.read_text())
     assert data["compile_sm_90"]["cubin_bytes"] > 10_000
     assert "machine" in data and "gpu" in data
+
+
+def _kernel_signatures() -> dict[str, list[str]]:
+    """Parameter kinds of every kernel in kernels.cu: 'u8*', 'float*', 'int*', 'int' or 'float'."""
+    signatures = {}
+    for name, params in re.findall(r'extern "C" __global__ void (\w+)\(([^)]*)\)', SOURCE_PATH.read_text()):
+        kinds = []
+        for param in params.split(","):
+            words = param.replace("const ", "").split()
+            kinds.append(words[0].rstrip("*") + ("*" if "*" in param else ""))
+        signatures[name] = kinds
+    return signatures
+
+
+@pytest.mark.parametrize("mode,options,settings", [*GPU_CASES, ("replace", {}, MaskSettings(dilate_px=3))])
+def test_every_launch_matches_its_kernel_signature(mode, options, settings, tmp_path):
+    """Without a GPU: run the compositor's host code on CPU tensors and check each launch against kernels.cu —
+    argument count, int/float scalars as np.int32/np.float32, pointers to tensors of the kernel's element type,
+    and a grid that covers the image."""
+    import cv2
+    import torch
+
+    from engines.spec import ModelSpec
+    from realtime.compositor.cuda import CudaCompositor
+
+    if mode == "replace":
+        cv2.imwrite(str(tmp_path / "bg.png"), np.full((50, 80, 3), 90, np.uint8))
+        options = {"background": str(tmp_path / "bg.png")}
+    signatures = _kernel_signatures()
+    gpu = CudaCompositor.__new__(CudaCompositor)  # host side only: no device, no stream, no module
+    gpu.mode, gpu.settings, gpu.device_id = make_compositor(mode, **options), settings, 0
+    gpu.torch_device, gpu.state, gpu._buffers, gpu._background = torch.device("cpu"), None, {}, None
+    gpu.halfwidths = torch.from_numpy(ellipse_halfwidths(settings.dilate_px))
+    height, width = 137, 251
+    frame, probability = torch.zeros((height, width, 3), dtype=torch.uint8), torch.rand((64, 64))
+    model_input = torch.zeros((3, 256, 256))
+    tensors = [frame, probability, model_input, gpu.halfwidths]
+    element = {"u8*": torch.uint8, "float*": torch.float32, "int*": torch.int32}
+    per_pixel_2d = ("mask_from_probability", "dilate", "feather_h", "feather_v", "box_h_u8", "box_v_u8", "resize_u8")
+    domains = {**dict.fromkeys(per_pixel_2d, (width, height)), "row_prefix": (height,), "preprocess": (256, 256)}
+    launched = []
+
+    def record(name, config, *args):
+        kinds = signatures[name]
+        assert len(args) == len(kinds), f"{name}: {len(args)} arguments for {len(kinds)} parameters"
+        for index, (arg, kind) in enumerate(zip(args, kinds, strict=True)):
+            where = f"{name} argument {index} ({kind})"
+            if kind == "int":
+                assert isinstance(arg, np.int32), where
+            elif kind == "float":
+                assert isinstance(arg, np.float32), where
+            else:
+                assert isinstance(arg, int) and not isinstance(arg, np.integer), where
+                owners = [t for t in tensors + list(gpu._buffers.values()) if arg and t.data_ptr() == arg]
+                assert all(t.dtype == element[kind] for t in owners), f"{where}: {[t.dtype for t in owners]}"
+        covered = tuple(g * b for g, b in zip(config.grid, config.block, strict=True))
+        domain = domains.get(name, (height * width, 1))
+        if name == "pixelate_means":
+            block = gpu.mode.block
+            domain = (-(-width // block), -(-height // block), 3)
+        assert all(c >= d for c, d in zip(covered, domain, strict=False)), f"{name}: grid {covered} < {domain}"
+        launched.append(name)
+
+    gpu._launch = record
+    out, alpha = gpu(frame, probability)
+    assert alpha.shape == (height, width) and alpha.dtype == torch.float32
+    assert out.shape[:2] == (height, width) and out.dtype == torch.uint8
+    gpu.preprocess(frame, model_input, ModelSpec(input_hw=(256, 256), resize="mediapipe"))
+    assert launched[0] == "mask_from_probability" and launched[-1] == "preprocess"
+    assert ("dilate" in launched) == bool(settings.dilate_px) and ("feather_v" in launched) == bool(settings.feather_px)
