@@ -53,7 +53,7 @@ class StrategySettings:
         name: one of :data:`STRATEGIES`.
         tiles: grid (rows, cols) for ``tiles``/``surveillance``; cols 0 = as many as give tiles the model's aspect.
         tile_overlap: overlap between neighbouring tiles as a fraction of the tile, in [0, 1).
-        include_full: add the full frame to the tile batch (merged by maximum).
+        include_full: add the full frame to the tile batch (merged by maximum; ``surveillance``: on refresh frames).
         refresh_every: full/tiled pass every N frames in the motion strategies.
         roi_margin: crop margin around a moving region, as a fraction of its size.
         roi_min_px: smallest crop side in pixels.
@@ -96,7 +96,7 @@ class StrategySettings:
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> StrategySettings:
-        """The tuned settings of a strategy name (``surveillance``: tiles + motion + false-foreground control)."""
+        """The tuned settings of a strategy name (``surveillance``: motion-gated tiles + false-foreground control)."""
         base: dict[str, Any] = {"name": name}
         if name == "surveillance":  # tuned on the far-people set (README: "Small and distant people")
             base.update(tiles=(3, 0), tile_overlap=0.25, include_full=True, refresh_every=10, min_region=0.0004,
