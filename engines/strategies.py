@@ -5,7 +5,7 @@
   tile probabilities are blended with weights that ramp down across each overlap, so a person
   crossing a border is masked without a seam. With C = 0 the columns are chosen so that each tile
   has the model's aspect ratio: a tile stretched to a square model input squeezes a person and the
-  model misses it (on the far-people set, 3x3 tiles of a 16:9 frame found 78% of people, 3x5 97%).
+  model misses it (on the far-people set, 3x3 tiles of a 16:9 frame found 79% of people, 3x5 98%).
 * ``motion-roi`` — OpenCV's MOG2 background subtraction on a downscaled frame finds moving regions;
   crops around them (margin, minimum size, the model's aspect ratio) go through the engine as one
   batch and are pasted back. Every ``refresh_every`` frames a full pass catches people who stand
@@ -218,6 +218,7 @@ class InferenceStrategy:
         self.previous: np.ndarray | None = None
         self.motion: np.ndarray | None = None
         self.tile_probabilities: list[np.ndarray] = []
+        self.tiled: list[Box] = []  # the boxes those probabilities belong to (a new frame size starts over)
         self.full_probability: np.ndarray | None = None
         h, w = engine.spec.input_hw
         self.aspect_wh = w / h
@@ -241,7 +242,7 @@ class InferenceStrategy:
         """Tiles (+ the full frame) merged; with ``only_moving``, just the tiles with motion run again (None: none did)."""
         height, width = frame.shape[:2]
         boxes = self.tile_boxes(height, width)
-        if only_moving and len(self.tile_probabilities) == len(boxes):
+        if only_moving and self.tiled == boxes:
             assert self.motion is not None
             todo = [i for i, (y0, y1, x0, x1) in enumerate(boxes) if self.motion[y0:y1, x0:x1].mean() > self.motion_gate]
             if not todo:
@@ -250,6 +251,7 @@ class InferenceStrategy:
         else:
             todo, full = list(range(len(boxes))), self.settings.include_full
             self.tile_probabilities = [np.zeros((y1 - y0, x1 - x0), np.float32) for y0, y1, x0, x1 in boxes]
+            self.tiled = boxes
         results = self._infer_crops(frame, [boxes[i] for i in todo] + ([(0, height, 0, width)] if full else []))
         for i, probability in zip(todo, results, strict=False):
             self.tile_probabilities[i] = probability
@@ -310,6 +312,8 @@ class InferenceStrategy:
         start = time.perf_counter()
         s, index = self.settings, self.stats.frames
         self.stats.frames += 1
+        if self.last is not None and self.last.shape != frame.shape[:2]:  # a new frame size (e.g. a camera reconnect)
+            self.last = self.previous = None
         refresh = self.last is None or index % s.refresh_every == 0
         moving = s.name in ("motion-roi", "surveillance") or s.privacy_union_motion or s.persistence > 1
         boxes = self._motion_boxes(frame) if moving else []

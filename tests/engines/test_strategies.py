@@ -185,6 +185,15 @@ def test_privacy_union_masks_motion_the_model_does_not_claim(model_cache):
     assert (union(moving)[70:130, 110:150] >= 0.5).all(), "the union masks it anyway"
 
 
+@pytest.mark.parametrize("name", ["full", "tiles", "motion-roi", "surveillance"])
+def test_a_new_frame_size_mid_stream_starts_over(model_cache, name):
+    strategy = InferenceStrategy(engines.load("mediapipe-selfie"), StrategySettings.preset(name, privacy_union_motion=True))
+    rng = np.random.default_rng(4)
+    for shape in [(240, 320, 3)] * 3 + [(360, 640, 3)] * 3 + [(240, 320, 3)]:
+        frame = rng.integers(0, 255, shape, np.uint8)
+        assert strategy(frame).shape == shape[:2]
+
+
 def test_presets_and_bad_values():
     assert StrategySettings.preset("surveillance").tiles == (3, 0)
     assert parse_tiles("2x3") == (2, 3) and parse_tiles("3") == (3, 0)
