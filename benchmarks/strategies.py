@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -46,13 +47,28 @@ def main() -> None:
                      "p90_ms": float(np.percentile(ms, 90)), "skipped": sum(s.stats.skipped for s in done),
                      "engine_crops": sum(s.stats.engine_crops for s in done),
                      "model_inputs_per_frame": sum(s.stats.engine_crops for s in done) / len(ms)})
-    Path(args.out).write_text(json.dumps({"machine": machine_info(), "clip": args.clip, "rows": rows}, indent=1) + "\n")
+    # what motion-ROI weighs against each other: its motion pass, and the model call it can skip
+    probe = InferenceStrategy(engine, StrategySettings.preset("motion-roi"))
+    full = (0, frames[0].shape[0], 0, frames[0].shape[1])
+    motion_ms, model_ms = [], []
+    for frame in frames:
+        start = time.perf_counter()
+        probe._motion_boxes(frame)
+        middle = time.perf_counter()
+        probe._infer_crops(frame, [full])
+        motion_ms.append((middle - start) * 1000.0)
+        model_ms.append((time.perf_counter() - middle) * 1000.0)
+    parts = {"motion_pass_ms_mean": float(np.mean(motion_ms)), "model_call_ms_mean": float(np.mean(model_ms))}
+    result = {"machine": machine_info(), "command": " ".join(sys.argv), "clip": args.clip, "rows": rows, **parts}
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(f"{frames[0].shape[1]}x{frames[0].shape[0]}, {len(frames)} frames x {args.rounds} rounds")
     print("| strategy | mean ms | p50 ms | p90 ms | skipped frames | model inputs per frame |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['strategy']} | {r['mean_ms']:.1f} | {r['p50_ms']:.1f} | {r['p90_ms']:.1f} | {r['skipped']} | "
               f"{r['model_inputs_per_frame']:.2f} |")
+    print(f"motion pass {parts['motion_pass_ms_mean']:.2f} ms, one model call (preprocess, infer, resize) "
+          f"{parts['model_call_ms_mean']:.2f} ms, means over {len(frames)} frames")
 
 
 if __name__ == "__main__":
