@@ -242,18 +242,14 @@ def blur_bandwidth() -> dict[str, Any]:
 def strategies_1080p(data: Path, device: str = "cuda", frames: int = 100) -> dict[str, Any]:
     """Each inference strategy (issue 7) on the real clip scaled to 1080p, ms and model inputs per frame."""
     import engines
-    from engines.strategies import STRATEGIES, InferenceStrategy, StrategySettings
+    from realtime.bench.people import time_strategies
 
     precision = "fp16" if device.startswith("cuda") else "fp32"
     engine = engines.load("mediapipe-selfie", backend="torch", device=device, precision=precision, cache=data / "cache")
     clip = [cv2.resize(f, (1920, 1080), interpolation=cv2.INTER_LINEAR)
             for f in read_frames(data / "media" / "one-by-one-person-detection.mp4", frames)]
-    strategies = {name: InferenceStrategy(engine, StrategySettings.preset(name)) for name in STRATEGIES}
-    for frame in clip:  # interleaved, as in benchmarks/strategies.py
-        for strategy in strategies.values():
-            strategy(frame)
-    return {name: {**percentiles(s.stats.ms[5:]), "skipped": s.stats.skipped,
-                   "model_inputs_per_frame": s.stats.engine_crops / len(clip)} for name, s in strategies.items()}
+    time_strategies(engine, clip[:5])  # warm-up: CUDA graphs for each batch size the strategies use
+    return {row.pop("strategy"): row for row in time_strategies(engine, clip)}
 
 
 def tensorrt_path(data: Path) -> dict[str, Any]:

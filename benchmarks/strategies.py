@@ -17,8 +17,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import engines
-from engines.strategies import STRATEGIES, InferenceStrategy, StrategySettings
+from engines.strategies import InferenceStrategy, StrategySettings
 from realtime.bench.machine import machine_info
+from realtime.bench.people import time_strategies
 from realtime.capture.files import read_frames
 
 
@@ -32,21 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     frames = read_frames(args.clip, args.frames)
     engine = engines.load("mediapipe-selfie")
-    runs: dict[str, list[InferenceStrategy]] = {name: [] for name in STRATEGIES}
-    for _ in range(args.rounds):
-        strategies = {name: InferenceStrategy(engine, StrategySettings.preset(name)) for name in STRATEGIES}
-        for frame in frames:  # interleaved: the machine's slow and fast moments fall on every strategy alike
-            for strategy in strategies.values():
-                strategy(frame)
-        for name, strategy in strategies.items():
-            runs[name].append(strategy)
-    rows = []
-    for name, done in runs.items():
-        ms = np.concatenate([s.stats.ms for s in done])
-        rows.append({"strategy": name, "frames": len(ms), "mean_ms": float(ms.mean()), "p50_ms": float(np.median(ms)),
-                     "p90_ms": float(np.percentile(ms, 90)), "skipped": sum(s.stats.skipped for s in done),
-                     "engine_crops": sum(s.stats.engine_crops for s in done),
-                     "model_inputs_per_frame": sum(s.stats.engine_crops for s in done) / len(ms)})
+    rows = time_strategies(engine, frames, args.rounds)
     # what motion-ROI weighs against each other: its motion pass, and the model call it can skip
     probe = InferenceStrategy(engine, StrategySettings.preset("motion-roi"))
     full = (0, frames[0].shape[0], 0, frames[0].shape[1])

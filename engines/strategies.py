@@ -219,6 +219,7 @@ class InferenceStrategy:
         self.motion: np.ndarray | None = None
         self.tile_probabilities: list[np.ndarray] = []
         self.tiled: list[Box] = []  # the boxes those probabilities belong to (a new frame size starts over)
+        self._boxes_for: tuple[tuple[int, int], list[Box]] = ((0, 0), [])
         self.full_probability: np.ndarray | None = None
         h, w = engine.spec.input_hw
         self.aspect_wh = w / h
@@ -235,8 +236,11 @@ class InferenceStrategy:
         return grid_shape(height, width, self.settings.tiles, self.settings.tile_overlap, self.aspect_wh)
 
     def tile_boxes(self, height: int, width: int) -> list[Box]:
-        """This strategy's tile boxes on a frame of this size."""
-        return tile_boxes(height, width, *self.grid(height, width), self.settings.tile_overlap)
+        """This strategy's tile boxes on a frame of this size (worked out once per size)."""
+        if self._boxes_for[0] != (height, width):
+            self._boxes_for = ((height, width), tile_boxes(height, width, *self.grid(height, width),
+                                                           self.settings.tile_overlap))
+        return self._boxes_for[1]
 
     def _tiles(self, frame: np.ndarray, only_moving: bool) -> np.ndarray | None:
         """Tiles (+ the full frame) merged; with ``only_moving``, just the tiles with motion run again (None: none did)."""

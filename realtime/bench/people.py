@@ -25,7 +25,7 @@ import numpy as np
 
 from engines.backends.base import Engine
 from engines.errors import SourceError
-from engines.strategies import InferenceStrategy, StrategySettings
+from engines.strategies import STRATEGIES, InferenceStrategy, StrategySettings
 from realtime.capture.files import read_frames
 
 PEOPLE_CLIPS = ("head-pose-face-detection-female-and-male.gif", "one-by-one-person-detection.mp4")
@@ -133,9 +133,31 @@ def evaluate(engine: Engine, dataset: list[Sequence], settings: StrategySettings
     grid = {}
     if settings.name in ("tiles", "surveillance"):
         height, width = dataset[0].frames[0].shape[:2]
-        grid = {"tiles": list(InferenceStrategy(engine, settings).grid(height, width)), "tile_overlap": settings.tile_overlap}
+        grid = {"tiles": list(strategy.grid(height, width)), "tile_overlap": settings.tile_overlap}
     return {"strategy": settings.name, **grid, "people": total, "recall": found / max(total, 1),
             "silhouette_iou": float(np.mean(ious)) if ious else 0.0,
             "false_foreground_mean": float(np.mean(false_fg)), "false_foreground_p95": float(np.percentile(false_fg, 95)),
             "ms_per_frame_p50": float(np.median(ms)), "ms_per_frame_mean": float(np.mean(ms)), "skipped_frames": skipped,
             "model_inputs_per_frame": inputs / max(len(ms), 1)}
+
+
+def time_strategies(engine: Engine, frames: list[np.ndarray], rounds: int = 1) -> list[dict[str, Any]]:
+    """ms and model inputs per frame of every strategy's preset on real frames, the strategies interleaved frame by
+    frame (the machine's slow and fast moments fall on each alike); each round is a new stream."""
+    runs: dict[str, list[InferenceStrategy]] = {name: [] for name in STRATEGIES}
+    for _ in range(rounds):
+        strategies = {name: InferenceStrategy(engine, StrategySettings.preset(name)) for name in STRATEGIES}
+        for frame in frames:
+            for strategy in strategies.values():
+                strategy(frame)
+        for name, strategy in strategies.items():
+            runs[name].append(strategy)
+    rows = []
+    for name, done in runs.items():
+        ms = np.concatenate([s.stats.ms for s in done])
+        crops = sum(s.stats.engine_crops for s in done)
+        rows.append({"strategy": name, "frames": len(ms), "mean_ms": float(ms.mean()), "p50_ms": float(np.median(ms)),
+                     "p90_ms": float(np.percentile(ms, 90)), "p99_ms": float(np.percentile(ms, 99)),
+                     "skipped": sum(s.stats.skipped for s in done), "engine_crops": crops,
+                     "model_inputs_per_frame": crops / len(ms)})
+    return rows
