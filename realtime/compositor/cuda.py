@@ -111,6 +111,30 @@ def ellipse_halfwidths(radius: int) -> np.ndarray:
     return np.where(widths > 0, (widths - 1) // 2, -1).astype(np.int32)
 
 
+class DeviceKernels:
+    """The compiled kernels on one GPU, launched on one CUDA stream.
+
+    Args:
+        device: CUDA device index.
+        stream: a ``torch.cuda.Stream`` (default: torch's current stream on that device).
+    """
+
+    def __init__(self, device: int = 0, stream: Any = None) -> None:
+        import torch
+        from cuda.core import Device
+
+        self.torch_device = torch.device("cuda", device)
+        self.torch_stream = stream or torch.cuda.current_stream(self.torch_device)
+        self.stream = Device(device).create_stream(self.torch_stream)
+        module = _module(device)
+        self.kernels = {name: module.get_kernel(name) for name in KERNEL_NAMES}
+
+    def __call__(self, name: str, config: Any, *args: Any) -> None:
+        from cuda.core import launch
+
+        launch(self.stream, config, self.kernels[name], *args)
+
+
 class CudaCompositor:
     """Mask post-processing and one masking mode on the GPU, equal to the CPU reference within ±1.
 
@@ -119,18 +143,17 @@ class CudaCompositor:
         settings: mask post-processing.
         device: CUDA device index.
         stream: a ``torch.cuda.Stream`` (default: torch's current stream).
+        launcher: what runs the kernels (default: :class:`DeviceKernels` on ``device`` and ``stream``;
+            :class:`realtime.compositor.emulator.HostKernels` runs them on the CPU, on CPU tensors).
     """
 
-    def __init__(self, mode: Compositor, settings: MaskSettings, device: int = 0, stream: Any = None) -> None:
+    def __init__(self, mode: Compositor, settings: MaskSettings, device: int = 0, stream: Any = None,
+                 launcher: Any = None) -> None:
         import torch
-        from cuda.core import Device
 
-        self.mode, self.settings, self.device_id = mode, settings, device
-        self.torch_device = torch.device("cuda", device)
-        self.torch_stream = stream or torch.cuda.current_stream(self.torch_device)
-        self.stream = Device(device).create_stream(self.torch_stream)
-        module = _module(device)
-        self.kernels = {name: module.get_kernel(name) for name in KERNEL_NAMES}
+        self.mode, self.settings = mode, settings
+        self._launch = launcher or DeviceKernels(device, stream)
+        self.torch_device = self._launch.torch_device
         self.halfwidths = torch.from_numpy(ellipse_halfwidths(settings.dilate_px)).to(self.torch_device)
         self.state: Any = None
         self._buffers: dict[tuple[str, tuple[int, ...]], Any] = {}
@@ -143,11 +166,6 @@ class CudaCompositor:
         if key not in self._buffers:
             self._buffers[key] = torch.empty(shape, dtype=dtype, device=self.torch_device)
         return self._buffers[key]
-
-    def _launch(self, name: str, config: Any, *args: Any) -> None:
-        from cuda.core import launch
-
-        launch(self.stream, config, self.kernels[name], *args)
 
     def alpha(self, probability: Any, frame_hw: tuple[int, int], probability_out: Any = None) -> Any:
         """Model probability (h, w) float32 CUDA tensor -> alpha (H, W) float32 CUDA tensor."""

@@ -1,15 +1,27 @@
-"""CUDA compositor kernels: every kernel compiles with NVRTC for each target GPU and every launch matches its
-kernel's signature (no GPU needed), and on a GPU each mode equals the CPU reference within ±1 per channel."""
+"""CUDA compositor kernels: every kernel compiles with NVRTC for each target GPU; each mode and the preprocessing
+equal their CPU reference — on a GPU within ±1 per channel, and everywhere through the host emulation
+(realtime/compositor/emulator.py: the same kernels.cu, one CUDA thread at a time), which also checks every
+launch against its kernel's signature and, under AddressSanitizer, every buffer access."""
 
 from __future__ import annotations
 
 import re
 
+import cv2
 import numpy as np
 import pytest
 
-from realtime.compositor import MODES, MaskPostprocessor, MaskSettings, make_compositor
-from realtime.compositor.cuda import ARCHITECTURES, KERNEL_NAMES, SOURCE_PATH, compile_kernels, ellipse_halfwidths
+from engines.errors import BackendError
+from realtime.compositor import MODES, MaskSettings, make_compositor
+from realtime.compositor.cuda import (
+    ARCHITECTURES,
+    KERNEL_NAMES,
+    SOURCE_PATH,
+    CudaCompositor,
+    compile_kernels,
+    ellipse_halfwidths,
+)
+from realtime.compositor.emulator import HostKernels
 
 cuda_core = pytest.importorskip("cuda.core", reason="cuda-python (cuda.core) not installed")
 
@@ -38,40 +50,113 @@ def test_ellipse_halfwidths_rebuild_opencv_element():
         np.testing.assert_array_equal(rebuilt, element)
 
 
-def _gpu():
+@pytest.fixture(params=["host", "cuda"])
+def launcher(request):
+    """What runs kernels.cu: ``host`` emulates it on the CPU (every CI run), ``cuda`` is a real GPU."""
     torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA GPU here: kernel equality runs on a GPU machine (benchmarks/gpu_check.py)")
-    return torch
+    if request.param == "cuda":
+        if not torch.cuda.is_available():
+            pytest.skip("no CUDA GPU here: the host emulation ran the same kernels (benchmarks/gpu_check.py on a GPU)")
+        from realtime.compositor.cuda import DeviceKernels
+
+        return DeviceKernels()
+    from realtime.compositor.emulator import HostKernels
+
+    try:
+        return HostKernels()
+    except BackendError as exc:
+        pytest.skip(str(exc))
 
 
 GPU_CASES = [("blur", {"strength": 5}, MaskSettings()), ("blur", {}, MaskSettings(dilate_px=7, feather_px=3)),
              ("pixelate", {"block": 13}, MaskSettings(ema_alpha=0.4)), ("fill", {"color": "9,99,199"}, MaskSettings()),
              ("overlay", {"opacity": 0.35}, MaskSettings(target="background")), ("cutout", {}, MaskSettings()),
-             ("cutout", {"cutout_format": "green"}, MaskSettings()), ("mask", {}, MaskSettings(feather_px=2))]
+             ("cutout", {"cutout_format": "green"}, MaskSettings()), ("mask", {}, MaskSettings(feather_px=2)),
+             ("replace", {}, MaskSettings(dilate_px=3))]
+
+
+def _options(mode, options, tmp_path, rng):
+    if mode == "replace":  # a background of another size, resized by the resize_u8 kernel
+        cv2.imwrite(str(tmp_path / "bg.png"), rng.integers(1, 256, (50, 80, 3), np.uint8))
+        return {"background": str(tmp_path / "bg.png")}
+    return options
+
+
+def _check_equal(launcher, mode, options, settings, frames, probabilities):
+    """Kernels vs CPU reference (realtime/bench/kernels.py): within ±1 on a GPU, where FMA contraction in the
+    moving average may still flip a pixel lying within float rounding of the threshold; bit for bit in the
+    host emulation (no FMA), except ``replace``, whose background OpenCV resizes in fixed point (±1)."""
+    from realtime.bench.kernels import compare_kernels
+
+    result = compare_kernels(launcher, mode, options, settings, frames, probabilities)
+    # the kernel works out source coordinates in float, OpenCV in double: ~1e-5 at 15x upsampling
+    assert result["upsample_max_error"] < 1e-4, result
+    if isinstance(launcher, HostKernels) and mode != "replace":
+        assert result["max_diff"] == 0, (mode, result)
+    flips_allowed = settings.ema_alpha < 1 and not isinstance(launcher, HostKernels)
+    assert result["max_diff"] <= 1 or (flips_allowed and result["share_over_1"] < 1e-5), (mode, result)
 
 
 @pytest.mark.parametrize("mode,options,settings", GPU_CASES)
 @pytest.mark.parametrize("size", [(1080, 1920), (137, 251)])
-def test_kernels_equal_cpu_reference_on_gpu(mode, options, settings, size):
-    torch = _gpu()
-    from realtime.compositor.cuda import CudaCompositor
+def test_kernels_equal_cpu_reference(launcher, mode, options, settings, size, tmp_path):
+    rng = np.random.default_rng()  # fresh frames each run, never zeros
+    frames = [rng.integers(1, 256, (*size, 3), np.uint8) for _ in range(3)]
+    probabilities = [rng.random((64, 64), np.float32) for _ in range(3)]
+    _check_equal(launcher, mode, _options(mode, options, tmp_path, rng), settings, frames, probabilities)
 
+
+@pytest.mark.parametrize("mode,options,settings", [GPU_CASES[1], GPU_CASES[2], GPU_CASES[-1]])
+def test_kernels_equal_cpu_reference_at_4k(launcher, mode, options, settings, tmp_path):
     rng = np.random.default_rng()
-    cpu_mode = make_compositor(mode, **options)
-    gpu = CudaCompositor(cpu_mode, settings)
-    post = MaskPostprocessor(settings)
-    for _ in range(3):
-        frame = rng.integers(1, 256, (*size, 3), np.uint8)
-        probability = rng.random((64, 64), np.float32)
-        import cv2
+    frames = [rng.integers(1, 256, (2160, 3840, 3), np.uint8) for _ in range(2)]
+    probabilities = [rng.random((256, 256), np.float32) for _ in range(2)]
+    _check_equal(launcher, mode, _options(mode, options, tmp_path, rng), settings, frames, probabilities)
 
-        full = cv2.resize(probability, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-        expected = cpu_mode.composite(frame, post(full))
-        out, _ = gpu(torch.from_numpy(frame).cuda(), torch.from_numpy(probability).cuda())
-        torch.cuda.synchronize()
-        diff = np.abs(out.cpu().numpy().astype(np.int32) - expected.astype(np.int32))
-        assert diff.max() <= 1 or np.mean(diff > 1) < 1e-4, (mode, diff.max())
+
+@pytest.mark.parametrize("mode,options,settings", GPU_CASES)
+def test_kernels_equal_cpu_reference_on_a_real_clip(launcher, engine, mode, options, settings, tmp_path):
+    """The real model's probability on real frames, preprocessed by the kernel: the GPU path's data end to end."""
+    import torch
+
+    from realtime.capture.files import read_frames
+    from tests.common import MEDIA, need_shared
+
+    need_shared()
+    frames = read_frames(MEDIA / "carphone_pristine.mp4", 3)
+    model_inputs = []
+    for frame in frames:
+        model_input = torch.empty((3, *engine.spec.input_hw), dtype=torch.float32, device=launcher.torch_device)
+        CudaCompositor(make_compositor("mask"), MaskSettings(), launcher=launcher).preprocess(
+            torch.from_numpy(frame).to(launcher.torch_device), model_input, engine.spec)
+        model_inputs.append(model_input.cpu().numpy())
+    probabilities = [p[0] for p in engine.infer(np.stack(model_inputs))]
+    assert 0.02 < np.mean(np.stack(probabilities) > 0.5) < 0.9  # a person is there
+    rng = np.random.default_rng()
+    _check_equal(launcher, mode, _options(mode, options, tmp_path, rng), settings, frames, probabilities)
+
+
+@pytest.mark.parametrize("resize,input_hw,mean,std", [("mediapipe", (256, 256), (0.0,) * 3, (1.0,) * 3),
+                                                     ("linear", (144, 256), (0.0,) * 3, (1.0,) * 3),
+                                                     ("mediapipe", (256, 256), (0.5, 0.4, 0.3), (0.2, 0.25, 0.3))])
+@pytest.mark.parametrize("size", [(1080, 1920), (137, 251), (100, 90)])
+@pytest.mark.parametrize("frame_color", ["bgr", "rgb"])
+def test_preprocess_kernel_equals_frames_to_batch(launcher, resize, input_hw, mean, std, size, frame_color):
+    """Resize + [0, 1] + mean/std + channel order + NCHW in one kernel, against engines/preprocess.py: equal
+    within one uint8 level before normalisation (OpenCV's uint8 linear resize works in fixed point)."""
+    import torch
+
+    from engines.preprocess import frames_to_batch
+    from engines.spec import ModelSpec
+
+    spec = ModelSpec(input_hw=input_hw, resize=resize, mean=mean, std=std)
+    frame = np.random.default_rng().integers(1, 256, (*size, 3), np.uint8)
+    expected = frames_to_batch([frame], spec, frame_color)[0]
+    out = torch.empty((3, *input_hw), dtype=torch.float32, device=launcher.torch_device)
+    CudaCompositor(make_compositor("mask"), MaskSettings(), launcher=launcher).preprocess(
+        torch.from_numpy(frame).to(launcher.torch_device), out, spec, frame_color)
+    levels = np.abs(out.cpu().numpy() - expected) * np.asarray(std, np.float32)[:, None, None] * 255
+    assert levels.max() <= (0.001 if resize == "mediapipe" else 1.001), levels.max()
 
 
 def test_modes_all_have_kernels():
@@ -91,74 +176,120 @@ def test_gpu_check_script_runs_its_cpu_side(tmp_path):
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
     assert data["compile_sm_90"]["cubin_bytes"] > 10_000
+    assert data["kernel_equality_host_emulated"]["pass"] is True, data["kernel_equality_host_emulated"]
     assert "machine" in data and "gpu" in data
 
 
-def _kernel_signatures() -> dict[str, list[str]]:
-    """Parameter kinds of every kernel in kernels.cu: 'u8*', 'float*', 'int*', 'int' or 'float'."""
-    signatures = {}
-    for name, params in re.findall(r'extern "C" __global__ void (\w+)\(([^)]*)\)', SOURCE_PATH.read_text()):
-        kinds = []
-        for param in params.split(","):
-            words = param.replace("const ", "").split()
-            kinds.append(words[0].rstrip("*") + ("*" if "*" in param else ""))
-        signatures[name] = kinds
-    return signatures
-
-
-@pytest.mark.parametrize("mode,options,settings", [*GPU_CASES, ("replace", {}, MaskSettings(dilate_px=3))])
+@pytest.mark.parametrize("mode,options,settings", GPU_CASES)
 def test_every_launch_matches_its_kernel_signature(mode, options, settings, tmp_path):
-    """Without a GPU: run the compositor's host code on CPU tensors and check each launch against kernels.cu —
-    argument count, int/float scalars as np.int32/np.float32, pointers to tensors of the kernel's element type,
-    and a grid that covers the image."""
-    import cv2
+    """Without a GPU: run the compositor on CPU tensors through the host emulation and check each launch
+    against kernels.cu — argument count, int/float scalars as np.int32/np.float32 (both checked by
+    HostKernels itself), pointers to tensors of the kernel's element type, and a grid that covers the image."""
     import torch
 
     from engines.spec import ModelSpec
-    from realtime.compositor.cuda import CudaCompositor
+    from realtime.compositor.emulator import kernel_signatures
 
-    if mode == "replace":
-        cv2.imwrite(str(tmp_path / "bg.png"), np.full((50, 80, 3), 90, np.uint8))
-        options = {"background": str(tmp_path / "bg.png")}
-    signatures = _kernel_signatures()
-    gpu = CudaCompositor.__new__(CudaCompositor)  # host side only: no device, no stream, no module
-    gpu.mode, gpu.settings, gpu.device_id = make_compositor(mode, **options), settings, 0
-    gpu.torch_device, gpu.state, gpu._buffers, gpu._background = torch.device("cpu"), None, {}, None
-    gpu.halfwidths = torch.from_numpy(ellipse_halfwidths(settings.dilate_px))
+    try:
+        host = HostKernels()
+    except BackendError as exc:
+        pytest.skip(str(exc))
+    signatures = kernel_signatures(SOURCE_PATH.read_text())
     height, width = 137, 251
-    frame, probability = torch.zeros((height, width, 3), dtype=torch.uint8), torch.rand((64, 64))
-    model_input = torch.zeros((3, 256, 256))
-    tensors = [frame, probability, model_input, gpu.halfwidths]
+    frame = torch.from_numpy(np.random.default_rng().integers(1, 256, (height, width, 3), np.uint8))
+    probability, model_input = torch.rand((64, 64)), torch.zeros((3, 256, 256))
     element = {"u8*": torch.uint8, "float*": torch.float32, "int*": torch.int32}
     per_pixel_2d = ("mask_from_probability", "dilate", "feather_h", "feather_v", "box_h_u8", "box_v_u8", "resize_u8")
     domains = {**dict.fromkeys(per_pixel_2d, (width, height)), "row_prefix": (height,), "preprocess": (256, 256)}
     launched = []
 
     def record(name, config, *args):
-        kinds = signatures[name]
-        assert len(args) == len(kinds), f"{name}: {len(args)} arguments for {len(kinds)} parameters"
-        for index, (arg, kind) in enumerate(zip(args, kinds, strict=True)):
-            where = f"{name} argument {index} ({kind})"
-            if kind == "int":
-                assert isinstance(arg, np.int32), where
-            elif kind == "float":
-                assert isinstance(arg, np.float32), where
-            else:
-                assert isinstance(arg, int) and not isinstance(arg, np.integer), where
-                owners = [t for t in tensors + list(gpu._buffers.values()) if arg and t.data_ptr() == arg]
-                assert all(t.dtype == element[kind] for t in owners), f"{where}: {[t.dtype for t in owners]}"
+        tensors = [frame, probability, model_input, compositor.halfwidths, *compositor._buffers.values()]
+        if compositor.state is not None:
+            tensors.append(compositor.state)
+        for arg, (kind, param) in zip(args, signatures[name], strict=True):
+            if kind in element:
+                owners = [t for t in tensors if arg and t.data_ptr() == arg]
+                assert all(t.dtype == element[kind] for t in owners), f"{name} {param}: {[t.dtype for t in owners]}"
         covered = tuple(g * b for g, b in zip(config.grid, config.block, strict=True))
         domain = domains.get(name, (height * width, 1))
         if name == "pixelate_means":
-            block = gpu.mode.block
+            block = compositor.mode.block
             domain = (-(-width // block), -(-height // block), 3)
         assert all(c >= d for c, d in zip(covered, domain, strict=False)), f"{name}: grid {covered} < {domain}"
         launched.append(name)
+        host(name, config, *args)
 
-    gpu._launch = record
-    out, alpha = gpu(frame, probability)
+    record.torch_device = host.torch_device
+    compositor = CudaCompositor(make_compositor(mode, **_options(mode, options, tmp_path, np.random.default_rng())),
+                                settings, launcher=record)
+    out, alpha = compositor(frame, probability)
     assert alpha.shape == (height, width) and alpha.dtype == torch.float32
     assert out.shape[:2] == (height, width) and out.dtype == torch.uint8
-    gpu.preprocess(frame, model_input, ModelSpec(input_hw=(256, 256), resize="mediapipe"))
+    compositor.preprocess(frame, model_input, ModelSpec(input_hw=(256, 256), resize="mediapipe"))
     assert launched[0] == "mask_from_probability" and launched[-1] == "preprocess"
     assert ("dilate" in launched) == bool(settings.dilate_px) and ("feather_v" in launched) == bool(settings.feather_px)
+
+
+def test_host_emulation_rejects_wrong_argument_types():
+    """What cuda.core would pass to the GPU as garbage (a Python float for an int, a numpy int for a pointer)
+    is an error in the emulation."""
+    from cuda.core import LaunchConfig
+
+    try:
+        host = HostKernels()
+    except BackendError as exc:
+        pytest.skip(str(exc))
+    config = LaunchConfig(grid=(1, 1, 1), block=(1, 1, 1))
+    with pytest.raises(BackendError, match="binary_to_alpha: 2 arguments for 3"):
+        host("binary_to_alpha", config, 0, np.int32(0))
+    with pytest.raises(BackendError, match=r"argument 1 \(int n\): got float"):
+        host("binary_to_alpha", config, 0, 1.0, 0)
+    with pytest.raises(BackendError, match=r"argument 0 \(u8\* binary\): got int64"):
+        host("binary_to_alpha", config, np.int64(0), np.int32(0), 0)
+
+
+SANITIZED_RUN = """
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from engines.spec import ModelSpec
+from realtime.compositor import MaskSettings, make_compositor
+from realtime.compositor.cuda import CudaCompositor
+from realtime.compositor.emulator import HostKernels
+from tests.realtime.test_cuda_kernels import GPU_CASES, _options
+
+host = HostKernels(sanitize=True)
+rng = np.random.default_rng()
+for mode, options, settings in GPU_CASES:
+    options = _options(mode, options, Path(sys.argv[1]), rng)
+    compositor = CudaCompositor(make_compositor(mode, **options), settings, launcher=host)
+    for height, width in ((37, 61), (64, 64), (1, 1), (9, 300)):
+        frame = torch.from_numpy(rng.integers(1, 256, (height, width, 3), np.uint8))
+        compositor(frame, torch.rand((16, 16)), probability_out=torch.empty((height, width)))
+        for resize, hw in (("mediapipe", (32, 32)), ("linear", (18, 32))):
+            compositor.preprocess(frame, torch.empty((3, *hw)), ModelSpec(input_hw=hw, resize=resize))
+print("clean")
+"""
+
+
+def test_no_kernel_reads_or_writes_outside_its_buffers(tmp_path):
+    """Every mode and the preprocessing, at odd and tiny sizes, emulated under AddressSanitizer: a kernel that
+    touches one element past a buffer (a bounds check off by one, a wrong stride) aborts the run."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.common import REPO
+
+    libasan = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip() \
+        if shutil.which("gcc") else ""
+    if not libasan.startswith("/"):
+        pytest.skip("needs gcc with AddressSanitizer (libasan) to check the kernels' bounds")
+    env = {**os.environ, "LD_PRELOAD": libasan, "ASAN_OPTIONS": "detect_leaks=0", "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-c", SANITIZED_RUN, str(tmp_path)], capture_output=True, text=True,
+                            env=env, cwd=REPO, timeout=600)
+    assert result.returncode == 0 and "clean" in result.stdout, result.stderr[-3000:]
