@@ -86,9 +86,7 @@ def compile_kernels(arch: str, cache: str | Path | None = None) -> bytes:
 def _module(device_id: int) -> Any:
     from cuda.core import Device, ObjectCode
 
-    device = Device(device_id)
-    device.set_current()
-    major, minor = device.compute_capability
+    major, minor = Device(device_id).compute_capability
     return ObjectCode.from_cubin(compile_kernels(f"sm_{major}{minor}"))
 
 
@@ -125,7 +123,9 @@ class DeviceKernels:
 
         self.torch_device = torch.device("cuda", device)
         self.torch_stream = stream or torch.cuda.current_stream(self.torch_device)
-        self.stream = Device(device).create_stream(self.torch_stream)
+        gpu = Device(device)
+        gpu.set_current()  # cuda.core: "Device must be initialized" (in this thread) before create_stream
+        self.stream = gpu.create_stream(self.torch_stream)
         module = _module(device)
         self.kernels = {name: module.get_kernel(name) for name in KERNEL_NAMES}
 
