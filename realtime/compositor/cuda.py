@@ -40,11 +40,12 @@ from realtime.compositor.modes import (
 
 SOURCE_PATH = Path(__file__).with_name("kernels.cu")
 KERNEL_NAMES = (
-    "preprocess", "mask_from_probability", "row_prefix", "dilate", "binary_to_alpha", "feather_h", "feather_v",
-    "box_h_u8", "box_v_u8", "composite_image", "composite_color", "pixelate_means", "composite_pixelate",
-    "cutout_bgra", "mask_grey", "resize_u8",
+    "preprocess", "mask_from_probability", "row_prefix", "dilate", "feather_h", "feather_v", "box_h_u16", "box_h_i32",
+    "box_v_u16", "box_v_i32", "composite_image", "composite_color", "pixelate_means", "composite_pixelate", "cutout_bgra",
+    "mask_grey", "resize_u8",
 )
 ARCHITECTURES = ("sm_80", "sm_86", "sm_89", "sm_90")
+BLUR_SEGMENT = 32  # pixels of a row (column) one blur thread slides its window along
 
 
 def _nvrtc_version() -> str:
@@ -168,7 +169,8 @@ class CudaCompositor:
         return self._buffers[key]
 
     def alpha(self, probability: Any, frame_hw: tuple[int, int], probability_out: Any = None) -> Any:
-        """Model probability (h, w) float32 CUDA tensor -> alpha (H, W) float32 CUDA tensor."""
+        """Model probability (h, w) float32 CUDA tensor -> alpha (H, W) CUDA tensor: float32 when feathered,
+        else the uint8 0/1 mask itself (same values; the composites read either)."""
         import torch
 
         height, width = frame_hw
@@ -192,31 +194,34 @@ class CudaCompositor:
             self._launch("dilate", _grid2d(width, height), prefix.data_ptr(), np.int32(height), np.int32(width),
                          self.halfwidths.data_ptr(), np.int32(s.dilate_px), dilated.data_ptr())
             binary = dilated
+        if not s.feather_px:
+            return binary
         alpha = self._buffer("alpha", (height, width), torch.float32)
-        if s.feather_px:
-            tmp = self._buffer("feather", (height, width), torch.float32)
-            self._launch("feather_h", _grid2d(width, height), binary.data_ptr(), np.int32(height), np.int32(width),
-                         np.int32(s.feather_px), tmp.data_ptr())
-            self._launch("feather_v", _grid2d(width, height), tmp.data_ptr(), np.int32(height), np.int32(width),
-                         np.int32(s.feather_px), alpha.data_ptr())
-        else:
-            self._launch("binary_to_alpha", _grid1d(height * width), binary.data_ptr(), np.int32(height * width),
-                         alpha.data_ptr())
+        tmp = self._buffer("feather", (height, width), torch.float32)
+        self._launch("feather_h", _grid2d(width, height), binary.data_ptr(), np.int32(height), np.int32(width),
+                     np.int32(s.feather_px), tmp.data_ptr())
+        self._launch("feather_v", _grid2d(width, height), tmp.data_ptr(), np.int32(height), np.int32(width),
+                     np.int32(s.feather_px), alpha.data_ptr())
         return alpha
 
-    def _blur(self, frame: Any, radius: int) -> Any:
+    def _blur_composite(self, frame: Any, radius: int, alpha: Any, out: Any) -> None:
+        """Two box passes; the last vertical pass blends into ``out`` (the blurred frame is never written)."""
         import torch
 
         height, width = frame.shape[:2]
-        sums = self._buffer("sums", (height, width, 3), torch.int32)
+        wide = (2 * radius + 1) * 255 > np.iinfo(np.uint16).max
+        kind = "i32" if wide else "u16"
+        sums = self._buffer(f"sums_{kind}", (height, width, 3), torch.int32 if wide else torch.uint16)
         once = self._buffer("blur1", (height, width, 3), torch.uint8)
-        twice = self._buffer("blur2", (height, width, 3), torch.uint8)
-        for src, dst in ((frame, once), (once, twice)):
-            self._launch("box_h_u8", _grid2d(width, height), src.data_ptr(), np.int32(height), np.int32(width),
-                         np.int32(radius), sums.data_ptr())
-            self._launch("box_v_u8", _grid2d(width, height), sums.data_ptr(), np.int32(height), np.int32(width),
-                         np.int32(radius), dst.data_ptr())
-        return twice
+        rows, columns = _grid2d(-(-width // BLUR_SEGMENT), height), _grid2d(width, -(-height // BLUR_SEGMENT))
+        hh, ww, r, segment = np.int32(height), np.int32(width), np.int32(radius), np.int32(BLUR_SEGMENT)
+        alpha_u8 = np.int32(alpha.dtype == torch.uint8)
+        self._launch(f"box_h_{kind}", rows, frame.data_ptr(), hh, ww, r, segment, sums.data_ptr())
+        self._launch(f"box_v_{kind}", columns, sums.data_ptr(), hh, ww, r, segment, once.data_ptr(), np.int32(0), 0,
+                     0, np.int32(0))
+        self._launch(f"box_h_{kind}", rows, once.data_ptr(), hh, ww, r, segment, sums.data_ptr())
+        self._launch(f"box_v_{kind}", columns, sums.data_ptr(), hh, ww, r, segment, out.data_ptr(), np.int32(1),
+                     frame.data_ptr(), alpha.data_ptr(), alpha_u8)
 
     def _background_for(self, height: int, width: int) -> Any:
         import torch
@@ -239,6 +244,7 @@ class CudaCompositor:
     def __call__(self, frame: Any, probability: Any, out: Any = None, probability_out: Any = None) -> tuple[Any, Any]:
         """Composite one frame: uint8 (H, W, 3) CUDA tensor + model probability -> (output, alpha).
 
+        ``alpha`` is float32 (H, W) when feathered, else the uint8 0/1 mask (see :meth:`alpha`).
         ``out`` (optional) receives the result: (H, W, 3), or (H, W, 4) for cutout/bgra.
         """
         import torch
@@ -250,9 +256,10 @@ class CudaCompositor:
         channels = 4 if isinstance(mode, CutoutCompositor) and mode.format == "bgra" else 3
         if out is None:
             out = torch.empty((height, width, channels), dtype=torch.uint8, device=self.torch_device)
-        f, a, o, hh, ww, n = frame.data_ptr(), alpha.data_ptr(), out.data_ptr(), np.int32(height), np.int32(width), height * width
+        f, o, hh, ww, n = frame.data_ptr(), out.data_ptr(), np.int32(height), np.int32(width), height * width
+        a = (alpha.data_ptr(), np.int32(alpha.dtype == torch.uint8))  # the alpha and whether it is the uint8 mask
         if isinstance(mode, BlurCompositor):
-            self._launch("composite_image", _grid1d(n), f, self._blur(frame, mode.strength).data_ptr(), a, hh, ww, o)
+            self._blur_composite(frame, mode.strength, alpha, out)
         elif isinstance(mode, PixelateCompositor):
             bw, bh = -(-width // mode.block), -(-height // mode.block)
             means = self._buffer("means", (bh, bw, 3), torch.uint8)
@@ -260,17 +267,17 @@ class CudaCompositor:
 
             config = LaunchConfig(grid=((bw + 15) // 16, (bh + 15) // 16, 3), block=(16, 16, 1))
             self._launch("pixelate_means", config, f, hh, ww, np.int32(mode.block), means.data_ptr(), np.int32(bw), np.int32(bh))
-            self._launch("composite_pixelate", _grid1d(n), f, means.data_ptr(), np.int32(bw), np.int32(mode.block), a, hh, ww, o)
+            self._launch("composite_pixelate", _grid1d(n), f, means.data_ptr(), np.int32(bw), np.int32(mode.block), *a, hh, ww, o)
         elif isinstance(mode, FillCompositor | OverlayCompositor) or (isinstance(mode, CutoutCompositor) and channels == 3):
             color = (0, 255, 0) if isinstance(mode, CutoutCompositor) else mode.color
             opacity = mode.opacity if isinstance(mode, OverlayCompositor) else 1.0
-            self._launch("composite_color", _grid1d(n), f, a, hh, ww, *(np.float32(c) for c in color), np.float32(opacity), o)
+            self._launch("composite_color", _grid1d(n), f, *a, hh, ww, *(np.float32(c) for c in color), np.float32(opacity), o)
         elif isinstance(mode, ReplaceCompositor):
-            self._launch("composite_image", _grid1d(n), f, self._background_for(height, width).data_ptr(), a, hh, ww, o)
+            self._launch("composite_image", _grid1d(n), f, self._background_for(height, width).data_ptr(), *a, hh, ww, o)
         elif isinstance(mode, CutoutCompositor):
-            self._launch("cutout_bgra", _grid1d(n), f, a, hh, ww, o)
+            self._launch("cutout_bgra", _grid1d(n), f, *a, hh, ww, o)
         elif isinstance(mode, MaskCompositor):
-            self._launch("mask_grey", _grid1d(n), a, hh, ww, o)
+            self._launch("mask_grey", _grid1d(n), *a, hh, ww, o)
         else:  # pragma: no cover - every mode is handled above
             raise BackendError(f"mode {mode.name} has no CUDA kernel")
         return out, alpha

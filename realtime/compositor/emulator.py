@@ -75,7 +75,7 @@ KERNEL = re.compile(r'extern "C" __global__ void (\w+)\(([^)]*)\)')
 
 def kernel_signatures(source: str) -> dict[str, list[tuple[str, str]]]:
     """``{kernel: [(kind, name), ...]}`` for every ``extern "C" __global__`` kernel; kind is ``int``,
-    ``float``, ``u8*``, ``int*`` or ``float*``."""
+    ``float``, ``u8*``, ``u16*``, ``int*``, ``float*`` or ``void*``."""
     signatures = {}
     for kernel, params in KERNEL.findall(source):
         parsed = []

@@ -9,6 +9,12 @@
 // Compiled at first use with NVRTC (realtime/compositor/cuda.py); every kernel is extern "C".
 
 typedef unsigned char u8;
+typedef unsigned short u16;
+
+// The alpha of pixel i: a float32 alpha, or a uint8 0/1 mask (the branch is uniform across the grid).
+__device__ __forceinline__ float alpha_at(const void* alpha, int alpha_u8, int i) {
+    return alpha_u8 ? (float)((const u8*)alpha)[i] : ((const float*)alpha)[i];
+}
 
 __device__ __forceinline__ u8 to_u8(float v) {
     v = fminf(fmaxf(v, 0.0f), 255.0f);
@@ -25,6 +31,12 @@ __device__ __forceinline__ int reflect101(int i, int n) {
 }
 
 __device__ __forceinline__ int clampi(int i, int lo, int hi) { return i < lo ? lo : (i > hi ? hi : i); }
+
+__device__ __forceinline__ void blend_pixel(const u8* f, const float e0, const float e1, const float e2, float a, u8* o) {
+    o[0] = to_u8(a * e0 + (1.0f - a) * f[0]);
+    o[1] = to_u8(a * e1 + (1.0f - a) * f[1]);
+    o[2] = to_u8(a * e2 + (1.0f - a) * f[2]);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Preprocessing: one uint8 BGR frame -> one float32 NCHW model input (written at `out`).
@@ -128,12 +140,6 @@ extern "C" __global__ void dilate(const int* prefix, int H, int W, const int* ha
     out[y * W + x] = hit;
 }
 
-// Binary mask -> float alpha without feathering.
-extern "C" __global__ void binary_to_alpha(const u8* binary, int n, float* alpha) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) alpha[i] = (float)binary[i];
-}
-
 // Feather: (2f+1) x (2f+1) box mean of the binary mask, replicated border. Horizontal pass...
 extern "C" __global__ void feather_h(const u8* binary, int H, int W, int f, float* tmp) {
     int x = blockIdx.x * blockDim.x + threadIdx.x;
@@ -157,61 +163,104 @@ extern "C" __global__ void feather_v(const float* tmp, int H, int W, int f, floa
 
 // ---------------------------------------------------------------------------------------------
 // Blur: one (2r+1)^2 box-mean pass on a uint8 BGR image, reflect-101 border, split in a horizontal
-// integer sum and a vertical sum rounded back to uint8 (run twice for the tent blur).
-extern "C" __global__ void box_h_u8(const u8* src, int H, int W, int r, int* sums) {
-    int x = blockIdx.x * blockDim.x + threadIdx.x;
+// integer sum and a vertical sum rounded back to uint8 (run twice for the tent blur). Each thread
+// slides its window along `segment` pixels of a row (or a column): two reads a pixel and channel
+// instead of 2r+1. Sums are kept as uint16 while (2r+1) * 255 fits (r <= 128), as int32 beyond.
+template <typename S>
+__device__ __forceinline__ void box_h(const u8* src, int H, int W, int r, int segment, S* sums) {
+    int x0 = (blockIdx.x * blockDim.x + threadIdx.x) * segment;
     int y = blockIdx.y * blockDim.y + threadIdx.y;
-    if (x >= W || y >= H) return;
+    if (x0 >= W || y >= H) return;
+    const u8* row = src + y * W * 3;
     int s0 = 0, s1 = 0, s2 = 0;
     for (int d = -r; d <= r; ++d) {
-        const u8* p = src + (y * W + reflect101(x + d, W)) * 3;
+        const u8* p = row + reflect101(x0 + d, W) * 3;
         s0 += p[0];
         s1 += p[1];
         s2 += p[2];
     }
-    int* o = sums + (y * W + x) * 3;
-    o[0] = s0;
-    o[1] = s1;
-    o[2] = s2;
+    int x1 = min(x0 + segment, W);
+    for (int x = x0; x < x1; ++x) {
+        S* o = sums + (y * W + x) * 3;
+        o[0] = (S)s0;
+        o[1] = (S)s1;
+        o[2] = (S)s2;
+        const u8* enter = row + reflect101(x + r + 1, W) * 3;
+        const u8* leave = row + reflect101(x - r, W) * 3;
+        s0 += enter[0] - leave[0];
+        s1 += enter[1] - leave[1];
+        s2 += enter[2] - leave[2];
+    }
 }
 
-extern "C" __global__ void box_v_u8(const int* sums, int H, int W, int r, u8* dst) {
+// The vertical pass, rounded to uint8: into `dst`, or (blend = 1) blended straight into `out` with
+// the frame and alpha, so the blurred image of the last pass is never written.
+template <typename S>
+__device__ __forceinline__ void box_v(const S* sums, int H, int W, int r, int segment, u8* dst, int blend,
+                                      const u8* frame, const void* alpha, int alpha_u8) {
     int x = blockIdx.x * blockDim.x + threadIdx.x;
-    int y = blockIdx.y * blockDim.y + threadIdx.y;
-    if (x >= W || y >= H) return;
+    int y0 = (blockIdx.y * blockDim.y + threadIdx.y) * segment;
+    if (x >= W || y0 >= H) return;
     int s0 = 0, s1 = 0, s2 = 0;
     for (int d = -r; d <= r; ++d) {
-        const int* p = sums + (reflect101(y + d, H) * W + x) * 3;
+        const S* p = sums + (reflect101(y0 + d, H) * W + x) * 3;
         s0 += p[0];
         s1 += p[1];
         s2 += p[2];
     }
     float scale = 1.0f / (float)((2 * r + 1) * (2 * r + 1));
-    u8* o = dst + (y * W + x) * 3;
-    o[0] = to_u8(s0 * scale);
-    o[1] = to_u8(s1 * scale);
-    o[2] = to_u8(s2 * scale);
+    int y1 = min(y0 + segment, H);
+    for (int y = y0; y < y1; ++y) {
+        int i = y * W + x;
+        u8 b0 = to_u8(s0 * scale), b1 = to_u8(s1 * scale), b2 = to_u8(s2 * scale);
+        if (blend) {
+            blend_pixel(frame + i * 3, b0, b1, b2, alpha_at(alpha, alpha_u8, i), dst + i * 3);
+        } else {
+            dst[i * 3 + 0] = b0;
+            dst[i * 3 + 1] = b1;
+            dst[i * 3 + 2] = b2;
+        }
+        const S* enter = sums + (reflect101(y + r + 1, H) * W + x) * 3;
+        const S* leave = sums + (reflect101(y - r, H) * W + x) * 3;
+        s0 += enter[0] - leave[0];
+        s1 += enter[1] - leave[1];
+        s2 += enter[2] - leave[2];
+    }
+}
+
+extern "C" __global__ void box_h_u16(const u8* src, int H, int W, int r, int segment, u16* sums) {
+    box_h(src, H, W, r, segment, sums);
+}
+
+extern "C" __global__ void box_h_i32(const u8* src, int H, int W, int r, int segment, int* sums) {
+    box_h(src, H, W, r, segment, sums);
+}
+
+extern "C" __global__ void box_v_u16(const u16* sums, int H, int W, int r, int segment, u8* dst, int blend,
+                                     const u8* frame, const void* alpha, int alpha_u8) {
+    box_v(sums, H, W, r, segment, dst, blend, frame, alpha, alpha_u8);
+}
+
+extern "C" __global__ void box_v_i32(const int* sums, int H, int W, int r, int segment, u8* dst, int blend,
+                                     const u8* frame, const void* alpha, int alpha_u8) {
+    box_v(sums, H, W, r, segment, dst, blend, frame, alpha, alpha_u8);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Composites: the frame is read once and the output written once.
-__device__ __forceinline__ void blend_pixel(const u8* f, const float e0, const float e1, const float e2, float a, u8* o) {
-    o[0] = to_u8(a * e0 + (1.0f - a) * f[0]);
-    o[1] = to_u8(a * e1 + (1.0f - a) * f[1]);
-    o[2] = to_u8(a * e2 + (1.0f - a) * f[2]);
-}
 
 // An effect image of the frame's size (blur result, resized background).
-extern "C" __global__ void composite_image(const u8* frame, const u8* effect, const float* alpha, int H, int W, u8* out) {
+extern "C" __global__ void composite_image(const u8* frame, const u8* effect, const void* alpha, int alpha_u8, int H,
+                                           int W, u8* out) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= H * W) return;
     const u8* e = effect + i * 3;
-    blend_pixel(frame + i * 3, e[0], e[1], e[2], alpha[i], out + i * 3);
+    blend_pixel(frame + i * 3, e[0], e[1], e[2], alpha_at(alpha, alpha_u8, i), out + i * 3);
 }
 
 // fill (opacity = 1) and overlay (tint = round((1 - opacity) * frame + opacity * colour)).
-extern "C" __global__ void composite_color(const u8* frame, const float* alpha, int H, int W, float c0, float c1,
-                                          float c2, float opacity, u8* out) {
+extern "C" __global__ void composite_color(const u8* frame, const void* alpha, int alpha_u8, int H, int W, float c0,
+                                          float c1, float c2, float opacity, u8* out) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= H * W) return;
     const u8* f = frame + i * 3;
@@ -221,7 +270,7 @@ extern "C" __global__ void composite_color(const u8* frame, const float* alpha, 
         e1 = (float)to_u8((1.0f - opacity) * f[1] + opacity * c1);
         e2 = (float)to_u8((1.0f - opacity) * f[2] + opacity * c2);
     }
-    blend_pixel(f, e0, e1, e2, alpha[i], out + i * 3);
+    blend_pixel(f, e0, e1, e2, alpha_at(alpha, alpha_u8, i), out + i * 3);
 }
 
 // Pixelate, step 1: the mean of each B x B block (partial blocks at the right/bottom edges),
@@ -241,29 +290,29 @@ extern "C" __global__ void pixelate_means(const u8* frame, int H, int W, int blo
 
 // Pixelate, step 2: blend each pixel with its block's mean.
 extern "C" __global__ void composite_pixelate(const u8* frame, const u8* means, int blocks_w, int block,
-                                             const float* alpha, int H, int W, u8* out) {
+                                             const void* alpha, int alpha_u8, int H, int W, u8* out) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= H * W) return;
     int y = i / W, x = i - y * W;
     const u8* m = means + ((y / block) * blocks_w + x / block) * 3;
-    blend_pixel(frame + i * 3, m[0], m[1], m[2], alpha[i], out + i * 3);
+    blend_pixel(frame + i * 3, m[0], m[1], m[2], alpha_at(alpha, alpha_u8, i), out + i * 3);
 }
 
 // Cutout (bgra): the frame plus an alpha channel round(255 * (1 - alpha)).
-extern "C" __global__ void cutout_bgra(const u8* frame, const float* alpha, int H, int W, u8* out) {
+extern "C" __global__ void cutout_bgra(const u8* frame, const void* alpha, int alpha_u8, int H, int W, u8* out) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= H * W) return;
     out[i * 4 + 0] = frame[i * 3 + 0];
     out[i * 4 + 1] = frame[i * 3 + 1];
     out[i * 4 + 2] = frame[i * 3 + 2];
-    out[i * 4 + 3] = to_u8(255.0f * (1.0f - alpha[i]));
+    out[i * 4 + 3] = to_u8(255.0f * (1.0f - alpha_at(alpha, alpha_u8, i)));
 }
 
 // Mask: the alpha as a grey BGR image.
-extern "C" __global__ void mask_grey(const float* alpha, int H, int W, u8* out) {
+extern "C" __global__ void mask_grey(const void* alpha, int alpha_u8, int H, int W, u8* out) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= H * W) return;
-    u8 v = to_u8(255.0f * alpha[i]);
+    u8 v = to_u8(255.0f * alpha_at(alpha, alpha_u8, i));
     out[i * 3 + 0] = v;
     out[i * 3 + 1] = v;
     out[i * 3 + 2] = v;

@@ -15,6 +15,7 @@ from engines.errors import BackendError
 from realtime.compositor import MODES, MaskSettings, make_compositor
 from realtime.compositor.cuda import (
     ARCHITECTURES,
+    BLUR_SEGMENT,
     KERNEL_NAMES,
     SOURCE_PATH,
     CudaCompositor,
@@ -69,6 +70,7 @@ def launcher(request):
 
 
 GPU_CASES = [("blur", {"strength": 5}, MaskSettings()), ("blur", {}, MaskSettings(dilate_px=7, feather_px=3)),
+             ("blur", {"strength": 150}, MaskSettings()),  # int32 sums; a window wider than a small frame
              ("pixelate", {"block": 13}, MaskSettings(ema_alpha=0.4)), ("fill", {"color": "9,99,199"}, MaskSettings()),
              ("overlay", {"opacity": 0.35}, MaskSettings(target="background")), ("cutout", {}, MaskSettings()),
              ("cutout", {"cutout_format": "green"}, MaskSettings()), ("mask", {}, MaskSettings(feather_px=2)),
@@ -106,7 +108,7 @@ def test_kernels_equal_cpu_reference(launcher, mode, options, settings, size, tm
     _check_equal(launcher, mode, _options(mode, options, tmp_path, rng), settings, frames, probabilities)
 
 
-@pytest.mark.parametrize("mode,options,settings", [GPU_CASES[1], GPU_CASES[2], GPU_CASES[-1]])
+@pytest.mark.parametrize("mode,options,settings", [GPU_CASES[1], GPU_CASES[3], GPU_CASES[-1]])
 def test_kernels_equal_cpu_reference_at_4k(launcher, mode, options, settings, tmp_path):
     rng = np.random.default_rng()
     frames = [rng.integers(1, 256, (2160, 3840, 3), np.uint8) for _ in range(2)]
@@ -198,19 +200,24 @@ def test_every_launch_matches_its_kernel_signature(mode, options, settings, tmp_
     height, width = 137, 251
     frame = torch.from_numpy(np.random.default_rng().integers(1, 256, (height, width, 3), np.uint8))
     probability, model_input = torch.rand((64, 64)), torch.zeros((3, 256, 256))
-    element = {"u8*": torch.uint8, "float*": torch.float32, "int*": torch.int32}
-    per_pixel_2d = ("mask_from_probability", "dilate", "feather_h", "feather_v", "box_h_u8", "box_v_u8", "resize_u8")
-    domains = {**dict.fromkeys(per_pixel_2d, (width, height)), "row_prefix": (height,), "preprocess": (256, 256)}
+    element = {"u8*": torch.uint8, "u16*": torch.uint16, "float*": torch.float32, "int*": torch.int32}
+    per_pixel_2d = ("mask_from_probability", "dilate", "feather_h", "feather_v", "resize_u8")
+    segments = -(-width // BLUR_SEGMENT), -(-height // BLUR_SEGMENT)
+    domains = {**dict.fromkeys(per_pixel_2d, (width, height)), "row_prefix": (height,), "preprocess": (256, 256),
+               "box_h_u16": (segments[0], height), "box_h_i32": (segments[0], height),
+               "box_v_u16": (width, segments[1]), "box_v_i32": (width, segments[1])}
     launched = []
 
     def record(name, config, *args):
         tensors = [frame, probability, model_input, compositor.halfwidths, *compositor._buffers.values()]
         if compositor.state is not None:
             tensors.append(compositor.state)
-        for arg, (kind, param) in zip(args, signatures[name], strict=True):
-            if kind in element:
-                owners = [t for t in tensors if arg and t.data_ptr() == arg]
-                assert all(t.dtype == element[kind] for t in owners), f"{name} {param}: {[t.dtype for t in owners]}"
+        for index, (arg, (kind, param)) in enumerate(zip(args, signatures[name], strict=True)):
+            expected = element.get(kind)
+            if kind == "void*":  # the alpha: uint8 0/1 mask when the next argument (alpha_u8) says so, else float32
+                expected = torch.uint8 if args[index + 1] else torch.float32
+            owners = [t for t in tensors if arg and t.data_ptr() == arg]
+            assert all(t.dtype == expected for t in owners), f"{name} {param}: {[t.dtype for t in owners]}"
         covered = tuple(g * b for g, b in zip(config.grid, config.block, strict=True))
         domain = domains.get(name, (height * width, 1))
         if name == "pixelate_means":
@@ -224,7 +231,7 @@ def test_every_launch_matches_its_kernel_signature(mode, options, settings, tmp_
     compositor = CudaCompositor(make_compositor(mode, **_options(mode, options, tmp_path, np.random.default_rng())),
                                 settings, launcher=record)
     out, alpha = compositor(frame, probability)
-    assert alpha.shape == (height, width) and alpha.dtype == torch.float32
+    assert alpha.shape == (height, width) and alpha.dtype == (torch.float32 if settings.feather_px else torch.uint8)
     assert out.shape[:2] == (height, width) and out.dtype == torch.uint8
     compositor.preprocess(frame, model_input, ModelSpec(input_hw=(256, 256), resize="mediapipe"))
     assert launched[0] == "mask_from_probability" and launched[-1] == "preprocess"
@@ -241,12 +248,12 @@ def test_host_emulation_rejects_wrong_argument_types():
     except BackendError as exc:
         pytest.skip(str(exc))
     config = LaunchConfig(grid=(1, 1, 1), block=(1, 1, 1))
-    with pytest.raises(BackendError, match="binary_to_alpha: 2 arguments for 3"):
-        host("binary_to_alpha", config, 0, np.int32(0))
-    with pytest.raises(BackendError, match=r"argument 1 \(int n\): got float"):
-        host("binary_to_alpha", config, 0, 1.0, 0)
-    with pytest.raises(BackendError, match=r"argument 0 \(u8\* binary\): got int64"):
-        host("binary_to_alpha", config, np.int64(0), np.int32(0), 0)
+    with pytest.raises(BackendError, match="mask_grey: 4 arguments for 5"):
+        host("mask_grey", config, 0, np.int32(0), np.int32(1), np.int32(1))
+    with pytest.raises(BackendError, match=r"argument 2 \(int H\): got float"):
+        host("mask_grey", config, 0, np.int32(0), 1.0, np.int32(1), 0)
+    with pytest.raises(BackendError, match=r"argument 0 \(void\* alpha\): got int64"):
+        host("mask_grey", config, np.int64(0), np.int32(0), np.int32(1), np.int32(1), 0)
 
 
 SANITIZED_RUN = """
