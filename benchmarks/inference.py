@@ -14,6 +14,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -56,7 +57,8 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/inference.json")
     args = parser.parse_args()
 
-    results = {"machine": machine_info(), "command": " ".join(sys.argv), "rows": []}
+    rows: list[dict[str, Any]] = []
+    results = {"machine": machine_info(), "command": " ".join(sys.argv), "rows": rows}
     for clip in CLIPS:
         frames = read_frames(Path(args.clips) / clip, 120)  # the frames MediaPipe's reference used
         height, width = frames[0].shape[:2]
@@ -68,20 +70,20 @@ def main() -> None:
 
                 rgb = np.stack([cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames])
                 mediapipe = summarise(mediapipe_times(rgb, selection, args.warmup)["mask_s"])
-                results["rows"].append({**row_base, "backend": "mediapipe (own runtime)", **mediapipe})
+                rows.append({**row_base, "backend": "mediapipe (own runtime)", **mediapipe})
             for backend in args.backends.split(","):
                 with engines.load(model, backend=backend) as engine:
                     stats = summarise(time_engine(engine, frames, args.warmup))
                 if mediapipe:
                     stats["ratio_to_mediapipe"] = stats["median_ms"] / mediapipe["median_ms"]
-                results["rows"].append({**row_base, "backend": backend, **stats})
-                print(json.dumps(results["rows"][-1]), file=sys.stderr)
+                rows.append({**row_base, "backend": backend, **stats})
+                print(json.dumps(rows[-1]), file=sys.stderr)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n")
     print("| clip | model | backend | median ms | p90 ms | vs MediaPipe |")
     print("|---|---|---|---|---|---|")
-    for row in results["rows"]:
+    for row in rows:
         ratio = f"{row['ratio_to_mediapipe']:.2f}x" if "ratio_to_mediapipe" in row else ""
         print(f"| {row['clip']} ({row['resolution']}) | {row['model']} | {row['backend']} | "
               f"{row['median_ms']:.2f} | {row['p90_ms']:.2f} | {ratio} |")

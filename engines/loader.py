@@ -179,6 +179,12 @@ def _load_torch(model: ResolvedModel, device: str, precision: str) -> Engine:
     return TorchEngine(model.torch_module, model.spec, model.name, device, precision)
 
 
+def _load_torch_compile(model: ResolvedModel, device: str, precision: str) -> Engine:
+    from engines.backends.torch_backend import TorchEngine
+
+    return TorchEngine(model.torch_module, model.spec, model.name, device, precision, compile=True)
+
+
 def _load_tensorrt(model: ResolvedModel, device: str, precision: str) -> Engine:
     from engines.backends.tensorrt_backend import TensorRTEngine
 
@@ -189,6 +195,7 @@ def _load_tensorrt(model: ResolvedModel, device: str, precision: str) -> Engine:
 BACKEND_LOADERS: dict[str, Callable[[ResolvedModel, str, str], Engine]] = {
     "onnxruntime": _load_onnxruntime,
     "torch": _load_torch,
+    "torch-compile": _load_torch_compile,
     "tensorrt": _load_tensorrt,
 }
 
@@ -200,7 +207,8 @@ def load(model: str | Path | ResolvedModel = zoo.DEFAULT_MODEL, backend: str | N
 
     Args:
         model: built-in name, path (.tflite/.onnx/.toml) or URL; or an already resolved model.
-        backend: ``"onnxruntime"`` (default) or ``"torch"``.
+        backend: ``"onnxruntime"`` (default), ``"torch"``, ``"torch-compile"`` (the torch engine compiled
+            with ``torch.compile``; a minute to load the first time) or ``"tensorrt"``.
         device: ``"cpu"`` or ``"cuda[:N]"``.
         precision: ``"fp32"`` or ``"fp16"`` (fp16 uses the FP16 ONNX, or half weights in torch).
         cache: model cache folder.

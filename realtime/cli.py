@@ -44,8 +44,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", default="mediapipe-selfie",
                        help="built-in name, .tflite/.onnx file, .toml model spec, or URL (default: %(default)s)")
     group.add_argument("--model-sha256", help="expected sha256 of the model file (required for a URL)")
-    group.add_argument("--backend", choices=["onnxruntime", "torch", "tensorrt"], default="onnxruntime",
-                       help="inference backend (default: %(default)s)")
+    group.add_argument("--backend", choices=["onnxruntime", "torch", "torch-compile", "tensorrt"], default="onnxruntime",
+                       help="inference backend; torch-compile compiles the torch engine with torch.compile at load, "
+                            "a minute the first time (default: %(default)s)")
     group.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: %(default)s)")
     group.add_argument("--precision", choices=["fp32", "fp16"], default="fp32", help="(default: %(default)s)")
     group.add_argument("--input-size", metavar="HxW", help="ONNX models: input size when the file does not say")

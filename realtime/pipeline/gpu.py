@@ -70,6 +70,9 @@ class GpuStage:
         if not hasattr(engine, "infer_tensor") or not engine.device.startswith("cuda"):
             raise BackendError("the GPU path needs a CUDA engine: --backend torch or tensorrt with --device cuda")
         self.engine, self.compositor, self.settings = engine, compositor, settings
+        prepare = getattr(engine, "prepare", None)
+        if prepare is not None:  # torch engines: compile / capture a CUDA graph for the full batch size now
+            prepare(max_batch)
         self.device = torch.device(engine.device)
         self.max_batch, self.keep_probability = max_batch, keep_probability
         self.slots = []

@@ -400,6 +400,9 @@ class Pipeline:
     def _start(self) -> None:
         if self._threads:
             return
+        prepare = getattr(self.engine, "prepare", None)
+        if prepare is not None:  # compile / capture for the batch size before capture starts, not mid-stream
+            prepare(self.batch)
         self._started_at = time.monotonic()
         workers = [("capture", self._capture_loop, self._frames)]
         if self.engine.device.startswith("cuda") and hasattr(self.engine, "infer_tensor") and self.strategy is None:
