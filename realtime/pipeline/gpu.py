@@ -122,7 +122,7 @@ class GpuStage:
         for i, frame in enumerate(frames):
             if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
                 raise InputShapeError(f"GPU batches take uint8 {height}x{width}x3 frames, got {frame.shape} {frame.dtype}")
-            slot.host_in[i].numpy()[...] = frame
+            slot.host_in[i].copy_(torch.from_numpy(np.ascontiguousarray(frame)))  # all torch threads (numpy: one)
         nvtx = torch.cuda.nvtx
         events = slot.events
         with torch.cuda.stream(slot.stream):
