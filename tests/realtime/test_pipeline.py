@@ -173,14 +173,19 @@ def test_ctrl_c_leaves_a_playable_file_with_every_frame_so_far(model_cache, tmp_
     need_shared()
     out, meta = tmp_path / "out.mp4", tmp_path / "meta.jsonl"
     process = subprocess.Popen(
-        [sys.executable, "-m", "realtime.cli", "run", "--source", str(MEDIA / "one-by-one-person-detection.mp4"),
-         "--output", str(out), "--metadata", str(meta), "--realtime"],
+        [sys.executable, "-X", "faulthandler", "-m", "realtime.cli", "run", "--source",
+         str(MEDIA / "one-by-one-person-detection.mp4"), "--output", str(out), "--metadata", str(meta), "--realtime"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not meta.exists() or len(meta.read_text().splitlines()) < 20):
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # a hang on Ctrl-C: every thread's stack, from faulthandler
+        process.send_signal(signal.SIGABRT)
+        _, stderr = process.communicate()
+        pytest.fail(f"run did not stop within 60 s of Ctrl-C; its threads:\n{stderr[-6000:]}")
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
     written = len(meta.read_text().splitlines())
