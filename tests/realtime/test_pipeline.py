@@ -175,7 +175,9 @@ def test_ctrl_c_leaves_a_playable_file_with_every_frame_so_far(model_cache, tmp_
     process = subprocess.Popen(
         [sys.executable, "-X", "faulthandler", "-m", "realtime.cli", "run", "--source",
          str(MEDIA / "one-by-one-person-detection.mp4"), "--output", str(out), "--metadata", str(meta), "--realtime"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # Ctrl-C as in a terminal: a test run started in the background (`pytest &`, nohup) passes SIGINT on ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not meta.exists() or len(meta.read_text().splitlines()) < 20):
         time.sleep(0.2)
