@@ -136,6 +136,14 @@ class DeviceKernels:
         launch(self.stream, config, self.kernels[name], *args)
 
 
+class MovingAverage:
+    """One stream's moving average of the probability, on the device. Compositors that take turns on one stream
+    (the GPU stage's two slots) share it, so the average runs through every frame in order."""
+
+    def __init__(self) -> None:
+        self.tensor: Any = None
+
+
 class CudaCompositor:
     """Mask post-processing and one masking mode on the GPU, equal to the CPU reference within ±1.
 
@@ -146,17 +154,18 @@ class CudaCompositor:
         stream: a ``torch.cuda.Stream`` (default: torch's current stream).
         launcher: what runs the kernels (default: :class:`DeviceKernels` on ``device`` and ``stream``;
             :class:`realtime.compositor.emulator.HostKernels` runs them on the CPU, on CPU tensors).
+        moving_average: the stream's :class:`MovingAverage` when several compositors share one stream.
     """
 
     def __init__(self, mode: Compositor, settings: MaskSettings, device: int = 0, stream: Any = None,
-                 launcher: Any = None) -> None:
+                 launcher: Any = None, moving_average: MovingAverage | None = None) -> None:
         import torch
 
         self.mode, self.settings = mode, settings
         self._launch = launcher or DeviceKernels(device, stream)
         self.torch_device = self._launch.torch_device
         self.halfwidths = torch.from_numpy(ellipse_halfwidths(settings.dilate_px)).to(self.torch_device)
-        self.state: Any = None
+        self.moving_average = moving_average or MovingAverage()
         self._buffers: dict[tuple[str, tuple[int, ...]], Any] = {}
         self._background: Any = None
 
@@ -178,10 +187,11 @@ class CudaCompositor:
         probability = probability.reshape(h, w).contiguous()
         s = self.settings
         binary = self._buffer("binary", (height, width), torch.uint8)
-        has_state = self.state is not None and self.state.shape == (height, width)
+        average = self.moving_average
+        has_state = average.tensor is not None and average.tensor.shape == (height, width)
         if s.ema_alpha < 1.0 and not has_state:
-            self.state = torch.empty((height, width), dtype=torch.float32, device=self.torch_device)
-        state_ptr = self.state.data_ptr() if s.ema_alpha < 1.0 else 0
+            average.tensor = torch.empty((height, width), dtype=torch.float32, device=self.torch_device)
+        state_ptr = average.tensor.data_ptr() if s.ema_alpha < 1.0 else 0
         self._launch("mask_from_probability", _grid2d(width, height), probability.data_ptr(), np.int32(h), np.int32(w),
                      np.int32(height), np.int32(width), state_ptr, np.float32(s.ema_alpha), np.int32(has_state),
                      np.float32(s.threshold), np.int32(s.target == "background"), binary.data_ptr(),

@@ -11,6 +11,11 @@ engine's CUDA graph) · mask + composite kernels · D2H (device → pinned). CUD
 stage; ``collect`` waits on the last event only and reads the stage times from the events. NVTX
 ranges name the stages for Nsight Systems.
 
+``emulate=True`` runs the same stage on the CPU — CPU tensors, the kernels through
+:class:`realtime.compositor.emulator.HostKernels`, a CPU engine — where every step is synchronous: a
+stream is nothing, an event is the host clock when it is recorded. Tests use it to run the stage's
+own logic (slots, batches, partial batches, per-stream state, probabilities) without a GPU.
+
 Example:
     >>> stage = GpuStage(engine, make_compositor("blur"), MaskSettings(), max_batch=16)  # doctest: +SKIP
     >>> ticket = stage.submit([frame_bgr])  # doctest: +SKIP
@@ -19,6 +24,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +37,70 @@ from realtime.compositor.masks import MaskSettings
 from realtime.compositor.modes import Compositor
 
 GPU_STAGES = ("h2d", "preprocess", "inference", "composite", "d2h")
+
+
+class _CudaTimeline:
+    """Streams, timing events, pinned host memory and NVTX ranges on one CUDA device."""
+
+    def __init__(self, device: Any) -> None:
+        import torch
+
+        self.torch, self.device = torch, device
+
+    def stream(self) -> Any:
+        return self.torch.cuda.Stream(self.device)
+
+    def on(self, stream: Any) -> Any:
+        return self.torch.cuda.stream(stream)
+
+    def event(self, timing: bool = True) -> Any:
+        return self.torch.cuda.Event(enable_timing=timing)
+
+    def pinned(self, tensor: Any) -> Any:
+        return tensor.pin_memory()
+
+    def range(self, name: str) -> Any:
+        return self.torch.cuda.nvtx.range(name)
+
+
+class _HostEvent:
+    """An event of the synchronous host timeline: the host clock when it was recorded."""
+
+    def __init__(self) -> None:
+        self.at = 0.0
+
+    def record(self, stream: Any = None) -> None:
+        self.at = time.perf_counter()
+
+    def synchronize(self) -> None:
+        pass
+
+    def elapsed_time(self, end: _HostEvent) -> float:
+        return (end.at - self.at) * 1000.0
+
+
+class _HostStream:
+    def wait_event(self, event: Any) -> None:
+        pass  # everything before it has already run
+
+
+class _HostTimeline:
+    """The same calls on the CPU (``emulate=True``): work runs as it is issued, so there is nothing to order."""
+
+    def stream(self) -> Any:
+        return _HostStream()
+
+    def on(self, stream: Any) -> Any:
+        return contextlib.nullcontext()
+
+    def event(self, timing: bool = True) -> Any:
+        return _HostEvent()
+
+    def pinned(self, tensor: Any) -> Any:
+        return tensor
+
+    def range(self, name: str) -> Any:
+        return contextlib.nullcontext()
 
 
 @dataclass
@@ -59,33 +130,46 @@ class GpuStage:
         per_stream_state: True when the frames of a batch come from different streams (the moving
             average then keeps one state per batch position); False when they are consecutive frames.
         keep_probability: also download the frame-size probability (for ``--save-masks``).
+        emulate: run on the CPU with the kernels emulated and a CPU engine (tests; see the module docstring).
     """
 
     def __init__(self, engine: Engine, compositor: Compositor, settings: MaskSettings, max_batch: int = 1,
-                 per_stream_state: bool = False, keep_probability: bool = False) -> None:
+                 per_stream_state: bool = False, keep_probability: bool = False, emulate: bool = False) -> None:
         import torch
 
-        from realtime.compositor.cuda import CudaCompositor
+        from realtime.compositor.cuda import CudaCompositor, MovingAverage
 
-        if not hasattr(engine, "infer_tensor") or not engine.device.startswith("cuda"):
-            raise BackendError("the GPU path needs a CUDA engine: --backend torch or tensorrt with --device cuda")
+        wanted = "cpu" if emulate else "cuda"
+        if not hasattr(engine, "infer_tensor") or not engine.device.startswith(wanted):
+            raise BackendError("the GPU path needs a CUDA engine: --backend torch, torch-compile or tensorrt with "
+                               "--device cuda" if not emulate else "an emulated GPU stage needs a torch engine on the CPU")
         self.engine, self.compositor, self.settings = engine, compositor, settings
         prepare = getattr(engine, "prepare", None)
         if prepare is not None:  # torch engines: compile / capture a CUDA graph for the full batch size now
             prepare(max_batch)
         self.device = torch.device(engine.device)
         self.max_batch, self.keep_probability = max_batch, keep_probability
+        self.timeline: Any = _HostTimeline() if emulate else _CudaTimeline(self.device)
+        launcher = None
+        if emulate:
+            from realtime.compositor.emulator import HostKernels
+
+            launcher = HostKernels()
+        # Each slot has its own compositors (their scratch buffers let the slots overlap), but a stream's moving
+        # average is one, shared by both slots: the composites of successive batches are ordered by an event.
+        averages = [MovingAverage() for _ in range(max_batch if per_stream_state else 1)]
         self.slots = []
         for _ in range(2):
-            stream = torch.cuda.Stream(self.device)
-            events = [torch.cuda.Event(enable_timing=True) for _ in range(len(GPU_STAGES) + 1)]
-            count = max_batch if per_stream_state else 1
-            compositors = [CudaCompositor(compositor, settings, self.device.index or 0, stream) for _ in range(count)]
+            stream = self.timeline.stream()
+            events = [self.timeline.event() for _ in range(len(GPU_STAGES) + 1)]
+            compositors = [CudaCompositor(compositor, settings, self.device.index or 0, stream, launcher=launcher,
+                                          moving_average=average) for average in averages]
             self.slots.append(_Slot(stream, events, compositors=compositors))
         self.per_stream_state = per_stream_state
         # The engine's static buffers (CUDA-graph input/output, TensorRT bindings) are shared by both slots:
         # inference runs one slot at a time, ordered by this event across the two streams.
         self._inference_free: Any = None
+        self._composite_done: Any = None  # the previous batch's composite (it updated the moving averages)
         self._next = 0
         self._shape: tuple[int, int] | None = None
 
@@ -94,14 +178,14 @@ class GpuStage:
 
         n, (h, w) = self.max_batch, self.engine.spec.input_hw
         channels = self.compositor.output_channels
-        slot.host_in = torch.empty((n, height, width, 3), dtype=torch.uint8).pin_memory()
-        slot.host_out = torch.empty((n, height, width, channels), dtype=torch.uint8).pin_memory()
+        slot.host_in = self.timeline.pinned(torch.empty((n, height, width, 3), dtype=torch.uint8))
+        slot.host_out = self.timeline.pinned(torch.empty((n, height, width, channels), dtype=torch.uint8))
         slot.device_in = torch.empty((n, height, width, 3), dtype=torch.uint8, device=self.device)
         slot.model_in = torch.empty((n, 3, h, w), dtype=torch.float32, device=self.device)
         slot.device_out = torch.empty((n, height, width, channels), dtype=torch.uint8, device=self.device)
         if self.keep_probability:
             slot.device_probability = torch.empty((n, height, width), dtype=torch.float32, device=self.device)
-            slot.host_probability = torch.empty((n, height, width), dtype=torch.float32).pin_memory()
+            slot.host_probability = self.timeline.pinned(torch.empty((n, height, width), dtype=torch.float32))
 
     def submit(self, frames: list[np.ndarray]) -> int:
         """Queue a batch (uint8 HxWx3 BGR frames of one size) on the next slot; returns its ticket."""
@@ -123,40 +207,38 @@ class GpuStage:
             if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
                 raise InputShapeError(f"GPU batches take uint8 {height}x{width}x3 frames, got {frame.shape} {frame.dtype}")
             slot.host_in[i].copy_(torch.from_numpy(np.ascontiguousarray(frame)))  # all torch threads (numpy: one)
-        nvtx = torch.cuda.nvtx
-        events = slot.events
-        with torch.cuda.stream(slot.stream):
+        events, timeline = slot.events, self.timeline
+        with timeline.on(slot.stream):
             events[0].record()
-            nvtx.range_push("h2d")
-            slot.device_in[:n].copy_(slot.host_in[:n], non_blocking=True)
-            nvtx.range_pop()
+            with timeline.range("h2d"):
+                slot.device_in[:n].copy_(slot.host_in[:n], non_blocking=True)
             events[1].record()
-            nvtx.range_push("preprocess")
-            for i in range(n):
-                slot.compositors[0].preprocess(slot.device_in[i], slot.model_in[i], self.engine.spec)
-            nvtx.range_pop()
+            with timeline.range("preprocess"):
+                for i in range(n):
+                    slot.compositors[0].preprocess(slot.device_in[i], slot.model_in[i], self.engine.spec)
             events[2].record()
-            nvtx.range_push("inference")
-            if self._inference_free is not None:
-                slot.stream.wait_event(self._inference_free)
-            raw = self.engine.infer_tensor(slot.model_in[:n])  # type: ignore[attr-defined]
-            probability = self._to_probability(raw).clone()  # off the engine's static output before it is reused
-            self._inference_free = torch.cuda.Event()
-            self._inference_free.record(slot.stream)
-            nvtx.range_pop()
+            with timeline.range("inference"):
+                if self._inference_free is not None:
+                    slot.stream.wait_event(self._inference_free)
+                raw = self.engine.infer_tensor(slot.model_in[:n])  # type: ignore[attr-defined]
+                probability = self._to_probability(raw).clone()  # off the engine's static output before it is reused
+                self._inference_free = timeline.event(timing=False)
+                self._inference_free.record(slot.stream)
             events[3].record()
-            nvtx.range_push("composite")
-            for i in range(n):
-                compositor = slot.compositors[i if self.per_stream_state else 0]
-                compositor(slot.device_in[i], probability[i, 0], slot.device_out[i],
-                           slot.device_probability[i] if self.keep_probability else None)
-            nvtx.range_pop()
+            with timeline.range("composite"):
+                if self._composite_done is not None:
+                    slot.stream.wait_event(self._composite_done)
+                for i in range(n):
+                    compositor = slot.compositors[i if self.per_stream_state else 0]
+                    compositor(slot.device_in[i], probability[i, 0], slot.device_out[i],
+                               slot.device_probability[i] if self.keep_probability else None)
+                self._composite_done = timeline.event(timing=False)
+                self._composite_done.record(slot.stream)
             events[4].record()
-            nvtx.range_push("d2h")
-            slot.host_out[:n].copy_(slot.device_out[:n], non_blocking=True)
-            if self.keep_probability:
-                slot.host_probability[:n].copy_(slot.device_probability[:n], non_blocking=True)
-            nvtx.range_pop()
+            with timeline.range("d2h"):
+                slot.host_out[:n].copy_(slot.device_out[:n], non_blocking=True)
+                if self.keep_probability:
+                    slot.host_probability[:n].copy_(slot.device_probability[:n], non_blocking=True)
             events[5].record()
         slot.count, slot.busy = n, True
         self._next = 1 - index

@@ -210,8 +210,8 @@ def test_every_launch_matches_its_kernel_signature(mode, options, settings, tmp_
 
     def record(name, config, *args):
         tensors = [frame, probability, model_input, compositor.halfwidths, *compositor._buffers.values()]
-        if compositor.state is not None:
-            tensors.append(compositor.state)
+        if compositor.moving_average.tensor is not None:
+            tensors.append(compositor.moving_average.tensor)
         for index, (arg, (kind, param)) in enumerate(zip(args, signatures[name], strict=True)):
             expected = element.get(kind)
             if kind == "void*":  # the alpha: uint8 0/1 mask when the next argument (alpha_u8) says so, else float32

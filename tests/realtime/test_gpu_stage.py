@@ -1,0 +1,87 @@
+"""The GPU stage's own logic (slots, batches, per-stream state, probabilities, timings), run on the CPU with the
+kernels emulated and the real model on a real clip, against the CPU path; and on a GPU where there is one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engines.errors import BackendError
+from realtime.compositor import MaskPostprocessor, MaskSettings, make_compositor
+from realtime.pipeline.gpu import GPU_STAGES, GpuStage
+from tests.common import MEDIA, need_shared
+
+
+@pytest.fixture(scope="module")
+def torch_engine(model_cache):
+    import engines
+
+    with engines.load("mediapipe-selfie", backend="torch") as loaded:
+        yield loaded
+
+
+def _cpu_path(engine, frames, settings, mode, per_stream):
+    """What the CPU pipeline makes of these frames: probability, then mask post-processing, then the mode."""
+    posts = [MaskPostprocessor(settings) for _ in frames] if per_stream else [MaskPostprocessor(settings)] * len(frames)
+    compositor = make_compositor(mode)
+    probabilities = engine.predict_batch(frames)
+    return [compositor.composite(frame, post(p)) for frame, post, p in zip(frames, posts, probabilities, strict=True)], \
+        probabilities
+
+
+def _close(images, expected):
+    """Equal but for pixels whose probability sits within float rounding of the threshold (upsampled by the
+    kernel here, by cv2.resize on the CPU path), which may flip one dilated patch."""
+    for image, reference in zip(images, expected, strict=True):
+        differs = np.any(np.abs(image.astype(np.int32) - reference.astype(np.int32)) > 1, axis=2)
+        assert np.mean(differs) < 2e-3, np.mean(differs)
+
+
+def test_double_buffered_batches_match_the_cpu_path(torch_engine):
+    need_shared()
+    from realtime.capture.files import read_frames
+
+    frames = read_frames(MEDIA / "carphone_pristine.mp4", 7)
+    settings = MaskSettings(dilate_px=2, ema_alpha=0.6)
+    stage = GpuStage(torch_engine, make_compositor("blur"), settings, max_batch=3, keep_probability=True, emulate=True)
+    first, second = stage.submit(frames[0:3]), stage.submit(frames[3:6])
+    with pytest.raises(BackendError, match="both GPU slots are in flight"):
+        stage.submit(frames[6:7])
+    results = [stage.collect(first)]
+    third = stage.submit(frames[6:7])  # a partial batch in the slot just freed
+    results += [stage.collect(second), stage.collect(third)]
+    images = [image for batch, _, _ in results for image in batch]
+    probabilities = [p for _, batch, _ in results for p in batch]
+    assert len(images) == 7 and all(image.shape == frames[0].shape for image in images)
+    expected, expected_probabilities = _cpu_path(torch_engine, frames, settings, "blur", per_stream=False)
+    _close(images, expected)
+    for probability, reference in zip(probabilities, expected_probabilities, strict=True):
+        assert probability.shape == reference.shape and np.abs(probability - reference).max() < 1e-3
+    for _, _, timings in results:
+        assert set(timings) == set(GPU_STAGES) and all(ms >= 0 for ms in timings.values())
+    with pytest.raises(BackendError, match="nothing in flight"):
+        stage.collect(third)
+
+
+def test_one_frame_of_each_stream_keeps_each_streams_moving_average(torch_engine):
+    """per_stream_state: batch position k is stream k, each with its own moving average."""
+    need_shared()
+    from realtime.capture.files import read_frames
+
+    streams = [read_frames(MEDIA / clip, 4) for clip in ("carphone_pristine.mp4", "carphone_pristine.mp4")]
+    streams[1] = [np.ascontiguousarray(frame[:, ::-1]) for frame in streams[1]]  # a second, mirrored camera
+    settings = MaskSettings(ema_alpha=0.3)
+    stage = GpuStage(torch_engine, make_compositor("mask"), settings, max_batch=2, per_stream_state=True, emulate=True)
+    got: list[list[np.ndarray]] = [[], []]
+    for k in range(4):
+        images, _, _ = stage.collect(stage.submit([streams[0][k], streams[1][k]]))
+        for s in range(2):
+            got[s].append(images[s])
+    for s in range(2):
+        expected, _ = _cpu_path(torch_engine, streams[s], settings, "mask", per_stream=False)
+        _close(got[s], expected)
+
+
+def test_the_gpu_stage_refuses_a_cpu_engine_without_emulation(engine):
+    with pytest.raises(BackendError, match="needs a CUDA engine"):
+        GpuStage(engine, make_compositor("blur"), MaskSettings())
