@@ -131,41 +131,61 @@ def fp16_masks(data: Path, backend: str = "torch") -> dict[str, Any]:
     return out
 
 
-def gpu_latency(data: Path, precision: str = "fp16", backend: str = "torch") -> dict[str, Any]:
+def gpu_latency(data: Path, precision: str = "fp16", backend: str = "torch", emulate: bool = False,
+                sizes: tuple[tuple[int, int], ...] = ((720, 1280), (1080, 1920)), batches: tuple[int, ...] = (1, 16),
+                iterations: int = 60, rounds: int = 40) -> dict[str, Any]:
+    """Per-stage GPU latency of the GPU stage (blur) per size and batch, then its throughput with the two slots
+    overlapping, with host copies and in place. ``emulate``: the same on the CPU (this script's code, checked
+    here before it spends GPU minutes; the figures then mean nothing)."""
     import engines
     from realtime.compositor import MaskSettings, make_compositor
     from realtime.pipeline.gpu import GpuStage
 
-    engine = engines.load("mediapipe-selfie", backend=backend, device="cuda", precision=precision, cache=data / "cache")
+    engine = engines.load("mediapipe-selfie", backend=backend, device="cpu" if emulate else "cuda",
+                          precision="fp32" if emulate else precision, cache=data / "cache")
     rng = np.random.default_rng(1)
     out = {}
-    for height, width in ((720, 1280), (1080, 1920)):
-        for batch in (1, 16):
-            stage = GpuStage(engine, make_compositor("blur"), MaskSettings(dilate_px=4), max_batch=batch)
+    for height, width in sizes:
+        for batch in batches:
+            stage = GpuStage(engine, make_compositor("blur"), MaskSettings(dilate_px=4), max_batch=batch, emulate=emulate)
             frames = [rng.integers(1, 256, (height, width, 3), np.uint8) for _ in range(batch)]
             samples: dict[str, list[float]] = {}
             totals = []
-            for i in range(60):
+            for i in range(iterations):
                 ticket = stage.submit(frames)
                 _, _, timings = stage.collect(ticket)
-                if i >= 10:
+                if i >= iterations // 6:
                     for k, v in timings.items():
                         samples.setdefault(k, []).append(v * batch)  # per batch
                     totals.append(sum(timings.values()) * batch)
             # throughput with the two slots overlapping (submit k+1 before collect k)
             start = time.perf_counter()
             pending = stage.submit(frames)
-            rounds = 40
             for _ in range(rounds):
                 nxt = stage.submit(frames)
                 stage.collect(pending)
                 pending = nxt
             stage.collect(pending)
             elapsed = time.perf_counter() - start
+            # the same with frames already in the pinned input buffers (as a decoder writing there leaves them)
+            # and the output read in place: no host copies, the GPU stages and PCIe alone
+            for _ in range(2):
+                for buffer, frame in zip(stage.input_buffers(height, width), frames, strict=False):
+                    np.copyto(buffer, frame)
+                stage.collect(stage.submit(stage.input_buffers(height, width)[:batch]), copy=False)
+            start = time.perf_counter()
+            pending = stage.submit(stage.input_buffers(height, width)[:batch])
+            for _ in range(rounds):
+                nxt = stage.submit(stage.input_buffers(height, width)[:batch])
+                stage.collect(pending, copy=False)
+                pending = nxt
+            stage.collect(pending, copy=False)
+            in_place = time.perf_counter() - start
             out[f"{width}x{height} batch {batch}"] = {
                 "stages_per_batch": {k: percentiles(v) for k, v in samples.items()},
                 "gpu_total_per_batch": percentiles(totals),
                 "overlapped_frames_per_s": (rounds + 1) * batch / elapsed,
+                "overlapped_frames_per_s_in_place": (rounds + 1) * batch / in_place,
             }
     return out
 
@@ -296,6 +316,8 @@ def main() -> None:
         print("no CUDA GPU: ran the CPU-side parts only", file=sys.stderr)
         section(results, "kernel_equality_host_emulated",
                 lambda: kernel_equality(data, HostKernels(), ((137, 251), (360, 640))), out)
+        section(results, "gpu_stages_host_emulated", lambda: gpu_latency(
+            data, backend="torch", emulate=True, sizes=((144, 176),), batches=(1, 3), iterations=6, rounds=3), out)
     else:
         from realtime.compositor.cuda import DeviceKernels
 

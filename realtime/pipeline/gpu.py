@@ -187,6 +187,28 @@ class GpuStage:
             slot.device_probability = torch.empty((n, height, width), dtype=torch.float32, device=self.device)
             slot.host_probability = self.timeline.pinned(torch.empty((n, height, width), dtype=torch.float32))
 
+    def _free_slot(self, height: int, width: int) -> _Slot:
+        slot = self.slots[self._next]
+        if slot.busy:
+            raise BackendError("both GPU slots are in flight: collect() a ticket before submitting again")
+        if self._shape != (height, width):
+            for s in self.slots:
+                self._allocate(s, height, width)
+            self._shape = (height, width)
+        return slot
+
+    def input_buffers(self, height: int, width: int) -> list[np.ndarray]:
+        """The next slot's pinned host frames (uint8 HxWx3) as NumPy arrays, to decode or write frames straight
+        into: :meth:`submit` given these arrays copies nothing on the host.
+
+        Example:
+            >>> buffers = stage.input_buffers(1080, 1920)  # doctest: +SKIP
+            >>> capture.read(buffers[0])  # OpenCV decodes into pinned memory  # doctest: +SKIP
+            >>> ticket = stage.submit(buffers[:1])  # doctest: +SKIP
+        """
+        slot = self._free_slot(height, width)
+        return [slot.host_in[i].numpy() for i in range(self.max_batch)]
+
     def submit(self, frames: list[np.ndarray]) -> int:
         """Queue a batch (uint8 HxWx3 BGR frames of one size) on the next slot; returns its ticket."""
         import torch
@@ -195,18 +217,13 @@ class GpuStage:
             raise InputShapeError(f"a GPU batch holds 1..{self.max_batch} frames, got {len(frames)}")
         height, width = frames[0].shape[:2]
         index = self._next
-        slot = self.slots[index]
-        if slot.busy:
-            raise BackendError("both GPU slots are in flight: collect() a ticket before submitting again")
-        if self._shape != (height, width):
-            for s in self.slots:
-                self._allocate(s, height, width)
-            self._shape = (height, width)
+        slot = self._free_slot(height, width)
         n = len(frames)
         for i, frame in enumerate(frames):
             if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
                 raise InputShapeError(f"GPU batches take uint8 {height}x{width}x3 frames, got {frame.shape} {frame.dtype}")
-            slot.host_in[i].copy_(torch.from_numpy(np.ascontiguousarray(frame)))  # all torch threads (numpy: one)
+            if frame.ctypes.data != slot.host_in[i].data_ptr():  # not already in place (see input_buffers)
+                slot.host_in[i].copy_(torch.from_numpy(np.ascontiguousarray(frame)))  # all torch threads
         events, timeline = slot.events, self.timeline
         with timeline.on(slot.stream):
             events[0].record()
@@ -256,15 +273,22 @@ class GpuStage:
         soft = torch.softmax(raw, dim=1)
         return soft[:, list(self.engine.spec.classes)].sum(dim=1, keepdim=True)
 
-    def collect(self, ticket: int) -> tuple[list[np.ndarray], list[np.ndarray] | None, dict[str, float]]:
-        """Wait for a submitted batch; returns its images, probabilities (when kept) and per-frame stage ms."""
+    def collect(self, ticket: int, copy: bool = True) -> tuple[list[np.ndarray], list[np.ndarray] | None, dict[str, float]]:
+        """Wait for a submitted batch; returns its images, probabilities (when kept) and per-frame stage ms.
+
+        ``copy=False`` returns views of the slot's pinned memory instead of copies: valid until the next
+        :meth:`submit` after this one (the slot is then reused).
+        """
         slot = self.slots[ticket]
         if not slot.busy:
             raise BackendError(f"ticket {ticket} has nothing in flight")
         slot.events[-1].synchronize()
         n = slot.count
         timings = {stage: slot.events[k].elapsed_time(slot.events[k + 1]) / n for k, stage in enumerate(GPU_STAGES)}
-        images = [slot.host_out[i].numpy().copy() for i in range(n)]
-        probabilities = [slot.host_probability[i].numpy().copy() for i in range(n)] if self.keep_probability else None
+        images = [slot.host_out[i].numpy() for i in range(n)]
+        probabilities = [slot.host_probability[i].numpy() for i in range(n)] if self.keep_probability else None
+        if copy:
+            images = [image.copy() for image in images]
+            probabilities = [p.copy() for p in probabilities] if probabilities is not None else None
         slot.busy = False
         return images, probabilities, timings

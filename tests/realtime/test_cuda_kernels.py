@@ -165,13 +165,16 @@ def test_modes_all_have_kernels():
     assert set(MODES) == {"blur", "pixelate", "fill", "replace", "overlay", "cutout", "mask"}
 
 
-def test_gpu_check_script_runs_its_cpu_side(tmp_path):
+def test_gpu_check_script_runs_its_cpu_side(model_cache, tmp_path):
+    """Without a GPU, benchmarks/gpu_check.py runs the kernels' equality and the GPU stage's latency code emulated,
+    so a mistake in the script shows here instead of in the minutes of a lent GPU."""
     import json
     import subprocess
     import sys
 
     from tests.common import REPO
 
+    (tmp_path / "cache").symlink_to(model_cache)  # the check's data folder holds the model cache
     out = tmp_path / "gpu_check.json"
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--data", str(tmp_path),
                              "--out", str(out)], capture_output=True, text=True, timeout=300, cwd=REPO)
@@ -179,6 +182,11 @@ def test_gpu_check_script_runs_its_cpu_side(tmp_path):
     data = json.loads(out.read_text())
     assert data["compile_sm_90"]["cubin_bytes"] > 10_000
     assert data["kernel_equality_host_emulated"]["pass"] is True, data["kernel_equality_host_emulated"]
+    stages = data["gpu_stages_host_emulated"]
+    assert "error" not in stages, stages
+    for row in stages.values():
+        assert set(row["stages_per_batch"]) == {"h2d", "preprocess", "inference", "composite", "d2h"}
+        assert row["overlapped_frames_per_s"] > 0 and row["overlapped_frames_per_s_in_place"] > 0
     assert "machine" in data and "gpu" in data
 
 

@@ -85,3 +85,25 @@ def test_one_frame_of_each_stream_keeps_each_streams_moving_average(torch_engine
 def test_the_gpu_stage_refuses_a_cpu_engine_without_emulation(engine):
     with pytest.raises(BackendError, match="needs a CUDA engine"):
         GpuStage(engine, make_compositor("blur"), MaskSettings())
+
+
+def test_frames_written_into_the_input_buffers_go_up_without_a_host_copy(torch_engine):
+    """input_buffers(): decode straight into the next slot's pinned frames; collect(copy=False): views of the pinned
+    output. Same images as the copying path."""
+    need_shared()
+    from realtime.capture.files import read_frames
+
+    frames = read_frames(MEDIA / "carphone_pristine.mp4", 3)
+    height, width = frames[0].shape[:2]
+    copying = GpuStage(torch_engine, make_compositor("pixelate"), MaskSettings(), max_batch=3, emulate=True)
+    expected, _, _ = copying.collect(copying.submit(frames))
+    stage = GpuStage(torch_engine, make_compositor("pixelate"), MaskSettings(), max_batch=3, emulate=True)
+    buffers = stage.input_buffers(height, width)
+    for buffer, frame in zip(buffers, frames, strict=True):
+        np.copyto(buffer, frame)  # what a decoder writing into the buffer does
+    ticket = stage.submit(buffers)
+    assert all(np.shares_memory(b, stage.slots[ticket].host_in.numpy()) for b in buffers)
+    images, _, _ = stage.collect(ticket, copy=False)
+    assert all(np.shares_memory(image, stage.slots[ticket].host_out.numpy()) for image in images)
+    for image, reference in zip(images, expected, strict=True):
+        np.testing.assert_array_equal(image, reference)
