@@ -105,7 +105,9 @@ def _library(cache_root: str | None, sanitize: bool) -> tuple[ctypes.CDLL, dict[
                     for name, kinds in signatures.items())
     program = f"{PRELUDE}\n#line 1 \"{SOURCE_PATH}\"\n{source}\n{loops}"
     compiler = _compiler()
+    # no FMA contraction (aarch64 compilers contract by default): the host results stay bit-exact everywhere
     flags = ["-O1", "-g", "-fsanitize=address", "-fno-omit-frame-pointer"] if sanitize else ["-O2"]
+    flags.append("-ffp-contract=off")
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
     key = hashlib.sha256(f"{program}\0{version}\0{flags}".encode()).hexdigest()[:24]
     path = zoo.cache_dir(cache_root) / "cubin" / f"compositor-host-{key}.so"
