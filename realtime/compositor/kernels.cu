@@ -3,9 +3,12 @@
 //   mask_from_probability realtime/compositor/masks.py    (bilinear upsample, EMA, threshold, target)
 //   row_prefix+dilate     realtime/compositor/masks.py    (disc dilation, OpenCV's MORPH_ELLIPSE rows)
 //   feather_h/feather_v   realtime/compositor/masks.py    (box mean, replicated border)
-//   box_h_u8/box_v_u8     realtime/compositor/modes.py    (blur: box mean, reflect-101, uint8 rounding per pass)
+//   box_h_*/box_v_*       realtime/compositor/modes.py    (blur: box mean, reflect-101, uint8 rounding per pass)
 //   composite_*           realtime/compositor/modes.py    (out = round(alpha * effect + (1 - alpha) * frame))
-// Frames are contiguous uint8 HWC BGR; masks and alphas are contiguous float32 / uint8 HxW.
+// Frames are contiguous uint8 HWC BGR; masks are contiguous uint8 HxW. The alpha the composites read is
+// float32 (feathered) or the uint8 0/1 mask itself (alpha_u8 = 1): a byte a pixel, and no pass to widen it.
+// The kernels use no shared memory, barriers, atomics or warp functions: each thread stands alone, which
+// lets realtime/compositor/emulator.py run them on the CPU (keep it so, or extend the emulator).
 // Compiled at first use with NVRTC (realtime/compositor/cuda.py); every kernel is extern "C".
 
 typedef unsigned char u8;
