@@ -67,7 +67,8 @@ extern "C" void emulate_{name}(unsigned gx, unsigned gy, unsigned gz, unsigned b
 }}
 """
 
-UNSUPPORTED = ("__shared__", "__syncthreads", "atomic", "__shfl", "__ballot", "cooperative_groups")
+# What would make threads depend on each other (shared memory, barriers, atomics, warp functions)
+UNSUPPORTED = re.compile(r"\b(__shared__|__syncthreads\w*|atomic[A-Z]\w*|__shfl\w*|__ballot\w*|cooperative_groups)\b")
 
 
 KERNEL = re.compile(r'extern "C" __global__ void (\w+)\(([^)]*)\)')
@@ -96,7 +97,7 @@ def _compiler() -> str:
 @cache
 def _library(cache_root: str | None, sanitize: bool) -> tuple[ctypes.CDLL, dict[str, list[tuple[str, str]]]]:
     source = SOURCE_PATH.read_text()
-    used = [word for word in UNSUPPORTED if word in source]
+    used = sorted(set(UNSUPPORTED.findall(re.sub(r"//[^\n]*|/\*.*?\*/", "", source, flags=re.DOTALL))))
     if used:
         raise BackendError(f"kernels.cu uses {', '.join(used)}: the one-thread-at-a-time CPU emulator cannot run it")
     signatures = kernel_signatures(source)

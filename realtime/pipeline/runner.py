@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -42,6 +43,7 @@ from realtime.outputs.mask_archive import MaskArchive
 from realtime.outputs.paths import check_writable
 from realtime.pipeline.stats import RunStats
 
+EMULATE_GPU_ENV = "REALTIME_MASK_EMULATE_GPU"
 _END = object()
 log = logging.getLogger(__name__)
 
@@ -174,6 +176,10 @@ class Pipeline:
         except BaseException:
             self._close_owned()
             raise
+        # development: $REALTIME_MASK_EMULATE_GPU=1 runs the GPU path's code on the CPU with a torch engine there
+        # (kernels emulated, see realtime/compositor/emulator.py)
+        self._emulate_gpu = os.environ.get(EMULATE_GPU_ENV) == "1" and self.engine.device == "cpu" \
+            and hasattr(self.engine, "infer_tensor")
         self.stats = RunStats()
         self.stats.info = {
             "source": redact(self.source.uri), "output": self.sink.uri if self.sink else None,
@@ -350,7 +356,7 @@ class Pipeline:
         from realtime.pipeline.gpu import GpuStage
 
         stage = GpuStage(self.engine, self.compositor, self.mask_settings, max_batch=self.batch,
-                         keep_probability=self.archive is not None)
+                         keep_probability=self.archive is not None, emulate=self._emulate_gpu)
         pending: tuple[int, list[tuple[Frame, float]]] | None = None
 
         def finish(ticket: int, items: list[tuple[Frame, float]]) -> bool:
@@ -405,7 +411,8 @@ class Pipeline:
             prepare(self.batch)
         self._started_at = time.monotonic()
         workers = [("capture", self._capture_loop, self._frames)]
-        if self.engine.device.startswith("cuda") and hasattr(self.engine, "infer_tensor") and self.strategy is None:
+        on_gpu = self.engine.device.startswith("cuda") or self._emulate_gpu
+        if on_gpu and hasattr(self.engine, "infer_tensor") and self.strategy is None:
             workers.append(("gpu", self._gpu_loop, self._results))
         else:
             workers += [("engine", self._engine_loop, self._masks), ("composite", self._composite_loop, self._results)]
