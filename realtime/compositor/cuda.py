@@ -137,8 +137,8 @@ class DeviceKernels:
 
 
 class MovingAverage:
-    """One stream's moving average of the probability, on the device. Compositors that take turns on one stream
-    (the GPU stage's two slots) share it, so the average runs through every frame in order."""
+    """One stream's moving average of the probability, on the device. A compositor keeps its own, or is handed
+    the stream's on each call (the GPU stage: one compositor per slot, one average per stream)."""
 
     def __init__(self) -> None:
         self.tensor: Any = None
@@ -154,18 +154,17 @@ class CudaCompositor:
         stream: a ``torch.cuda.Stream`` (default: torch's current stream).
         launcher: what runs the kernels (default: :class:`DeviceKernels` on ``device`` and ``stream``;
             :class:`realtime.compositor.emulator.HostKernels` runs them on the CPU, on CPU tensors).
-        moving_average: the stream's :class:`MovingAverage` when several compositors share one stream.
     """
 
     def __init__(self, mode: Compositor, settings: MaskSettings, device: int = 0, stream: Any = None,
-                 launcher: Any = None, moving_average: MovingAverage | None = None) -> None:
+                 launcher: Any = None) -> None:
         import torch
 
         self.mode, self.settings = mode, settings
         self._launch = launcher or DeviceKernels(device, stream)
         self.torch_device = self._launch.torch_device
         self.halfwidths = torch.from_numpy(ellipse_halfwidths(settings.dilate_px)).to(self.torch_device)
-        self.moving_average = moving_average or MovingAverage()
+        self.moving_average = MovingAverage()
         self._buffers: dict[tuple[str, tuple[int, ...]], Any] = {}
         self._background: Any = None
 
@@ -177,7 +176,8 @@ class CudaCompositor:
             self._buffers[key] = torch.empty(shape, dtype=dtype, device=self.torch_device)
         return self._buffers[key]
 
-    def alpha(self, probability: Any, frame_hw: tuple[int, int], probability_out: Any = None) -> Any:
+    def alpha(self, probability: Any, frame_hw: tuple[int, int], probability_out: Any = None,
+              moving_average: MovingAverage | None = None) -> Any:
         """Model probability (h, w) float32 CUDA tensor -> alpha (H, W) CUDA tensor: float32 when feathered,
         else the uint8 0/1 mask itself (same values; the composites read either)."""
         import torch
@@ -187,7 +187,7 @@ class CudaCompositor:
         probability = probability.reshape(h, w).contiguous()
         s = self.settings
         binary = self._buffer("binary", (height, width), torch.uint8)
-        average = self.moving_average
+        average = moving_average or self.moving_average
         has_state = average.tensor is not None and average.tensor.shape == (height, width)
         if s.ema_alpha < 1.0 and not has_state:
             average.tensor = torch.empty((height, width), dtype=torch.float32, device=self.torch_device)
@@ -251,17 +251,20 @@ class CudaCompositor:
         self._background = out
         return out
 
-    def __call__(self, frame: Any, probability: Any, out: Any = None, probability_out: Any = None) -> tuple[Any, Any]:
+    def __call__(self, frame: Any, probability: Any, out: Any = None, probability_out: Any = None,
+                 moving_average: MovingAverage | None = None) -> tuple[Any, Any]:
         """Composite one frame: uint8 (H, W, 3) CUDA tensor + model probability -> (output, alpha).
 
         ``alpha`` is float32 (H, W) when feathered, else the uint8 0/1 mask (see :meth:`alpha`).
-        ``out`` (optional) receives the result: (H, W, 3), or (H, W, 4) for cutout/bgra.
+        ``out`` (optional) receives the result: (H, W, 3), or (H, W, 4) for cutout/bgra;
+        ``probability_out`` the frame-size probability; ``moving_average`` is the stream's (default: this
+        compositor's own).
         """
         import torch
 
         frame = frame.contiguous()
         height, width = frame.shape[:2]
-        alpha = self.alpha(probability, (height, width), probability_out)
+        alpha = self.alpha(probability, (height, width), probability_out, moving_average)
         mode = self.mode
         channels = 4 if isinstance(mode, CutoutCompositor) and mode.format == "bgra" else 3
         if out is None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -107,6 +107,7 @@ class _HostTimeline:
 class _Slot:
     stream: Any
     events: list[Any]
+    kernels: Any  # the slot's CudaCompositor
     host_in: Any = None
     host_out: Any = None
     host_probability: Any = None
@@ -116,7 +117,6 @@ class _Slot:
     device_probability: Any = None
     count: int = 0
     busy: bool = False
-    compositors: list[Any] = field(default_factory=list)
 
 
 class GpuStage:
@@ -139,10 +139,10 @@ class GpuStage:
 
         from realtime.compositor.cuda import CudaCompositor, MovingAverage
 
-        wanted = "cpu" if emulate else "cuda"
-        if not hasattr(engine, "infer_tensor") or not engine.device.startswith(wanted):
-            raise BackendError("the GPU path needs a CUDA engine: --backend torch, torch-compile or tensorrt with "
-                               "--device cuda" if not emulate else "an emulated GPU stage needs a torch engine on the CPU")
+        if not hasattr(engine, "infer_tensor") or not engine.device.startswith("cpu" if emulate else "cuda"):
+            raise BackendError("an emulated GPU stage needs a torch engine on the CPU" if emulate else
+                               "the GPU path needs a CUDA engine: --backend torch, torch-compile or tensorrt with "
+                               "--device cuda")
         self.engine, self.compositor, self.settings = engine, compositor, settings
         prepare = getattr(engine, "prepare", None)
         if prepare is not None:  # torch engines: compile / capture a CUDA graph for the full batch size now
@@ -155,16 +155,15 @@ class GpuStage:
             from realtime.compositor.emulator import HostKernels
 
             launcher = HostKernels()
-        # Each slot has its own compositors (their scratch buffers let the slots overlap), but a stream's moving
-        # average is one, shared by both slots: the composites of successive batches are ordered by an event.
-        averages = [MovingAverage() for _ in range(max_batch if per_stream_state else 1)]
+        # Each slot has its own compositor (its scratch buffers let the slots overlap); a stream's moving average is
+        # one, handed to whichever slot composites that stream's frame: successive composites are ordered by an event.
+        self.averages = [MovingAverage() for _ in range(max_batch if per_stream_state else 1)]
         self.slots = []
         for _ in range(2):
             stream = self.timeline.stream()
             events = [self.timeline.event() for _ in range(len(GPU_STAGES) + 1)]
-            compositors = [CudaCompositor(compositor, settings, self.device.index or 0, stream, launcher=launcher,
-                                          moving_average=average) for average in averages]
-            self.slots.append(_Slot(stream, events, compositors=compositors))
+            kernels = CudaCompositor(compositor, settings, self.device.index or 0, stream, launcher=launcher)
+            self.slots.append(_Slot(stream, events, kernels))
         self.per_stream_state = per_stream_state
         # The engine's static buffers (CUDA-graph input/output, TensorRT bindings) are shared by both slots:
         # inference runs one slot at a time, ordered by this event across the two streams.
@@ -232,7 +231,7 @@ class GpuStage:
             events[1].record()
             with timeline.range("preprocess"):
                 for i in range(n):
-                    slot.compositors[0].preprocess(slot.device_in[i], slot.model_in[i], self.engine.spec)
+                    slot.kernels.preprocess(slot.device_in[i], slot.model_in[i], self.engine.spec)
             events[2].record()
             with timeline.range("inference"):
                 if self._inference_free is not None:
@@ -246,9 +245,9 @@ class GpuStage:
                 if self._composite_done is not None:
                     slot.stream.wait_event(self._composite_done)
                 for i in range(n):
-                    compositor = slot.compositors[i if self.per_stream_state else 0]
-                    compositor(slot.device_in[i], probability[i, 0], slot.device_out[i],
-                               slot.device_probability[i] if self.keep_probability else None)
+                    slot.kernels(slot.device_in[i], probability[i, 0], slot.device_out[i],
+                                 slot.device_probability[i] if self.keep_probability else None,
+                                 self.averages[i if self.per_stream_state else 0])
                 self._composite_done = timeline.event(timing=False)
                 self._composite_done.record(slot.stream)
             events[4].record()
