@@ -100,10 +100,10 @@ class TorchEngine(Engine):
             return
         shape = (batch_size, 3, *self.spec.input_hw) if self.spec.layout == "nchw" else (batch_size, *self.spec.input_hw, 3)
         example = torch.rand(shape, generator=torch.Generator().manual_seed(batch_size))
-        self._prepared.add(batch_size)
         self._infer_shape(example.to(self.torch_device, self.dtype))
         if self.torch_device.type == "cuda":
             torch.cuda.synchronize(self.torch_device)
+        self._prepared.add(batch_size)
 
     def infer_tensor(self, batch: torch.Tensor) -> torch.Tensor:
         """Raw model output for a batch already on this engine's device (no host copies).
