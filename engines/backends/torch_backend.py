@@ -8,7 +8,7 @@ engine says so in a warning and runs eagerly.
 (TorchInductor: fused Triton kernels on CUDA, fused C++ on CPU), once per input shape, ahead
 of use: batch 1 while loading, other batch sizes through :meth:`TorchEngine.prepare` (the
 GPU stage prepares its batch size before capture starts). Inductor keeps its compiled code in
-an on-disk cache, so a second load of the same model takes seconds instead of a minute.
+an on-disk cache, so a second load of the same model takes seconds instead of half a minute.
 
 Example:
     >>> engine = TorchEngine(module, spec, model_name="selfie", device="cpu")  # doctest: +SKIP
