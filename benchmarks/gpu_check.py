@@ -3,8 +3,10 @@
 Runs on a CUDA machine with only torch, cuda-python, numpy and opencv-headless (no TensorRT, no ffmpeg,
 no network) in under 5 minutes. Models, reference masks and clips come from a folder prepared here
 with ``python benchmarks/gpu_check.py --prepare .device-cache`` (git-ignored; carry it to the GPU).
-Writes one JSON file (card, driver, versions, figures) and prints a short table. Each section records
-its own error instead of stopping the run. Without a GPU it runs the CPU-side parts only.
+Writes one JSON file (card, driver, versions, figures), rewritten after each section, and prints a short
+table. Each section records its own error instead of stopping the run; the optional ones (strategies,
+TensorRT, torch-compile) are skipped once ``--budget-s`` (240 s) is spent. Without a GPU it runs the
+CPU-side parts: the compile, and kernel equality and the GPU stage's code emulated on the CPU.
 
 Usage:
     python benchmarks/gpu_check.py --prepare .device-cache          # here, once (models, clips, tflite wheel)
@@ -69,10 +71,19 @@ def percentiles(ms: list[float]) -> dict[str, float]:
             "p99_ms": float(np.percentile(values, 99)), "mean_ms": float(values.mean()), "count": int(values.size)}
 
 
-def section(results: dict[str, Any], name: str, body: Any, out: Path) -> None:
+STARTED = time.monotonic()
+
+
+def section(results: dict[str, Any], name: str, body: Any, out: Path, budget_s: float = float("inf")) -> None:
     """Run one part of the check; its error is recorded, not raised, and the JSON is rewritten after each part
-    (so a run stopped by its time limit still brings back what it measured)."""
+    (so a run stopped by its time limit still brings back what it measured). A part that would start after
+    ``budget_s`` seconds of the run is skipped and says so."""
     start = time.monotonic()
+    if start - STARTED > budget_s:
+        results[name] = {"skipped": f"the run's time budget of {budget_s:g} s was spent before this part"}
+        print(f"[   skip ] {name}: over the time budget", file=sys.stderr)
+        out.write_text(json.dumps(results, indent=1, default=str) + "\n")
+        return
     try:
         results[name] = body()
     except Exception as exc:
@@ -296,6 +307,8 @@ def main() -> None:
     parser.add_argument("--prepare", help="copy models/reference/clips into this folder and stop")
     parser.add_argument("--data", default=".device-cache")
     parser.add_argument("--out", default=os.path.join(os.environ.get("OUT", "."), "gpu_check.json"))
+    parser.add_argument("--budget-s", type=float, default=240.0,
+                        help="start no part after this many seconds, so the run stays under 5 minutes (default: 240)")
     args = parser.parse_args()
     if args.prepare:
         prepare(Path(args.prepare))
@@ -328,13 +341,16 @@ def main() -> None:
         section(results, "naive_chain_1080p", naive_chain, out)
         section(results, "blur_composite_1080p", blur_bandwidth, out)
         section(results, "gpu_stages_torch_fp16", lambda: gpu_latency(data), out)
-        section(results, "strategies_1080p_torch_fp16", lambda: strategies_1080p(data), out)
-        section(results, "tensorrt", lambda: tensorrt_path(data), out)
+        section(results, "strategies_1080p_torch_fp16", lambda: strategies_1080p(data), out, args.budget_s)
+        section(results, "tensorrt", lambda: tensorrt_path(data), out, args.budget_s)
         # last, as the slowest (a compile per batch size): the torch engine compiled by TorchInductor
-        section(results, "fp16_masks_torch_compile", lambda: fp16_masks(data, "torch-compile"), out)
-        section(results, "gpu_stages_torch_compile_fp16", lambda: gpu_latency(data, backend="torch-compile"), out)
-    print(json.dumps({k: (v if k in ("gpu",) else ("error" if isinstance(v, dict) and "error" in v else "ok"))
-                      for k, v in results.items() if k != "machine"}, indent=1))
+        section(results, "fp16_masks_torch_compile", lambda: fp16_masks(data, "torch-compile"), out, args.budget_s)
+        section(results, "gpu_stages_torch_compile_fp16", lambda: gpu_latency(data, backend="torch-compile"), out,
+                args.budget_s)
+    def status(value: Any) -> str:
+        return next((word for word in ("error", "skipped") if isinstance(value, dict) and word in value), "ok")
+
+    print(json.dumps({k: v if k == "gpu" else status(v) for k, v in results.items() if k != "machine"}, indent=1))
 
 
 if __name__ == "__main__":
