@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from engines import zoo
-from engines.errors import BackendError
+from engines.errors import BackendError, InputShapeError
 from realtime.compositor.masks import MaskSettings
 from realtime.compositor.modes import (
     BlurCompositor,
@@ -260,11 +260,20 @@ class CudaCompositor:
         ``probability_out`` the frame-size probability; ``moving_average`` is the stream's (default: this
         compositor's own).
         """
+        frame = frame.contiguous()
+        alpha = self.alpha(probability, frame.shape[:2], probability_out, moving_average)
+        return self.composite(frame, alpha, out), alpha
+
+    def composite(self, frame: Any, alpha: Any, out: Any = None) -> Any:
+        """Composite one frame with a ready alpha: uint8 (H, W, 3) + float32 alpha or uint8 0/1 mask (H, W), all
+        on the device -> the output (H, W, 3), or (H, W, 4) for cutout/bgra, written into ``out`` if given."""
         import torch
 
         frame = frame.contiguous()
         height, width = frame.shape[:2]
-        alpha = self.alpha(probability, (height, width), probability_out, moving_average)
+        if alpha.shape != (height, width) or alpha.dtype not in (torch.float32, torch.uint8):
+            raise InputShapeError(f"alpha must be float32 or uint8 {(height, width)}, got {tuple(alpha.shape)} {alpha.dtype}")
+        alpha = alpha.contiguous()
         mode = self.mode
         channels = 4 if isinstance(mode, CutoutCompositor) and mode.format == "bgra" else 3
         if out is None:
@@ -293,7 +302,7 @@ class CudaCompositor:
             self._launch("mask_grey", _grid1d(n), *a, hh, ww, o)
         else:  # pragma: no cover - every mode is handled above
             raise BackendError(f"mode {mode.name} has no CUDA kernel")
-        return out, alpha
+        return out
 
     def preprocess(self, frame: Any, out: Any, spec: Any, frame_color: str = "bgr") -> Any:
         """One uint8 (H, W, 3) CUDA frame -> model input (3, h, w) float32 written into ``out``."""

@@ -291,3 +291,66 @@ class GpuStage:
             probabilities = [p.copy() for p in probabilities] if probabilities is not None else None
         slot.busy = False
         return images, probabilities, timings
+
+
+class GpuComposite:
+    """The composite alone on the GPU, for frames whose mask the host made (the inference strategies): the frame
+    and its alpha go up, the masked frame comes down — the mode's CPU reference, bit for bit in the emulation.
+
+    Args:
+        compositor: the mode.
+        device: the CUDA device (``"cuda"``, ``"cuda:N"``).
+        emulate: run on the CPU with the kernels emulated (tests; see the module docstring).
+
+    Example:
+        >>> composite = GpuComposite(make_compositor("blur"), "cuda")  # doctest: +SKIP
+        >>> masked = composite(frame_bgr, alpha)  # uint8 HxWx3 and float32 HxW in, uint8 HxWx3 out  # doctest: +SKIP
+    """
+
+    def __init__(self, compositor: Compositor, device: str = "cuda", emulate: bool = False) -> None:
+        import torch
+
+        from realtime.compositor.cuda import CudaCompositor
+
+        self.device = torch.device("cpu" if emulate else device)
+        self.timeline: Any = _HostTimeline() if emulate else _CudaTimeline(self.device)
+        launcher = None
+        if emulate:
+            from realtime.compositor.emulator import HostKernels
+
+            launcher = HostKernels()
+        self.stream = self.timeline.stream()
+        self.kernels = CudaCompositor(compositor, MaskSettings(), self.device.index or 0, self.stream, launcher=launcher)
+        self.channels = compositor.output_channels
+        self._buffers: dict[str, tuple[Any, Any]] = {}
+
+    def _pair(self, name: str, shape: tuple[int, ...], dtype: Any) -> tuple[Any, Any]:
+        """A pinned host buffer and its device twin, kept while the frame size stays."""
+        import torch
+
+        if name not in self._buffers or tuple(self._buffers[name][0].shape) != shape:
+            host = self.timeline.pinned(torch.empty(shape, dtype=dtype))
+            self._buffers[name] = host, torch.empty(shape, dtype=dtype, device=self.device)
+        return self._buffers[name]
+
+    def __call__(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        import torch
+
+        height, width = frame.shape[:2]
+        if frame.dtype != np.uint8 or frame.shape != (height, width, 3) or alpha.shape != (height, width):
+            raise InputShapeError(f"GPU composite takes a uint8 HxWx3 frame and its HxW alpha, got {frame.shape} "
+                                  f"{frame.dtype} and {alpha.shape}")
+        host_frame, device_frame = self._pair("frame", (height, width, 3), torch.uint8)
+        host_alpha, device_alpha = self._pair("alpha", (height, width), torch.float32)
+        host_out, device_out = self._pair("out", (height, width, self.channels), torch.uint8)
+        host_frame.copy_(torch.from_numpy(np.ascontiguousarray(frame)))
+        host_alpha.copy_(torch.from_numpy(np.ascontiguousarray(alpha, dtype=np.float32)))
+        with self.timeline.on(self.stream):
+            device_frame.copy_(host_frame, non_blocking=True)
+            device_alpha.copy_(host_alpha, non_blocking=True)
+            self.kernels.composite(device_frame, device_alpha, device_out)
+            host_out.copy_(device_out, non_blocking=True)
+            done = self.timeline.event(timing=False)
+            done.record(self.stream)
+        done.synchronize()
+        return host_out.numpy().copy()

@@ -31,7 +31,7 @@ import numpy as np
 
 import engines
 from engines.backends.base import Engine
-from engines.errors import ConfigError, OutputError
+from engines.errors import BackendError, ConfigError, OutputError
 from engines.preprocess import frames_to_batch, probability_to_frame
 from engines.strategies import InferenceStrategy, StrategySettings
 from realtime.capture import LiveSource, Source, SourceOptions, SourceTimeoutError, open_source, redact
@@ -382,7 +382,21 @@ class Pipeline:
                 self._put(self._results, tail)
                 return
 
+    def _gpu_composite(self) -> Any:
+        """The composite on the GPU when the engine is on one (the host made the mask: inference strategies), else
+        None (the CPU reference composites). Without torch's CUDA or cuda-python there, the CPU does it, said once."""
+        if not (self.engine.device.startswith("cuda") or self._emulate_gpu):
+            return None
+        from realtime.pipeline.gpu import GpuComposite
+
+        try:
+            return GpuComposite(self.compositor, self.engine.device, emulate=self._emulate_gpu)
+        except (BackendError, ImportError, RuntimeError) as exc:
+            log.warning("compositing on the CPU: the GPU composite is not available here (%s)", exc)
+            return None
+
     def _composite_loop(self) -> None:
+        gpu = self._gpu_composite()
         while True:
             item = self._get(self._masks)
             if item is _END or isinstance(item, _Failure):
@@ -398,7 +412,7 @@ class Pipeline:
                 alpha = np.ones(frame.bgr.shape[:2], np.float32)
             else:
                 alpha = self.postprocess(probability)
-            image = self.compositor.composite(frame.bgr, alpha)
+            image = gpu(frame.bgr, alpha) if gpu is not None else self.compositor.composite(frame.bgr, alpha)
             timings["composite"] = (time.perf_counter() - start) * 1000.0
             if not self._put(self._results, Result(frame, probability, alpha, image, timings)):
                 return

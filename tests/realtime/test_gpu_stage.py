@@ -137,3 +137,50 @@ def test_a_whole_run_through_the_gpu_loop_matches_the_cpu_run(model_cache, tmp_p
     assert stats["gpu"]["frames"] == stats["cpu"]["frames"] == 10
     # the GPU loop fuses post-processing into the composite: proof that this run took it
     assert stats["gpu"]["stages"]["postprocess"]["max_ms"] == 0.0 < stats["cpu"]["stages"]["postprocess"]["max_ms"]
+
+
+@pytest.mark.parametrize("mode,options", [("blur", {}), ("pixelate", {"block": 9}), ("overlay", {}), ("mask", {}),
+                                          ("cutout", {})])
+def test_the_gpu_composite_of_a_host_made_mask_equals_the_cpu_reference(torch_engine, mode, options):
+    """GpuComposite (the strategies' path on a CUDA engine), emulated: real frames, the real model's alpha, feathered
+    so that it is fractional at the edges — bit for bit the mode's CPU reference."""
+    need_shared()
+    from realtime.capture.files import read_frames
+    from realtime.pipeline.gpu import GpuComposite
+
+    frames = read_frames(MEDIA / "head-pose-face-detection-female-and-male.gif", 2)
+    post = MaskPostprocessor(MaskSettings(dilate_px=3, feather_px=2))
+    composite = GpuComposite(make_compositor(mode, **options), emulate=True)
+    reference = make_compositor(mode, **options)
+    for frame, probability in zip(frames, torch_engine.predict_batch(frames), strict=True):
+        alpha = post(probability)
+        assert np.mean((alpha > 0) & (alpha < 1)) > 0  # fractional edges
+        np.testing.assert_array_equal(composite(frame, alpha), reference.composite(frame, alpha))
+
+
+def test_a_strategy_run_on_a_gpu_engine_composites_on_the_gpu(model_cache, tmp_path, monkeypatch):
+    """With --strategy the host makes the mask; on a GPU engine the composite then runs there (here: emulated),
+    giving the CPU run's frames exactly."""
+    import cv2
+
+    from realtime.cli import main
+    from realtime.pipeline.gpu import GpuComposite
+
+    need_shared()
+    calls = []
+    composite = GpuComposite.__call__
+    monkeypatch.setattr(GpuComposite, "__call__", lambda self, *args: calls.append(1) or composite(self, *args))
+    runs = {}
+    for name, emulate in (("cpu", "0"), ("gpu", "1")):
+        monkeypatch.setenv("REALTIME_MASK_EMULATE_GPU", emulate)
+        folder = tmp_path / name
+        assert main(["run", "--source", str(MEDIA / "carphone_pristine.mp4"), "--backend", "torch",
+                     "--strategy", "surveillance", "--max-frames", "12", "--output", str(folder / "%05d.png")]) == 0
+        runs[name] = [cv2.imread(str(path)) for path in sorted(folder.glob("*.png"))]
+    assert len(runs["gpu"]) == len(runs["cpu"]) == 12 == len(calls)  # the second run composited on the "GPU"
+    from realtime.capture.files import read_frames
+
+    source = read_frames(MEDIA / "carphone_pristine.mp4", 12)
+    assert np.mean([np.mean(image != frame) for image, frame in zip(runs["cpu"], source, strict=True)]) > 0.05
+    for image, reference in zip(runs["gpu"], runs["cpu"], strict=True):
+        np.testing.assert_array_equal(image, reference)
