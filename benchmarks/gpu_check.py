@@ -281,6 +281,29 @@ def blur_bandwidth() -> dict[str, Any]:
             "bandwidth_TBps_at_gpu_only_p50": moved / (gpu_only["p50_ms"] / 1000) / 1e12}
 
 
+def host_mask_composite(emulate: bool = False, size: tuple[int, int] = (1080, 1920), frames: int = 50) -> dict[str, Any]:
+    """GpuComposite (the strategies' composite on a GPU engine): a frame and its host-made alpha up, blur, the
+    masked frame down, timed per call on the host clock (synchronous). Against the CPU reference on the same data."""
+    from realtime.compositor import make_compositor
+    from realtime.pipeline.gpu import GpuComposite
+
+    rng = np.random.default_rng()
+    frame = rng.integers(1, 256, (*size, 3), np.uint8)
+    alpha = np.zeros(size, np.float32)
+    alpha[size[0] // 4:size[0] * 3 // 4, size[1] // 3:size[1] * 2 // 3] = 1.0  # a person-sized box
+    composite, reference = GpuComposite(make_compositor("blur"), emulate=emulate), make_compositor("blur")
+    gpu_ms, cpu_ms = [], []
+    for _ in range(frames):
+        start = time.perf_counter()
+        image = composite(frame, alpha)
+        gpu_ms.append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        expected = reference.composite(frame, alpha)
+        cpu_ms.append((time.perf_counter() - start) * 1000)
+    return {"gpu_composite": percentiles(gpu_ms[frames // 5:]), "cpu_reference": percentiles(cpu_ms[frames // 5:]),
+            "max_diff": int(np.abs(image.astype(np.int32) - expected.astype(np.int32)).max())}
+
+
 def strategies_1080p(data: Path, device: str = "cuda", frames: int = 100) -> dict[str, Any]:
     """Each inference strategy (issue 7) on the real clip scaled to 1080p, ms and model inputs per frame."""
     import engines
@@ -331,6 +354,8 @@ def main() -> None:
                 lambda: kernel_equality(data, HostKernels(), ((137, 251), (360, 640))), out)
         section(results, "gpu_stages_host_emulated", lambda: gpu_latency(
             data, backend="torch", emulate=True, sizes=((144, 176),), batches=(1, 3), iterations=6, rounds=3), out)
+        section(results, "host_mask_composite_host_emulated",
+                lambda: host_mask_composite(emulate=True, size=(144, 176), frames=5), out)
     else:
         from realtime.compositor.cuda import DeviceKernels
 
@@ -341,6 +366,7 @@ def main() -> None:
         section(results, "naive_chain_1080p", naive_chain, out)
         section(results, "blur_composite_1080p", blur_bandwidth, out)
         section(results, "gpu_stages_torch_fp16", lambda: gpu_latency(data), out)
+        section(results, "host_mask_composite_1080p", host_mask_composite, out)
         section(results, "strategies_1080p_torch_fp16", lambda: strategies_1080p(data), out, args.budget_s)
         section(results, "tensorrt", lambda: tensorrt_path(data), out, args.budget_s)
         # last, as the slowest (a compile per batch size): the torch engine compiled by TorchInductor

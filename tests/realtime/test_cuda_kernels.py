@@ -187,6 +187,7 @@ def test_gpu_check_script_runs_its_cpu_side(model_cache, tmp_path):
     for row in stages.values():
         assert set(row["stages_per_batch"]) == {"h2d", "preprocess", "inference", "composite", "d2h"}
         assert row["overlapped_frames_per_s"] > 0 and row["overlapped_frames_per_s_in_place"] > 0
+    assert data["host_mask_composite_host_emulated"]["max_diff"] == 0
     assert "machine" in data and "gpu" in data
 
 
