@@ -281,6 +281,7 @@ class GpuStage:
         slot = self.slots[ticket]
         if not slot.busy:
             raise BackendError(f"ticket {ticket} has nothing in flight")
+        slot.busy = False  # free again even if waiting for it fails (the next batch may still succeed)
         slot.events[-1].synchronize()
         n = slot.count
         timings = {stage: slot.events[k].elapsed_time(slot.events[k + 1]) / n for k, stage in enumerate(GPU_STAGES)}
@@ -289,7 +290,6 @@ class GpuStage:
         if copy:
             images = [image.copy() for image in images]
             probabilities = [p.copy() for p in probabilities] if probabilities is not None else None
-        slot.busy = False
         return images, probabilities, timings
 
 

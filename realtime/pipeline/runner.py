@@ -62,7 +62,7 @@ class Result:
         probability: raw model probability, float32 HxW at the frame's resolution (on the GPU path only
             when ``save_masks`` asks for it; else None).
         alpha: the compositing alpha after post-processing (1 = fully masked); None on the GPU path,
-            where it never leaves the device.
+            where it never leaves the device — except a frame written fully masked (privacy): all ones.
         image: the masked output image (BGR, or BGRA for cutout).
         timings_ms: milliseconds per stage for this frame.
         written_ts: monotonic time the frame was handed to the sink.
@@ -351,7 +351,8 @@ class Pipeline:
         """The GPU path: batches go through :class:`~realtime.pipeline.gpu.GpuStage`, two in flight at once.
 
         Stage names map as: preprocess = upload + preprocess kernel, inference = engine, postprocess = 0
-        (fused into the compositor), composite = mask + composite kernels + download.
+        (fused into the compositor), composite = mask + composite kernels + download. Fail-closed privacy as
+        on the CPU path: a batch the GPU stage fails on, a placeholder and a late frame are written fully masked.
         """
         from realtime.pipeline.gpu import GpuStage
 
@@ -359,11 +360,34 @@ class Pipeline:
                          keep_probability=self.archive is not None, emulate=self._emulate_gpu)
         pending: tuple[int, list[tuple[Frame, float]]] | None = None
 
+        def fully_masked(items: list[tuple[Frame, float]], reason: str) -> bool:
+            self.privacy_counts[reason] += len(items)
+            for frame, capture_ms in items:
+                alpha = np.ones(frame.bgr.shape[:2], np.float32)
+                image = self.compositor.composite(frame.bgr, alpha)
+                if not self._put(self._results, Result(frame, None, alpha, image, {"capture": capture_ms})):
+                    return False
+            return True
+
+        def failed(items: list[tuple[Frame, float]], error: Exception) -> bool:
+            if not self.privacy:
+                raise error
+            log.error("GPU stage failed; %d frame(s) written fully masked (privacy)", len(items), exc_info=error)
+            return fully_masked(items, "engine_error")
+
         def finish(ticket: int, items: list[tuple[Frame, float]]) -> bool:
-            images, probabilities, gpu_ms = stage.collect(ticket)
+            try:
+                images, probabilities, gpu_ms = stage.collect(ticket)
+            except Exception as exc:
+                return failed(items, exc)
             timings = {"preprocess": gpu_ms["h2d"] + gpu_ms["preprocess"], "inference": gpu_ms["inference"],
                        "postprocess": 0.0, "composite": gpu_ms["composite"] + gpu_ms["d2h"]}
             for k, ((frame, capture_ms), image) in enumerate(zip(items, images, strict=True)):
+                late = self.privacy and self.source.live and time.monotonic() - frame.capture_ts > self.mask_budget_s
+                if frame.placeholder or late:
+                    if not fully_masked([(frame, capture_ms)], "reconnecting" if frame.placeholder else "late"):
+                        return False
+                    continue
                 probability = probabilities[k] if probabilities is not None else None
                 if not self._put(self._results, Result(frame, probability, None, image, {"capture": capture_ms, **timings})):
                     return False
@@ -372,10 +396,19 @@ class Pipeline:
         while True:
             items, tail = self._next_batch()
             if items:
-                ticket = stage.submit([frame.bgr for frame, _ in items])
+                error: Exception | None = None
+                try:
+                    ticket = stage.submit([frame.bgr for frame, _ in items])
+                except Exception as exc:
+                    error = exc
                 if pending is not None and not finish(*pending):
                     return
-                pending = (ticket, items)
+                pending = None
+                if error is not None:
+                    if not failed(items, error):
+                        return
+                else:
+                    pending = (ticket, items)
             if tail is not None:
                 if pending is not None:
                     finish(*pending)

@@ -25,13 +25,39 @@ class FlakyEngine(Engine):
         self.inner, self.fail_every, self.stall_on, self.stall_s = inner, fail_every, stall_on, stall_s
         self.calls = 0
 
-    def _run(self, batch):
+    def _fault(self) -> None:
         self.calls += 1
         if self.fail_every and self.calls % self.fail_every == 0:
             raise RuntimeError("injected engine failure")
         if self.calls == self.stall_on:
             time.sleep(self.stall_s)
+
+    def _run(self, batch):
+        self._fault()
         return self.inner._run(batch)
+
+
+class FlakyTorchEngine(FlakyEngine):
+    """The same faults for the GPU path, which calls ``infer_tensor`` (a torch engine)."""
+
+    def infer_tensor(self, batch):
+        self._fault()
+        return self.inner.infer_tensor(batch)
+
+
+@pytest.fixture(params=["cpu path", "gpu path"])
+def flaky(request, engine, model_cache, monkeypatch):
+    """Wraps an engine for each path: the CPU path, and the pipeline's GPU loop run on the CPU
+    ($REALTIME_MASK_EMULATE_GPU=1: a torch engine, the CUDA kernels emulated)."""
+    if request.param == "cpu path":
+        monkeypatch.setenv("REALTIME_MASK_EMULATE_GPU", "0")
+        yield lambda **faults: FlakyEngine(engine, **faults)
+        return
+    import engines
+
+    monkeypatch.setenv("REALTIME_MASK_EMULATE_GPU", "1")
+    with engines.load("mediapipe-selfie", backend="torch") as torch_engine:
+        yield lambda **faults: FlakyTorchEngine(torch_engine, **faults)
 
 
 def person_core(reference_mask: np.ndarray) -> np.ndarray:
@@ -39,15 +65,14 @@ def person_core(reference_mask: np.ndarray) -> np.ndarray:
     return cv2.erode((reference_mask >= 200).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
 
 
-def test_engine_errors_are_written_fully_masked(engine):
+def test_engine_errors_are_written_fully_masked(flaky):
     need_shared()
     reference = np.load(REFERENCE / "carphone_pristine.model0.npz")["masks"]
-    flaky = FlakyEngine(engine, fail_every=3)
-    with Pipeline(str(MEDIA / "carphone_pristine.mp4"), flaky, "fill", mode_options={"color": BLACK},
+    with Pipeline(str(MEDIA / "carphone_pristine.mp4"), flaky(fail_every=3), "fill", mode_options={"color": BLACK},
                   max_frames=60) as pipeline:
         results = list(pipeline)
     assert len(results) == 60 and pipeline.privacy
-    failed = [r for r in results if r.probability is None]
+    failed = [r for r in results if r.probability is None and r.alpha is not None]  # written fully masked
     assert len(failed) == 20 and pipeline.stats.counters["privacy_masked_engine_error"] == 20
     for result in failed:
         assert not result.image.any(), "a frame without a mask must be fully masked"
@@ -56,11 +81,10 @@ def test_engine_errors_are_written_fully_masked(engine):
         assert not result.image[core].any(), f"raw person pixels in frame {result.frame.index}"
 
 
-def test_without_privacy_an_engine_error_stops_the_run(engine):
+def test_without_privacy_an_engine_error_stops_the_run(flaky):
     need_shared()
-    flaky = FlakyEngine(engine, fail_every=2)
     with pytest.raises(RuntimeError, match="injected"):
-        list(Pipeline(str(MEDIA / "carphone_pristine.mp4"), flaky, "overlay", max_frames=10))
+        list(Pipeline(str(MEDIA / "carphone_pristine.mp4"), flaky(fail_every=2), "overlay", max_frames=10))
 
 
 def _clip_index(frame: np.ndarray, clip: list[np.ndarray]) -> int:
@@ -68,13 +92,13 @@ def _clip_index(frame: np.ndarray, clip: list[np.ndarray]) -> int:
     return int(np.argmin(errors))
 
 
-def test_stall_and_source_drop_on_a_live_camera(engine):
+def test_stall_and_source_drop_on_a_live_camera(flaky):
     need_shared()
     reference = np.load(REFERENCE / "carphone_pristine.model0.npz")["masks"]
     capture = cv2.VideoCapture(str(MEDIA / "carphone_pristine.mp4"))
     clip = [capture.read()[1] for _ in range(120)]
     server = MjpegServer(MEDIA / "carphone_pristine.mp4", fps=30)
-    flaky = FlakyEngine(engine, stall_on=20, stall_s=1.0)
+    stalling = flaky(stall_on=20, stall_s=1.0)
     results, outage = [], {}
 
     def drop_and_return():
@@ -87,7 +111,7 @@ def test_stall_and_source_drop_on_a_live_camera(engine):
         server = MjpegServer(MEDIA / "carphone_pristine.mp4", fps=30, port=port)
         outage["end"] = time.monotonic()
 
-    pipeline = Pipeline(server.url, flaky, "fill", mode_options={"color": BLACK}, mask_budget_ms=300,
+    pipeline = Pipeline(server.url, stalling, "fill", mode_options={"color": BLACK}, mask_budget_ms=300,
                         source_options=SourceOptions(open_timeout=3, read_timeout=5))
     threading.Thread(target=drop_and_return, daemon=True).start()
     start = time.monotonic()
@@ -107,7 +131,7 @@ def test_stall_and_source_drop_on_a_live_camera(engine):
     assert during and all(r.frame.placeholder for r in during)
     assert len(during) >= 0.5 * 30 * (outage["end"] - outage["start"] - 0.3), "output keeps the stream's rate"
     for result in results:
-        if result.frame.placeholder or result.probability is None:
+        if result.frame.placeholder or (result.probability is None and result.alpha is not None):
             assert not result.image.any()
             continue
         core = person_core(reference[_clip_index(result.frame.bgr, clip)])
