@@ -164,7 +164,7 @@ def gpu_latency(data: Path, precision: str = "fp16", backend: str = "torch", emu
             totals = []
             for i in range(iterations):
                 ticket = stage.submit(frames)
-                _, _, timings = stage.collect(ticket)
+                timings = stage.collect(ticket).timings_ms
                 if i >= iterations // 6:
                     for k, v in timings.items():
                         samples.setdefault(k, []).append(v * batch)  # per batch

@@ -19,7 +19,7 @@ own logic (slots, batches, partial batches, per-stream state, probabilities) wit
 Example:
     >>> stage = GpuStage(engine, make_compositor("blur"), MaskSettings(), max_batch=16)  # doctest: +SKIP
     >>> ticket = stage.submit([frame_bgr])  # doctest: +SKIP
-    >>> images, probabilities, timings_ms = stage.collect(ticket)  # doctest: +SKIP
+    >>> batch = stage.collect(ticket)  # images, probabilities, timings_ms, coverage  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -103,6 +103,15 @@ class _HostTimeline:
         return contextlib.nullcontext()
 
 
+class GpuBatch(NamedTuple):
+    """One collected batch."""
+
+    images: list[np.ndarray]  # uint8 HxWx3 (HxWx4 for cutout/bgra)
+    probabilities: list[np.ndarray] | None  # float32 HxW, when the stage keeps them
+    timings_ms: dict[str, float]  # GPU time per frame for each of GPU_STAGES
+    coverage: list[float]  # share of each frame that is masked (alpha > 0)
+
+
 @dataclass
 class _Slot:
     stream: Any
@@ -115,6 +124,8 @@ class _Slot:
     model_in: Any = None
     device_out: Any = None
     device_probability: Any = None
+    device_masked: Any = None  # masked pixels per frame, counted on the device
+    host_masked: Any = None
     count: int = 0
     busy: bool = False
 
@@ -182,6 +193,8 @@ class GpuStage:
         slot.device_in = torch.empty((n, height, width, 3), dtype=torch.uint8, device=self.device)
         slot.model_in = torch.empty((n, 3, h, w), dtype=torch.float32, device=self.device)
         slot.device_out = torch.empty((n, height, width, channels), dtype=torch.uint8, device=self.device)
+        slot.device_masked = torch.empty((n,), dtype=torch.int64, device=self.device)
+        slot.host_masked = self.timeline.pinned(torch.empty((n,), dtype=torch.int64))
         if self.keep_probability:
             slot.device_probability = torch.empty((n, height, width), dtype=torch.float32, device=self.device)
             slot.host_probability = self.timeline.pinned(torch.empty((n, height, width), dtype=torch.float32))
@@ -245,14 +258,16 @@ class GpuStage:
                 if self._composite_done is not None:
                     slot.stream.wait_event(self._composite_done)
                 for i in range(n):
-                    slot.kernels(slot.device_in[i], probability[i, 0], slot.device_out[i],
-                                 slot.device_probability[i] if self.keep_probability else None,
-                                 self.averages[i if self.per_stream_state else 0])
+                    _, alpha = slot.kernels(slot.device_in[i], probability[i, 0], slot.device_out[i],
+                                            slot.device_probability[i] if self.keep_probability else None,
+                                            self.averages[i if self.per_stream_state else 0])
+                    slot.device_masked[i] = torch.count_nonzero(alpha)
                 self._composite_done = timeline.event(timing=False)
                 self._composite_done.record(slot.stream)
             events[4].record()
             with timeline.range("d2h"):
                 slot.host_out[:n].copy_(slot.device_out[:n], non_blocking=True)
+                slot.host_masked[:n].copy_(slot.device_masked[:n], non_blocking=True)
                 if self.keep_probability:
                     slot.host_probability[:n].copy_(slot.device_probability[:n], non_blocking=True)
             events[5].record()
@@ -272,8 +287,9 @@ class GpuStage:
         soft = torch.softmax(raw, dim=1)
         return soft[:, list(self.engine.spec.classes)].sum(dim=1, keepdim=True)
 
-    def collect(self, ticket: int, copy: bool = True) -> tuple[list[np.ndarray], list[np.ndarray] | None, dict[str, float]]:
-        """Wait for a submitted batch; returns its images, probabilities (when kept) and per-frame stage ms.
+    def collect(self, ticket: int, copy: bool = True) -> GpuBatch:
+        """Wait for a submitted batch; returns its images, probabilities (when kept), per-frame stage ms and the
+        share of each frame that is masked.
 
         ``copy=False`` returns views of the slot's pinned memory instead of copies: valid until the next
         :meth:`submit` after this one (the slot is then reused).
@@ -290,7 +306,8 @@ class GpuStage:
         if copy:
             images = [image.copy() for image in images]
             probabilities = [p.copy() for p in probabilities] if probabilities is not None else None
-        return images, probabilities, timings
+        pixels = slot.host_out.shape[1] * slot.host_out.shape[2]
+        return GpuBatch(images, probabilities, timings, [int(m) / pixels for m in slot.host_masked[:n].tolist()])
 
 
 class GpuComposite:

@@ -74,6 +74,7 @@ class Result:
     image: np.ndarray
     timings_ms: dict[str, float] = field(default_factory=dict)
     written_ts: float = 0.0
+    masked_share: float | None = None  # the GPU path's coverage, counted on the device
 
     @property
     def end_to_end_ms(self) -> float:
@@ -82,9 +83,9 @@ class Result:
 
     @property
     def coverage(self) -> float | None:
-        """Share of the frame that is masked (alpha > 0); None when the alpha stayed on the GPU."""
+        """Share of the frame that is masked (alpha > 0), from the alpha or (GPU path) counted on the device."""
         if self.alpha is None:
-            return None
+            return self.masked_share
         return float(np.count_nonzero(self.alpha)) / self.alpha.size
 
 
@@ -377,19 +378,22 @@ class Pipeline:
 
         def finish(ticket: int, items: list[tuple[Frame, float]]) -> bool:
             try:
-                images, probabilities, gpu_ms = stage.collect(ticket)
+                batch = stage.collect(ticket)
             except Exception as exc:
                 return failed(items, exc)
+            gpu_ms = batch.timings_ms
             timings = {"preprocess": gpu_ms["h2d"] + gpu_ms["preprocess"], "inference": gpu_ms["inference"],
                        "postprocess": 0.0, "composite": gpu_ms["composite"] + gpu_ms["d2h"]}
-            for k, ((frame, capture_ms), image) in enumerate(zip(items, images, strict=True)):
+            for k, ((frame, capture_ms), image) in enumerate(zip(items, batch.images, strict=True)):
                 late = self.privacy and self.source.live and time.monotonic() - frame.capture_ts > self.mask_budget_s
                 if frame.placeholder or late:
                     if not fully_masked([(frame, capture_ms)], "reconnecting" if frame.placeholder else "late"):
                         return False
                     continue
-                probability = probabilities[k] if probabilities is not None else None
-                if not self._put(self._results, Result(frame, probability, None, image, {"capture": capture_ms, **timings})):
+                probability = batch.probabilities[k] if batch.probabilities is not None else None
+                result = Result(frame, probability, None, image, {"capture": capture_ms, **timings},
+                                masked_share=batch.coverage[k])
+                if not self._put(self._results, result):
                     return False
             return True
 

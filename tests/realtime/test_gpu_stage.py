@@ -50,15 +50,20 @@ def test_double_buffered_batches_match_the_cpu_path(torch_engine):
     results = [stage.collect(first)]
     third = stage.submit(frames[6:7])  # a partial batch in the slot just freed
     results += [stage.collect(second), stage.collect(third)]
-    images = [image for batch, _, _ in results for image in batch]
-    probabilities = [p for _, batch, _ in results for p in batch]
+    images = [image for batch in results for image in batch.images]
+    probabilities = [p for batch in results for p in batch.probabilities]
     assert len(images) == 7 and all(image.shape == frames[0].shape for image in images)
     expected, expected_probabilities = _cpu_path(torch_engine, frames, settings, "blur", per_stream=False)
     _close(images, expected)
     for probability, reference in zip(probabilities, expected_probabilities, strict=True):
         assert probability.shape == reference.shape and np.abs(probability - reference).max() < 1e-3
-    for _, _, timings in results:
-        assert set(timings) == set(GPU_STAGES) and all(ms >= 0 for ms in timings.values())
+    for batch in results:
+        assert set(batch.timings_ms) == set(GPU_STAGES) and all(ms >= 0 for ms in batch.timings_ms.values())
+    coverage = [share for batch in results for share in batch.coverage]  # counted on the device
+    post = MaskPostprocessor(settings)
+    expected_coverage = [np.count_nonzero(post(p)) / p.size for p in expected_probabilities]
+    np.testing.assert_allclose(coverage, expected_coverage, atol=2e-3)
+    assert max(coverage) > 0.05
     with pytest.raises(BackendError, match="nothing in flight"):
         stage.collect(third)
 
@@ -74,7 +79,7 @@ def test_one_frame_of_each_stream_keeps_each_streams_moving_average(torch_engine
     stage = GpuStage(torch_engine, make_compositor("mask"), settings, max_batch=2, per_stream_state=True, emulate=True)
     got: list[list[np.ndarray]] = [[], []]
     for k in range(4):
-        images, _, _ = stage.collect(stage.submit([streams[0][k], streams[1][k]]))
+        images = stage.collect(stage.submit([streams[0][k], streams[1][k]])).images
         for s in range(2):
             got[s].append(images[s])
     for s in range(2):
@@ -96,14 +101,14 @@ def test_frames_written_into_the_input_buffers_go_up_without_a_host_copy(torch_e
     frames = read_frames(MEDIA / "carphone_pristine.mp4", 3)
     height, width = frames[0].shape[:2]
     copying = GpuStage(torch_engine, make_compositor("pixelate"), MaskSettings(), max_batch=3, emulate=True)
-    expected, _, _ = copying.collect(copying.submit(frames))
+    expected = copying.collect(copying.submit(frames)).images
     stage = GpuStage(torch_engine, make_compositor("pixelate"), MaskSettings(), max_batch=3, emulate=True)
     buffers = stage.input_buffers(height, width)
     for buffer, frame in zip(buffers, frames, strict=True):
         np.copyto(buffer, frame)  # what a decoder writing into the buffer does
     ticket = stage.submit(buffers)
     assert all(np.shares_memory(b, stage.slots[ticket].host_in.numpy()) for b in buffers)
-    images, _, _ = stage.collect(ticket, copy=False)
+    images = stage.collect(ticket, copy=False).images
     assert all(np.shares_memory(image, stage.slots[ticket].host_out.numpy()) for image in images)
     for image, reference in zip(images, expected, strict=True):
         np.testing.assert_array_equal(image, reference)
@@ -126,7 +131,7 @@ def test_a_whole_run_through_the_gpu_loop_matches_the_cpu_run(model_cache, tmp_p
         monkeypatch.setenv("REALTIME_MASK_EMULATE_GPU", emulate)
         folder = tmp_path / name
         assert main([*common, "--output", str(folder / "%05d.png"), "--save-masks", str(tmp_path / f"{name}.npz"),
-                     "--stats", str(tmp_path / f"{name}.json")]) == 0
+                     "--stats", str(tmp_path / f"{name}.json"), "--metadata", str(tmp_path / f"{name}.jsonl")]) == 0
         runs[name] = [cv2.imread(str(path)) for path in sorted(folder.glob("*.png"))]
     assert len(runs["gpu"]) == len(runs["cpu"]) == 10
     _close(runs["gpu"], runs["cpu"])
@@ -135,6 +140,9 @@ def test_a_whole_run_through_the_gpu_loop_matches_the_cpu_run(model_cache, tmp_p
     assert np.abs(masks["gpu"].astype(int) - masks["cpu"].astype(int)).max() <= 1
     stats = {name: json.loads((tmp_path / f"{name}.json").read_text()) for name in runs}
     assert stats["gpu"]["frames"] == stats["cpu"]["frames"] == 10
+    coverage = {name: [json.loads(line)["coverage"] for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+                for name in runs}
+    np.testing.assert_allclose(coverage["gpu"], coverage["cpu"], atol=2e-3)  # counted on the device on the GPU path
     # the GPU loop fuses post-processing into the composite: proof that this run took it
     assert stats["gpu"]["stages"]["postprocess"]["max_ms"] == 0.0 < stats["cpu"]["stages"]["postprocess"]["max_ms"]
 
