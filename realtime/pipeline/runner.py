@@ -385,7 +385,7 @@ class Pipeline:
             timings = {"preprocess": gpu_ms["h2d"] + gpu_ms["preprocess"], "inference": gpu_ms["inference"],
                        "postprocess": 0.0, "composite": gpu_ms["composite"] + gpu_ms["d2h"]}
             for k, ((frame, capture_ms), image) in enumerate(zip(items, batch.images, strict=True)):
-                late = self.privacy and self.source.live and time.monotonic() - frame.capture_ts > self.mask_budget_s
+                late = self._late(frame)
                 if frame.placeholder or late:
                     if not fully_masked([(frame, capture_ms)], "reconnecting" if frame.placeholder else "late"):
                         return False
@@ -419,6 +419,10 @@ class Pipeline:
                 self._put(self._results, tail)
                 return
 
+    def _late(self, frame: Frame) -> bool:
+        """Privacy on a live source: the frame's mask comes later than the mask budget after capture."""
+        return self.privacy and self.source.live and time.monotonic() - frame.capture_ts > self.mask_budget_s
+
     def _gpu_composite(self) -> Any:
         """The composite on the GPU when the engine is on one (the host made the mask: inference strategies), else
         None (the CPU reference composites). Without torch's CUDA or cuda-python there, the CPU does it, said once."""
@@ -441,8 +445,7 @@ class Pipeline:
                 return
             frame, probability, timings = item
             start = time.perf_counter()
-            late = (self.privacy and self.source.live and probability is not None
-                    and time.monotonic() - frame.capture_ts > self.mask_budget_s)
+            late = probability is not None and self._late(frame)
             if probability is None or late:
                 # fail closed: no trustworthy mask for this frame, so all of it is masked
                 self.privacy_counts["late"] += int(late)
