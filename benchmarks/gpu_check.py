@@ -142,6 +142,24 @@ def fp16_masks(data: Path, backend: str = "torch") -> dict[str, Any]:
     return out
 
 
+def overlapped(stage: Any, frames: list[np.ndarray], rounds: int, in_place: bool) -> float:
+    """Seconds for rounds + 1 batches with the stage's two slots in flight (submit k+1 before collect k): frames
+    copied in and out, or (``in_place``) already in the pinned input buffers and read out in place."""
+    height, width = frames[0].shape[:2]
+
+    def submit() -> int:
+        return stage.submit(stage.input_buffers(height, width)[:len(frames)] if in_place else frames)
+
+    start = time.perf_counter()
+    pending = submit()
+    for _ in range(rounds):
+        following = submit()
+        stage.collect(pending, copy=not in_place)
+        pending = following
+    stage.collect(pending, copy=not in_place)
+    return time.perf_counter() - start
+
+
 def gpu_latency(data: Path, precision: str = "fp16", backend: str = "torch", emulate: bool = False,
                 sizes: tuple[tuple[int, int], ...] = ((720, 1280), (1080, 1920)), batches: tuple[int, ...] = (1, 16),
                 iterations: int = 60, rounds: int = 40) -> dict[str, Any]:
@@ -169,29 +187,15 @@ def gpu_latency(data: Path, precision: str = "fp16", backend: str = "torch", emu
                     for k, v in timings.items():
                         samples.setdefault(k, []).append(v * batch)  # per batch
                     totals.append(sum(timings.values()) * batch)
-            # throughput with the two slots overlapping (submit k+1 before collect k)
-            start = time.perf_counter()
-            pending = stage.submit(frames)
-            for _ in range(rounds):
-                nxt = stage.submit(frames)
-                stage.collect(pending)
-                pending = nxt
-            stage.collect(pending)
-            elapsed = time.perf_counter() - start
+            # throughput with the two slots overlapping (submit k+1 before collect k): frames copied in and out
+            elapsed = overlapped(stage, frames, rounds, in_place=False)
             # the same with frames already in the pinned input buffers (as a decoder writing there leaves them)
             # and the output read in place: no host copies, the GPU stages and PCIe alone
             for _ in range(2):
                 for buffer, frame in zip(stage.input_buffers(height, width), frames, strict=False):
                     np.copyto(buffer, frame)
                 stage.collect(stage.submit(stage.input_buffers(height, width)[:batch]), copy=False)
-            start = time.perf_counter()
-            pending = stage.submit(stage.input_buffers(height, width)[:batch])
-            for _ in range(rounds):
-                nxt = stage.submit(stage.input_buffers(height, width)[:batch])
-                stage.collect(pending, copy=False)
-                pending = nxt
-            stage.collect(pending, copy=False)
-            in_place = time.perf_counter() - start
+            in_place = overlapped(stage, frames, rounds, in_place=True)
             out[f"{width}x{height} batch {batch}"] = {
                 "stages_per_batch": {k: percentiles(v) for k, v in samples.items()},
                 "gpu_total_per_batch": percentiles(totals),

@@ -26,3 +26,12 @@ def engine(model_cache):
 
     with engines.load("mediapipe-selfie") as loaded:
         yield loaded
+
+
+@pytest.fixture(scope="session")
+def torch_engine(model_cache):
+    """The default model on the torch backend on the CPU (the GPU path's code, emulated, runs on it)."""
+    import engines
+
+    with engines.load("mediapipe-selfie", backend="torch") as loaded:
+        yield loaded

@@ -112,6 +112,15 @@ class GpuBatch(NamedTuple):
     coverage: list[float]  # share of each frame that is masked (alpha > 0)
 
 
+def _timeline_and_launcher(device: Any, emulate: bool) -> tuple[Any, Any]:
+    """The timeline (CUDA streams and events, or the host's) and the kernel launcher (None: the GPU's own)."""
+    if not emulate:
+        return _CudaTimeline(device), None
+    from realtime.compositor.emulator import HostKernels
+
+    return _HostTimeline(), HostKernels()
+
+
 @dataclass
 class _Slot:
     stream: Any
@@ -160,12 +169,7 @@ class GpuStage:
             prepare(max_batch)
         self.device = torch.device(engine.device)
         self.max_batch, self.keep_probability = max_batch, keep_probability
-        self.timeline: Any = _HostTimeline() if emulate else _CudaTimeline(self.device)
-        launcher = None
-        if emulate:
-            from realtime.compositor.emulator import HostKernels
-
-            launcher = HostKernels()
+        self.timeline, launcher = _timeline_and_launcher(self.device, emulate)
         # Each slot has its own compositor (its scratch buffers let the slots overlap); a stream's moving average is
         # one, handed to whichever slot composites that stream's frame: successive composites are ordered by an event.
         self.averages = [MovingAverage() for _ in range(max_batch if per_stream_state else 1)]
@@ -330,12 +334,7 @@ class GpuComposite:
         from realtime.compositor.cuda import CudaCompositor
 
         self.device = torch.device("cpu" if emulate else device)
-        self.timeline: Any = _HostTimeline() if emulate else _CudaTimeline(self.device)
-        launcher = None
-        if emulate:
-            from realtime.compositor.emulator import HostKernels
-
-            launcher = HostKernels()
+        self.timeline, launcher = _timeline_and_launcher(self.device, emulate)
         self.stream = self.timeline.stream()
         self.kernels = CudaCompositor(compositor, MaskSettings(), self.device.index or 0, self.stream, launcher=launcher)
         self.channels = compositor.output_channels

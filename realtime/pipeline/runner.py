@@ -364,8 +364,7 @@ class Pipeline:
         def fully_masked(items: list[tuple[Frame, float]], reason: str) -> bool:
             self.privacy_counts[reason] += len(items)
             for frame, capture_ms in items:
-                alpha = np.ones(frame.bgr.shape[:2], np.float32)
-                image = self.compositor.composite(frame.bgr, alpha)
+                alpha, image = self._fully_masked(frame)
                 if not self._put(self._results, Result(frame, None, alpha, image, {"capture": capture_ms})):
                     return False
             return True
@@ -419,6 +418,11 @@ class Pipeline:
                 self._put(self._results, tail)
                 return
 
+    def _fully_masked(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
+        """Fail closed (both paths): no trustworthy mask for this frame, so all of it is masked — (alpha, image)."""
+        alpha = np.ones(frame.bgr.shape[:2], np.float32)
+        return alpha, self.compositor.composite(frame.bgr, alpha)
+
     def _late(self, frame: Frame) -> bool:
         """Privacy on a live source: the frame's mask comes later than the mask budget after capture."""
         return self.privacy and self.source.live and time.monotonic() - frame.capture_ts > self.mask_budget_s
@@ -447,12 +451,11 @@ class Pipeline:
             start = time.perf_counter()
             late = probability is not None and self._late(frame)
             if probability is None or late:
-                # fail closed: no trustworthy mask for this frame, so all of it is masked
                 self.privacy_counts["late"] += int(late)
-                alpha = np.ones(frame.bgr.shape[:2], np.float32)
+                alpha, image = self._fully_masked(frame)
             else:
                 alpha = self.postprocess(probability)
-            image = gpu(frame.bgr, alpha) if gpu is not None else self.compositor.composite(frame.bgr, alpha)
+                image = gpu(frame.bgr, alpha) if gpu is not None else self.compositor.composite(frame.bgr, alpha)
             timings["composite"] = (time.perf_counter() - start) * 1000.0
             if not self._put(self._results, Result(frame, probability, alpha, image, timings)):
                 return

@@ -12,14 +12,6 @@ from realtime.pipeline.gpu import GPU_STAGES, GpuStage
 from tests.common import MEDIA, need_shared
 
 
-@pytest.fixture(scope="module")
-def torch_engine(model_cache):
-    import engines
-
-    with engines.load("mediapipe-selfie", backend="torch") as loaded:
-        yield loaded
-
-
 def _cpu_path(engine, frames, settings, mode, per_stream):
     """What the CPU pipeline makes of these frames: probability, then mask post-processing, then the mode."""
     posts = [MaskPostprocessor(settings) for _ in frames] if per_stream else [MaskPostprocessor(settings)] * len(frames)

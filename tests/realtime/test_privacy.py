@@ -46,18 +46,14 @@ class FlakyTorchEngine(FlakyEngine):
 
 
 @pytest.fixture(params=["cpu path", "gpu path"])
-def flaky(request, engine, model_cache, monkeypatch):
+def flaky(request, engine, torch_engine, monkeypatch):
     """Wraps an engine for each path: the CPU path, and the pipeline's GPU loop run on the CPU
     ($REALTIME_MASK_EMULATE_GPU=1: a torch engine, the CUDA kernels emulated)."""
     if request.param == "cpu path":
         monkeypatch.setenv("REALTIME_MASK_EMULATE_GPU", "0")
-        yield lambda **faults: FlakyEngine(engine, **faults)
-        return
-    import engines
-
+        return lambda **faults: FlakyEngine(engine, **faults)
     monkeypatch.setenv("REALTIME_MASK_EMULATE_GPU", "1")
-    with engines.load("mediapipe-selfie", backend="torch") as torch_engine:
-        yield lambda **faults: FlakyTorchEngine(torch_engine, **faults)
+    return lambda **faults: FlakyTorchEngine(torch_engine, **faults)
 
 
 def person_core(reference_mask: np.ndarray) -> np.ndarray:
