@@ -15,6 +15,7 @@ import functools
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from engines.errors import ConfigError, MaskingError
 from engines.tomlfile import read_toml
@@ -33,6 +34,13 @@ from realtime.outputs import FORMS_HELP as SINK_FORMS
 
 class _Parser(argparse.ArgumentParser):
     """ArgumentParser whose errors are one line and exit code 2."""
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            hint = "; name them: --source S --output O (or -i S -o O)" if getattr(parsed, "command", "") == "run" else ""
+            self.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        return parsed
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -95,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     masks = commands.add_parser("masks", help="per-frame person probability of a video or image folder, as .npz")
     masks.add_argument("source", help="video file, image folder or glob")
-    masks.add_argument("--out", required=True, help="output .npz (masks = uint8 [N,H,W], round(255*p))")
+    masks.add_argument("-o", "--out", required=True, help="output .npz (masks = uint8 [N,H,W], round(255*p))")
     masks.add_argument("--batch", type=int, default=4, help="frames per engine call (default: %(default)s)")
     masks.add_argument("--max-frames", type=int, help="stop after this many frames")
     add_model_options(masks)
@@ -135,8 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sources: " + SOURCE_FORMS + ". Outputs: " + SINK_FORMS + ".",
     )
     run.add_argument("--config", help="TOML file with any of these options (flags override it)")
-    run.add_argument("--source", help="what to read: " + SOURCE_FORMS.replace("%", "%%"))
-    run.add_argument("--output", help="where to write: " + SINK_FORMS.replace("%", "%%"))
+    run.add_argument("-i", "--source", help="what to read: " + SOURCE_FORMS.replace("%", "%%"))
+    run.add_argument("-o", "--output", help="where to write: " + SINK_FORMS.replace("%", "%%"))
     run.add_argument("--mode", choices=sorted(MODES), help="masking mode (default: blur)")
     run.add_argument("--target", choices=["person", "background"],
                      help="which side is masked (default: background for replace/cutout, person otherwise)")
@@ -185,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_SHORT_FLAGS = {"-i": "--source", "-o": "--output"}  # run's short flags (-oOUT counts too), for config overrides
+
+
 def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse ``argv``; options missing from the command line come from ``--config FILE.toml`` when given."""
     args = parser.parse_args(argv)
@@ -193,7 +204,8 @@ def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | Non
         return args
     data = read_toml(config_path, "config")
     known = {k for k in vars(args) if k not in ("command", "handler", "config")}
-    given = {token.split("=", 1)[0] for token in (argv if argv is not None else sys.argv[1:]) if token.startswith("--")}
+    tokens = [_SHORT_FLAGS.get(token[:2], token) for token in (argv if argv is not None else sys.argv[1:])]
+    given = {token.split("=", 1)[0] for token in tokens if token.startswith("--")}
     for key, value in data.items():
         dest = key.replace("-", "_")
         if dest not in known:

@@ -29,6 +29,7 @@ CASES = {
     "cutout-bgra-to-mp4": (["--source", "{clip}", "--mode", "cutout", "--output", "{d}/o.mp4"], ["BGRA"]),
     "option-of-other-mode": (["--source", "{clip}", "--mode", "blur", "--opacity", "0.3", "--output", "{d}/o.mp4"],
                              ["--opacity is an option of mode overlay"]),
+    "positional-source": (["{clip}", "{d}/o.mp4"], ["unrecognized arguments", "--source S --output O"]),
     "missing-config": (["--config", "{d}/nope.toml"], ["cannot read config"]),
 }
 

@@ -208,6 +208,8 @@ def test_config_file_with_flag_override(model_cache, tmp_path):
     assert main(["run", "--config", str(config), "--mode", "fill", "--max-frames", "3"]) == 0
     data = json.loads((tmp_path / "s.json").read_text())
     assert data["mode"] == "fill" and data["frames"] == 3
+    assert main(["run", "--config", str(config), "-o", str(tmp_path / "o.mp4"), "--max-frames", "2"]) == 0
+    assert len(decode(tmp_path / "o.mp4")) == 2  # the short flag overrides the config's output too
 
 
 def test_python_api_close_stops_cleanly(engine):
