@@ -135,6 +135,7 @@ class _Slot:
     device_probability: Any = None
     device_masked: Any = None  # masked pixels per frame, counted on the device
     host_masked: Any = None
+    shape: tuple[int, int] | None = None  # the frame size its buffers are for
     count: int = 0
     busy: bool = False
 
@@ -185,7 +186,6 @@ class GpuStage:
         self._inference_free: Any = None
         self._composite_done: Any = None  # the previous batch's composite (it updated the moving averages)
         self._next = 0
-        self._shape: tuple[int, int] | None = None
 
     def _allocate(self, slot: _Slot, height: int, width: int) -> None:
         import torch
@@ -207,10 +207,9 @@ class GpuStage:
         slot = self.slots[self._next]
         if slot.busy:
             raise BackendError("both GPU slots are in flight: collect() a ticket before submitting again")
-        if self._shape != (height, width):
-            for s in self.slots:
-                self._allocate(s, height, width)
-            self._shape = (height, width)
+        if slot.shape != (height, width):  # only this slot: the other may have a batch of the old size in flight
+            self._allocate(slot, height, width)
+            slot.shape = (height, width)
         return slot
 
     def input_buffers(self, height: int, width: int) -> list[np.ndarray]:

@@ -110,6 +110,17 @@ class MetadataWriter:
             self.handle.close()
 
 
+def _same_size_runs(items: list[tuple[Frame, float]]) -> list[list[tuple[Frame, float]]]:
+    """A batch cut where the frame size changes (a folder of photos, a camera back at another resolution)."""
+    runs: list[list[tuple[Frame, float]]] = []
+    for item in items:
+        if runs and runs[-1][-1][0].bgr.shape == item[0].bgr.shape:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
+
+
 class Pipeline:
     """Masks a video source into a sink.
 
@@ -397,8 +408,8 @@ class Pipeline:
             return True
 
         while True:
-            items, tail = self._next_batch()
-            if items:
+            batch, tail = self._next_batch()
+            for items in _same_size_runs(batch):  # one GPU batch holds frames of one size
                 error: Exception | None = None
                 try:
                     ticket = stage.submit([frame.bgr for frame, _ in items])

@@ -60,6 +60,27 @@ def test_double_buffered_batches_match_the_cpu_path(torch_engine):
         stage.collect(third)
 
 
+def test_a_new_frame_size_leaves_the_batch_in_flight_alone(torch_engine):
+    """A batch of another size (a reconnected camera, a folder of photos) is submitted while one is in flight: the
+    new slot gets buffers of the new size, the batch in flight keeps its own and comes back intact."""
+    need_shared()
+    import cv2
+
+    from realtime.capture.files import read_frames
+
+    frames = read_frames(MEDIA / "carphone_pristine.mp4", 4)
+    small = [cv2.resize(frame, (88, 72), interpolation=cv2.INTER_AREA) for frame in frames[2:4]]
+    stage = GpuStage(torch_engine, make_compositor("blur"), MaskSettings(), max_batch=2, emulate=True)
+    first = stage.submit(frames[:2])
+    second = stage.submit(small)
+    got = stage.collect(first).images + stage.collect(second).images
+    third = stage.submit(frames[2:3])  # and back to the first size
+    got += stage.collect(third).images
+    expected, _ = _cpu_path(torch_engine, [*frames[:2], *small, frames[2]], MaskSettings(), "blur", per_stream=True)
+    assert [image.shape for image in got] == [image.shape for image in expected]
+    _close(got, expected)
+
+
 def test_one_frame_of_each_stream_keeps_each_streams_moving_average(torch_engine):
     """per_stream_state: batch position k is stream k, each with its own moving average."""
     need_shared()
@@ -184,3 +205,28 @@ def test_a_strategy_run_on_a_gpu_engine_composites_on_the_gpu(model_cache, tmp_p
     assert np.mean([np.mean(image != frame) for image, frame in zip(runs["cpu"], source, strict=True)]) > 0.05
     for image, reference in zip(runs["gpu"], runs["cpu"], strict=True):
         np.testing.assert_array_equal(image, reference)
+
+
+def test_a_folder_of_mixed_sizes_through_the_gpu_loop_matches_the_cpu_run(torch_engine, tmp_path, monkeypatch):
+    """Photos of two sizes in one folder, batch 3: the GPU loop splits a batch where the size changes (one GPU batch
+    holds one size) and every frame comes out as on the CPU path — none written fully masked for it."""
+    need_shared()
+    import cv2
+
+    from realtime.capture.files import read_frames
+    from realtime.pipeline import Pipeline
+
+    frames = read_frames(MEDIA / "carphone_pristine.mp4", 7)
+    for k, frame in enumerate(frames):
+        if k in (2, 4, 5):
+            frame = cv2.resize(frame, (240, 200), interpolation=cv2.INTER_LINEAR)
+        cv2.imwrite(str(tmp_path / f"{k:02d}.png"), frame)
+    runs = {}
+    for name, emulate in (("cpu", "0"), ("gpu", "1")):
+        monkeypatch.setenv("REALTIME_MASK_EMULATE_GPU", emulate)
+        pipeline = Pipeline(str(tmp_path / "*.png"), torch_engine, "fill", "null", batch=3)
+        runs[name] = [result.image for result in pipeline]
+        assert sum(pipeline.privacy_counts.values()) == 0
+    assert [image.shape[:2] for image in runs["gpu"]] == [image.shape[:2] for image in runs["cpu"]] \
+        == [(200, 240) if k in (2, 4, 5) else (144, 176) for k in range(7)]
+    _close(runs["gpu"], runs["cpu"])
