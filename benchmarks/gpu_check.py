@@ -4,9 +4,9 @@ Runs on a CUDA machine with only torch, cuda-python, numpy and opencv-headless (
 no network) in under 5 minutes. Models, reference masks and clips come from a folder prepared here
 with ``python benchmarks/gpu_check.py --prepare .device-cache`` (git-ignored; carry it to the GPU).
 Writes one JSON file (card, driver, versions, figures), rewritten after each section, and prints a short
-table. Each section records its own error instead of stopping the run; the optional ones (strategies,
-TensorRT, torch-compile) are skipped once ``--budget-s`` (240 s) is spent. Without a GPU it runs the
-CPU-side parts: the compile, and kernel equality and the GPU stage's code emulated on the CPU.
+table. Each section records its own error instead of stopping the run; the optional ones (the test suite's
+GPU cases, strategies, TensorRT, torch-compile) are skipped once ``--budget-s`` (240 s) is spent. Without a
+GPU it runs the CPU-side parts: the compile, and kernel equality and the GPU stage's code emulated on the CPU.
 
 Usage:
     python benchmarks/gpu_check.py --prepare .device-cache          # here, once (models, clips, tflite wheel)
@@ -321,6 +321,33 @@ def strategies_1080p(data: Path, device: str = "cuda", frames: int = 100) -> dic
     return {row.pop("strategy"): row for row in time_strategies(engine, clip)}
 
 
+GPU_TEST_FILES = ("tests/realtime/test_cuda_kernels.py", "tests/realtime/test_gpu_stage.py",
+                  "tests/engines/test_torch_backend.py", "tests/engines/test_tensorrt_backend.py")
+
+
+def gpu_tests(data: Path, timeout_s: float = 150.0) -> dict[str, Any]:
+    """The test suite's GPU cases (``pytest -m gpu``: the kernels, the GPU stage and the pipeline's GPU loop against
+    the CPU path on real clips, the torch engine's CUDA graphs, TensorRT where it imports), with ``data`` as the
+    shared folder. Without a GPU they all skip (this checks the plumbing)."""
+    try:
+        import pytest  # noqa: F401
+    except ImportError:
+        return {"skipped": "pytest does not import here"}
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "REALTIME_MASK_SHARED": str(data), "REALTIME_MASK_CACHE": str(data / "cache")}
+    command = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", "-rfEs", *GPU_TEST_FILES]
+    try:
+        result = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        return {"error": f"pytest -m gpu ran past {timeout_s:g} s", "tail": str(exc.stdout or "")[-4000:]}
+    lines = result.stdout.strip().splitlines()
+    out = {"returncode": result.returncode, "summary": lines[-1] if lines else result.stderr[-500:],
+           "pass": result.returncode == 0}
+    if result.returncode != 0:
+        out["tail"] = (result.stdout + result.stderr)[-6000:]
+    return out
+
+
 def tensorrt_path(data: Path) -> dict[str, Any]:
     try:
         import tensorrt  # noqa: F401
@@ -360,6 +387,7 @@ def main() -> None:
             data, backend="torch", emulate=True, sizes=((144, 176),), batches=(1, 3), iterations=6, rounds=3), out)
         section(results, "host_mask_composite_host_emulated",
                 lambda: host_mask_composite(emulate=True, size=(144, 176), frames=5), out)
+        section(results, "gpu_tests", lambda: gpu_tests(data), out)
     else:
         from realtime.compositor.cuda import DeviceKernels
 
@@ -371,6 +399,7 @@ def main() -> None:
         section(results, "blur_composite_1080p", blur_bandwidth, out)
         section(results, "gpu_stages_torch_fp16", lambda: gpu_latency(data), out)
         section(results, "host_mask_composite_1080p", host_mask_composite, out)
+        section(results, "gpu_tests", lambda: gpu_tests(data), out, args.budget_s)
         section(results, "strategies_1080p_torch_fp16", lambda: strategies_1080p(data), out, args.budget_s)
         section(results, "tensorrt", lambda: tensorrt_path(data), out, args.budget_s)
         # last, as the slowest (a compile per batch size): the torch engine compiled by TorchInductor

@@ -35,3 +35,17 @@ def torch_engine(model_cache):
 
     with engines.load("mediapipe-selfie", backend="torch") as loaded:
         yield loaded
+
+
+@pytest.fixture(scope="session")
+def cuda_torch_engine(model_cache):
+    """The default model on the torch backend on a CUDA GPU, fp32 without TF32 (compared with the CPU path)."""
+    import torch
+
+    import engines
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU (torch sees none here): the emulated twin of this test ran the same code")
+    torch.backends.cudnn.allow_tf32 = False
+    with engines.load("mediapipe-selfie", backend="torch", device="cuda") as loaded:
+        yield loaded

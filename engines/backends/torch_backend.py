@@ -2,7 +2,10 @@
 
 The model is launch-bound on a GPU (hundreds of tiny kernels), so on CUDA each
 input shape gets a captured CUDA graph that is replayed; if capture fails the
-engine says so in a warning and runs eagerly.
+engine says so in a warning and runs eagerly. :meth:`TorchEngine.prepare` captures ahead
+the batch sizes a run will use (its batch and the powers of two below it); a batch of
+another size up to that is padded to the next captured one, so a live source's partial
+batches never capture mid-stream.
 
 ``compile=True`` (backend ``torch-compile``) first compiles the module with ``torch.compile``
 (TorchInductor: fused Triton kernels on CUDA, fused C++ on CPU), once per input shape, ahead
@@ -28,6 +31,16 @@ from engines.errors import BackendError, ConfigError
 from engines.spec import ModelSpec
 
 log = logging.getLogger(__name__)
+
+
+def graph_batch_sizes(batch_size: int) -> list[int]:
+    """The batch sizes a CUDA-graph engine prepared for ``batch_size`` captures: the powers of two below it, and it.
+
+    Example:
+        >>> graph_batch_sizes(12)
+        [1, 2, 4, 8, 12]
+    """
+    return [*(1 << k for k in range(batch_size.bit_length()) if 1 << k < batch_size), batch_size]
 
 
 class _GraphRunner:
@@ -94,16 +107,20 @@ class TorchEngine(Engine):
         """Compile (``torch-compile``) and capture a CUDA graph for batches of ``batch_size`` now, off the hot path.
 
         A compiled engine then runs only prepared sizes: a smaller batch is padded up to the next prepared size,
-        a larger one is cut into batches of the largest — so no batch size ever compiles mid-stream.
+        a larger one is cut into batches of the largest — so no batch size ever compiles mid-stream. A CUDA-graph
+        engine captures :func:`graph_batch_sizes` and pads the same way; a batch larger than all of them (a
+        strategy's tiles) is captured once at its own size.
         """
-        if batch_size in self._prepared:
-            return
-        shape = (batch_size, 3, *self.spec.input_hw) if self.spec.layout == "nchw" else (batch_size, *self.spec.input_hw, 3)
-        example = torch.rand(shape, generator=torch.Generator().manual_seed(batch_size))
-        self._infer_shape(example.to(self.torch_device, self.dtype))
-        if self.torch_device.type == "cuda":
-            torch.cuda.synchronize(self.torch_device)
-        self._prepared.add(batch_size)
+        sizes = graph_batch_sizes(batch_size) if self.cuda_graphs and not self.compiled else [batch_size]
+        for size in sizes:
+            if size in self._prepared:
+                continue
+            shape = (size, 3, *self.spec.input_hw) if self.spec.layout == "nchw" else (size, *self.spec.input_hw, 3)
+            example = torch.rand(shape, generator=torch.Generator().manual_seed(size))
+            self._infer_shape(example.to(self.torch_device, self.dtype))
+            if self.torch_device.type == "cuda":
+                torch.cuda.synchronize(self.torch_device)
+            self._prepared.add(size)
 
     def infer_tensor(self, batch: torch.Tensor) -> torch.Tensor:
         """Raw model output for a batch already on this engine's device (no host copies).
@@ -112,13 +129,15 @@ class TorchEngine(Engine):
         """
         batch = batch.to(self.torch_device, self.dtype, non_blocking=True)
         n = batch.shape[0]
-        if not self.compiled or n in self._prepared:
+        if n in self._prepared or not (self.compiled or self.cuda_graphs):
             return self._infer_shape(batch)
         larger = [size for size in self._prepared if size > n]
         if larger:  # pad up to the next prepared size
             padded = torch.zeros((min(larger), *batch.shape[1:]), dtype=batch.dtype, device=batch.device)
             padded[:n] = batch
             return self._infer_shape(padded)[:n]
+        if not self.compiled:  # a CUDA graph of this size, captured once
+            return self._infer_shape(batch)
         step = max(self._prepared)
         return torch.cat([self.infer_tensor(batch[k:k + step]).clone() for k in range(0, n, step)])
 

@@ -68,6 +68,7 @@ def test_missing_tensorrt_is_a_clear_error(model_cache):
         engines.load("mediapipe-selfie", backend="tensorrt", device="cuda")
 
 
+@pytest.mark.gpu
 def test_tensorrt_runtime_matches_onnxruntime(model_cache):
     pytest.importorskip("tensorrt", reason="tensorrt does not import here")
     import torch
