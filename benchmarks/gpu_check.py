@@ -4,9 +4,10 @@ Runs on a CUDA machine with only torch, cuda-python, numpy and opencv-headless (
 no network) in under 5 minutes. Models, reference masks and clips come from a folder prepared here
 with ``python benchmarks/gpu_check.py --prepare .device-cache`` (git-ignored; carry it to the GPU).
 Writes one JSON file (card, driver, versions, figures), rewritten after each section, and prints a short
-table. Each section records its own error instead of stopping the run; the optional ones (the test suite's
-GPU cases, strategies, TensorRT, torch-compile) are skipped once ``--budget-s`` (240 s) is spent. Without a
-GPU it runs the CPU-side parts: the compile, and kernel equality and the GPU stage's code emulated on the CPU.
+table. Each section records its own error instead of stopping the run; the optional ones (a `realtime-mask
+bench` run through the whole pipeline, the test suite's GPU cases, strategies, TensorRT, torch-compile) are
+skipped once ``--budget-s`` (240 s) is spent. Without a GPU it runs the CPU-side parts: the compile, and kernel
+equality, the GPU stage's code and a pipeline bench through the GPU loop, emulated on the CPU.
 
 Usage:
     python benchmarks/gpu_check.py --prepare .device-cache          # here, once (models, clips, tflite wheel)
@@ -321,6 +322,29 @@ def strategies_1080p(data: Path, device: str = "cuda", frames: int = 100) -> dic
     return {row.pop("strategy"): row for row in time_strategies(engine, clip)}
 
 
+def pipeline_bench(data: Path, out_dir: Path, emulate: bool = False) -> dict[str, Any]:
+    """``realtime-mask bench`` through the whole pipeline (capture thread, the GPU loop, sink) on the real clip scaled
+    to 1080p, torch fp16 on CUDA at batch 1 and 4: the per-stage and end-to-end figures a user's bench command gives
+    (plots and summary.md in ``out_dir``). ``emulate``: the same run, tiny, through the emulated GPU loop."""
+    from realtime.bench import run_benchmark
+    from realtime.bench.matrix import matrix_from
+    from realtime.pipeline.runner import EMULATE_GPU_ENV
+
+    clip = data / "media" / "one-by-one-person-detection.mp4"
+    values = {"source": str(clip) if clip.is_file() else "synthetic:640x360@30", "warmup": 20, "frames": 150,
+              "backends": "torch", "devices": "cuda", "precisions": "fp16", "modes": "blur",
+              "resolutions": "1920x1080", "batches": "1,4"}
+    if emulate:
+        values |= {"warmup": 2, "frames": 6, "devices": "cpu", "precisions": "fp32", "resolutions": "320x180"}
+    os.environ[EMULATE_GPU_ENV] = "1" if emulate else "0"
+    try:
+        document = run_benchmark(matrix_from(values), out_dir, "gpu_check.py pipeline_bench")
+    finally:
+        os.environ.pop(EMULATE_GPU_ENV)
+    keys = ("throughput_fps", "dropped", "gpu_mem_mb", "load_s", "end_to_end", "stages")
+    return {r["label"]: {key: r[key] for key in keys} for r in document["results"]}
+
+
 GPU_TEST_FILES = ("tests/realtime/test_cuda_kernels.py", "tests/realtime/test_gpu_stage.py",
                   "tests/engines/test_torch_backend.py", "tests/engines/test_tensorrt_backend.py")
 
@@ -388,6 +412,8 @@ def main() -> None:
         section(results, "host_mask_composite_host_emulated",
                 lambda: host_mask_composite(emulate=True, size=(144, 176), frames=5), out)
         section(results, "gpu_tests", lambda: gpu_tests(data), out)
+        section(results, "pipeline_bench_host_emulated",
+                lambda: pipeline_bench(data, out.parent / "bench-emulated", emulate=True), out)
     else:
         from realtime.compositor.cuda import DeviceKernels
 
@@ -399,6 +425,8 @@ def main() -> None:
         section(results, "blur_composite_1080p", blur_bandwidth, out)
         section(results, "gpu_stages_torch_fp16", lambda: gpu_latency(data), out)
         section(results, "host_mask_composite_1080p", host_mask_composite, out)
+        section(results, "pipeline_bench_1080p", lambda: pipeline_bench(data, out.parent / "bench-1080p"), out,
+                args.budget_s)
         section(results, "gpu_tests", lambda: gpu_tests(data), out, args.budget_s)
         section(results, "strategies_1080p_torch_fp16", lambda: strategies_1080p(data), out, args.budget_s)
         section(results, "tensorrt", lambda: tensorrt_path(data), out, args.budget_s)

@@ -83,6 +83,10 @@ def open_workload(matrix: Matrix, config: Config, total: int) -> Source:
 
 def run_config(matrix: Matrix, config: Config) -> dict[str, Any]:
     """Run one configuration: load (timed apart), warm up, then measure ``matrix.frames`` frames."""
+    if config.device.startswith("cuda"):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(config.device)  # this configuration's peak, not the run's so far
     start = time.perf_counter()
     engine = engines.load(config.model, backend=config.backend, device=config.device, precision=config.precision)
     load_s = time.perf_counter() - start
@@ -107,7 +111,7 @@ def run_config(matrix: Matrix, config: Config) -> dict[str, Any]:
     if config.device.startswith("cuda"):
         import torch
 
-        gpu_mem = torch.cuda.max_memory_allocated() / 2**20
+        gpu_mem = torch.cuda.max_memory_allocated(config.device) / 2**20
     engine.close()
     measured = len(end_to_end)
     wall = (written_ts[-1] - capture_ts[0]) if measured else 0.0

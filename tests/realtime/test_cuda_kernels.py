@@ -188,6 +188,8 @@ def test_gpu_check_script_runs_its_cpu_side(model_cache, tmp_path):
         assert set(row["stages_per_batch"]) == {"h2d", "preprocess", "inference", "composite", "d2h"}
         assert row["overlapped_frames_per_s"] > 0 and row["overlapped_frames_per_s_in_place"] > 0
     assert data["host_mask_composite_host_emulated"]["max_diff"] == 0
+    bench = data["pipeline_bench_host_emulated"]  # `bench` through the pipeline's GPU loop (post-processing fused)
+    assert "error" not in bench and all(row["stages"]["postprocess"]["max_ms"] == 0 for row in bench.values()), bench
     tests = data["gpu_tests"]  # the suite's GPU cases: all skipped here, none failing to import
     assert tests["pass"] is True and "skipped" in tests["summary"] and "error" not in tests["summary"], tests
     assert "machine" in data and "gpu" in data
