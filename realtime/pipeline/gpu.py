@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -33,6 +34,7 @@ import numpy as np
 
 from engines.backends.base import Engine
 from engines.errors import BackendError, InputShapeError
+from realtime.compositor.cuda import MovingAverage
 from realtime.compositor.masks import MaskSettings
 from realtime.compositor.modes import Compositor
 
@@ -149,7 +151,8 @@ class GpuStage:
         settings: mask post-processing.
         max_batch: frames per submit at most (several frames of one stream, or one frame of several streams).
         per_stream_state: True when the frames of a batch come from different streams (the moving
-            average then keeps one state per batch position); False when they are consecutive frames.
+            average then keeps one state per stream: batch position k is stream k unless :meth:`submit` names
+            the streams); False when they are consecutive frames of one stream.
         keep_probability: also download the frame-size probability (for ``--save-masks``).
         emulate: run on the CPU with the kernels emulated and a CPU engine (tests; see the module docstring).
     """
@@ -158,7 +161,7 @@ class GpuStage:
                  per_stream_state: bool = False, keep_probability: bool = False, emulate: bool = False) -> None:
         import torch
 
-        from realtime.compositor.cuda import CudaCompositor, MovingAverage
+        from realtime.compositor.cuda import CudaCompositor
 
         if not hasattr(engine, "infer_tensor") or not engine.device.startswith("cpu" if emulate else "cuda"):
             raise BackendError("an emulated GPU stage needs a torch engine on the CPU" if emulate else
@@ -173,7 +176,7 @@ class GpuStage:
         self.timeline, launcher = _timeline_and_launcher(self.device, emulate)
         # Each slot has its own compositor (its scratch buffers let the slots overlap); a stream's moving average is
         # one, handed to whichever slot composites that stream's frame: successive composites are ordered by an event.
-        self.averages = [MovingAverage() for _ in range(max_batch if per_stream_state else 1)]
+        self.averages: dict[Hashable, MovingAverage] = {}
         self.slots = []
         for _ in range(2):
             stream = self.timeline.stream()
@@ -224,12 +227,20 @@ class GpuStage:
         slot = self._free_slot(height, width)
         return [slot.host_in[i].numpy() for i in range(self.max_batch)]
 
-    def submit(self, frames: list[np.ndarray]) -> int:
-        """Queue a batch (uint8 HxWx3 BGR frames of one size) on the next slot; returns its ticket."""
+    def submit(self, frames: list[np.ndarray], streams: Sequence[Hashable] | None = None) -> int:
+        """Queue a batch (uint8 HxWx3 BGR frames of one size) on the next slot; returns its ticket.
+
+        ``streams`` (with ``per_stream_state``): which stream each frame comes from — any hashable id, e.g. a camera
+        index — so each keeps its own moving average whatever its position in the batch (default: its position).
+        """
         import torch
 
         if not 1 <= len(frames) <= self.max_batch:
             raise InputShapeError(f"a GPU batch holds 1..{self.max_batch} frames, got {len(frames)}")
+        if streams is None:
+            streams = range(len(frames)) if self.per_stream_state else [0] * len(frames)
+        elif not self.per_stream_state or len(streams) != len(frames) or len(set(streams)) != len(frames):
+            raise InputShapeError("streams name one distinct stream per frame, and need per_stream_state=True")
         height, width = frames[0].shape[:2]
         index = self._next
         slot = self._free_slot(height, width)
@@ -261,9 +272,9 @@ class GpuStage:
                 if self._composite_done is not None:
                     slot.stream.wait_event(self._composite_done)
                 for i in range(n):
+                    average = self.averages.setdefault(streams[i], MovingAverage())
                     _, alpha = slot.kernels(slot.device_in[i], probability[i, 0], slot.device_out[i],
-                                            slot.device_probability[i] if self.keep_probability else None,
-                                            self.averages[i if self.per_stream_state else 0])
+                                            slot.device_probability[i] if self.keep_probability else None, average)
                     slot.device_masked[i] = torch.count_nonzero(alpha)
                 self._composite_done = timeline.event(timing=False)
                 self._composite_done.record(slot.stream)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines.errors import BackendError
+from engines.errors import BackendError, InputShapeError
 from realtime.compositor import MaskPostprocessor, MaskSettings, make_compositor
 from realtime.pipeline.gpu import GPU_STAGES, GpuStage
 from tests.common import MEDIA, need_shared
@@ -114,6 +114,32 @@ def test_one_frame_of_each_stream_keeps_each_streams_moving_average(gpu, torch_e
     for s in range(2):
         expected, _ = _cpu_path(torch_engine, streams[s], settings, "mask", per_stream=False)
         _close(got[s], expected)
+
+
+def test_named_streams_keep_their_moving_average_wherever_they_sit_in_the_batch(gpu, torch_engine):
+    """submit(frames, streams=ids): three cameras, batches in changing order and one camera missing from a batch (it
+    dropped out) — each camera's frames are averaged with its own earlier frames only."""
+    need_shared()
+    from realtime.capture.files import read_frames
+
+    clip = read_frames(MEDIA / "carphone_pristine.mp4", 4)
+    cameras = {"north": clip, "south": [np.ascontiguousarray(f[:, ::-1]) for f in clip],
+               "east": [np.ascontiguousarray(f[::-1]) for f in clip]}
+    settings = MaskSettings(ema_alpha=0.3)
+    stage = GpuStage(gpu[0], make_compositor("mask"), settings, max_batch=3, per_stream_state=True, emulate=gpu[1])
+    with pytest.raises(InputShapeError, match="one distinct stream per frame"):
+        stage.submit([clip[0], clip[0]], streams=["north", "north"])
+    order = [["north", "south", "east"], ["east", "north"], ["south", "east", "north"], ["north", "east", "south"]]
+    got: dict[str, list[np.ndarray]] = {name: [] for name in cameras}
+    seen = dict.fromkeys(cameras, 0)
+    for names in order:
+        frames = [cameras[name][seen[name]] for name in names]
+        for name, image in zip(names, stage.collect(stage.submit(frames, streams=names)).images, strict=True):
+            got[name].append(image)
+            seen[name] += 1
+    for name, images in got.items():
+        expected, _ = _cpu_path(torch_engine, cameras[name][:len(images)], settings, "mask", per_stream=False)
+        _close(images, expected)
 
 
 def test_the_gpu_stage_refuses_a_cpu_engine_without_emulation(engine):
