@@ -143,14 +143,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sources: " + SOURCE_FORMS + ". Outputs: " + SINK_FORMS + ".",
     )
     run.add_argument("--config", help="TOML file with any of these options (flags override it)")
-    run.add_argument("-i", "--source", help="what to read: " + SOURCE_FORMS.replace("%", "%%"))
-    run.add_argument("-o", "--output", help="where to write: " + SINK_FORMS.replace("%", "%%"))
+    run.add_argument("-i", "--source", action="append",
+                     help="what to read: " + SOURCE_FORMS.replace("%", "%%") + "; repeat for several streams at once "
+                          "(batched through one engine)")
+    run.add_argument("-o", "--output", action="append",
+                     help="where to write: " + SINK_FORMS.replace("%", "%%") + "; with several sources, repeat it once "
+                          "per source or put {stream} in it (masked-{stream}.mp4)")
     run.add_argument("--mode", choices=sorted(MODES), help="masking mode (default: blur)")
     run.add_argument("--target", choices=["person", "background"],
                      help="which side is masked (default: background for replace/cutout, person otherwise)")
-    run.add_argument("--batch", type=int, help="frames per engine call (default: 1)")
+    run.add_argument("--batch", type=int, help="frames per engine call (default: 1 a source)")
     run.add_argument("--max-frames", type=int, help="stop after this many frames")
-    run.add_argument("--save-masks", help=".npz of raw probabilities (the `masks` format)")
+    run.add_argument("--save-masks", help=".npz of raw probabilities (the `masks` format; {stream} in it with several "
+                     "sources)")
     run.add_argument("--metadata", help=".jsonl with one line per frame (index, timestamps, coverage, stage ms)")
     run.add_argument("--stats", help="write the per-stage latency table as JSON here")
     mask = run.add_argument_group("mask post-processing")

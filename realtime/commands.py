@@ -141,9 +141,11 @@ def run_command(args: argparse.Namespace) -> int:
     from realtime.compositor import MODES, MaskSettings
     from realtime.pipeline import Pipeline
 
-    if not args.source:
+    sources = args.source if isinstance(args.source, list) else [args.source] if args.source else []
+    outputs = args.output if isinstance(args.output, list) else [args.output] if args.output else []
+    if not sources:
         raise ConfigError("--source is required (a file, camera index, rtsp:// URL, synthetic:, sample:carphone)")
-    if not args.output:
+    if not outputs:
         raise ConfigError("--output is required (a video file, an image folder, display or null)")
     mode = args.mode or "blur"
     if mode not in MODES:
@@ -164,20 +166,21 @@ def run_command(args: argparse.Namespace) -> int:
     strategy = strategy_from_args(args)
     engine = load_engine(args)
     pipeline = Pipeline(
-        args.source, engine, mode, args.output, batch=args.batch or 1, mask=mask,
+        sources, engine, mode, outputs if len(outputs) > 1 else outputs[0], batch=args.batch or len(sources), mask=mask,
         mode_options=_mode_options(args, mode), source_options=source_options, save_masks=args.save_masks,
         metadata=args.metadata, max_frames=args.max_frames, strategy=strategy, privacy=args.privacy,
         mask_budget_ms=1000.0 if args.mask_budget is None else args.mask_budget,
     )
-    total = pipeline.source.frame_count
-    if total is not None and args.max_frames:
-        total = min(total, args.max_frames)
+    counts = [source.frame_count for source in pipeline.sources]
+    known = [n for n in counts if n is not None]
+    total = sum(min(n, args.max_frames or n) for n in known) if len(known) == len(counts) else None
     try:
         with tqdm(total=total, unit="frame", desc="run", file=sys.stderr, disable=None, dynamic_ncols=True) as bar:
             for result in pipeline:
                 bar.update(1)
                 if total is None and bar.n % 10 == 0:
-                    bar.set_postfix_str(f"latency {result.end_to_end_ms:.0f} ms, dropped {pipeline.source.dropped}")
+                    dropped = sum(source.dropped for source in pipeline.sources)
+                    bar.set_postfix_str(f"latency {result.end_to_end_ms:.0f} ms, dropped {dropped}")
     finally:
         pipeline.close()
         engine.close()

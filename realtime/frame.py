@@ -27,6 +27,7 @@ class Frame:
         capture_ts: ``time.monotonic()`` when the frame was read.
         placeholder: True for a stand-in the pipeline made while a live source reconnects (it repeats the
             last frame and is always written fully masked).
+        stream: which of the pipeline's sources it came from, from 0 (always 0 with one source).
     """
 
     index: int
@@ -34,6 +35,7 @@ class Frame:
     source_ts: float
     capture_ts: float
     placeholder: bool = False
+    stream: int = 0
 
     def __post_init__(self) -> None:
         image = self.bgr

@@ -6,7 +6,8 @@ Example:
     >>> print(stats.table())  # doctest: +SKIP
 """
 
-from realtime.pipeline.runner import MetadataWriter, Pipeline, Result
+from realtime.pipeline.results import MetadataWriter, Result
+from realtime.pipeline.runner import Pipeline
 from realtime.pipeline.stats import SCHEMA, STAGES, RunStats, summarise
 
 __all__ = ["SCHEMA", "STAGES", "MetadataWriter", "Pipeline", "Result", "RunStats", "summarise"]

@@ -232,6 +232,7 @@ class GpuStage:
 
         ``streams`` (with ``per_stream_state``): which stream each frame comes from — any hashable id, e.g. a camera
         index — so each keeps its own moving average whatever its position in the batch (default: its position).
+        Consecutive frames of one stream may share a batch: frames are composited in batch order.
         """
         import torch
 
@@ -239,8 +240,9 @@ class GpuStage:
             raise InputShapeError(f"a GPU batch holds 1..{self.max_batch} frames, got {len(frames)}")
         if streams is None:
             streams = range(len(frames)) if self.per_stream_state else [0] * len(frames)
-        elif not self.per_stream_state or len(streams) != len(frames) or len(set(streams)) != len(frames):
-            raise InputShapeError("streams name one distinct stream per frame, and need per_stream_state=True")
+        elif not self.per_stream_state or len(streams) != len(frames):
+            raise InputShapeError(f"streams name the stream of each of the {len(frames)} frames, and need "
+                                  "per_stream_state=True")
         height, width = frames[0].shape[:2]
         index = self._next
         slot = self._free_slot(height, width)

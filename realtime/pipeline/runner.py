@@ -16,14 +16,14 @@ Example:
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from realtime.outputs import Sink, StopRequested, open_sink
 from realtime.outputs.files import VIDEO_CODECS
 from realtime.outputs.mask_archive import MaskArchive
 from realtime.outputs.paths import check_writable
+from realtime.pipeline.results import MetadataWriter, Result
 from realtime.pipeline.stats import RunStats
 
 EMULATE_GPU_ENV = "REALTIME_MASK_EMULATE_GPU"
@@ -53,61 +54,22 @@ class _Failure:
     error: BaseException
 
 
-@dataclass
-class Result:
-    """One processed frame.
-
-    Attributes:
-        frame: the input frame (index, timestamps, BGR pixels).
-        probability: raw model probability, float32 HxW at the frame's resolution (on the GPU path only
-            when ``save_masks`` asks for it; else None).
-        alpha: the compositing alpha after post-processing (1 = fully masked); None on the GPU path,
-            where it never leaves the device — except a frame written fully masked (privacy): all ones.
-        image: the masked output image (BGR, or BGRA for cutout).
-        timings_ms: milliseconds per stage for this frame.
-        written_ts: monotonic time the frame was handed to the sink.
-    """
-
-    frame: Frame
-    probability: np.ndarray | None
-    alpha: np.ndarray | None
-    image: np.ndarray
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    written_ts: float = 0.0
-    masked_share: float | None = None  # the GPU path's coverage, counted on the device
-
-    @property
-    def end_to_end_ms(self) -> float:
-        """Capture time → frame written, in ms."""
-        return (self.written_ts - self.frame.capture_ts) * 1000.0
-
-    @property
-    def coverage(self) -> float | None:
-        """Share of the frame that is masked (alpha > 0), from the alpha or (GPU path) counted on the device."""
-        if self.alpha is None:
-            return self.masked_share
-        return float(np.count_nonzero(self.alpha)) / self.alpha.size
-
-
-class MetadataWriter:
-    """``--metadata OUT.jsonl``: one JSON line per frame (index, timestamps, coverage, stage ms)."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = check_writable(path)
-        self.handle = open(self.path, "w")  # noqa: SIM115 - closed in close()
-
-    def write(self, result: Result) -> None:
-        record = {
-            "index": result.frame.index, "source_ts": result.frame.source_ts, "capture_ts": result.frame.capture_ts,
-            "written_ts": result.written_ts,
-            "coverage": None if result.coverage is None else round(result.coverage, 6),
-            "ms": {k: round(v, 4) for k, v in result.timings_ms.items()}, "end_to_end_ms": round(result.end_to_end_ms, 4),
-        }
-        self.handle.write(json.dumps(record) + "\n")
-
-    def close(self) -> None:
-        if not self.handle.closed:
-            self.handle.close()
+def _one_per_stream(value: Any, count: int, what: str, flag: str) -> list[Any]:
+    """One output (sink, mask archive) per stream: a list of ``count``, or one value — with several streams a string
+    with ``{stream}`` in it (filled with 0, 1, ...), ``null``, or None."""
+    if isinstance(value, Path):
+        value = str(value)
+    if isinstance(value, list | tuple):
+        if len(value) != count:
+            raise ConfigError(f"{count} sources need {count} {what}, got {len(value)}: repeat {flag} once per source, "
+                              f"or give one with {{stream}} in its name (e.g. masked-{{stream}}.mp4)")
+        return list(value)
+    if count == 1 or value is None or value == "null":
+        return [value] * count
+    if isinstance(value, str) and "{stream}" in value:
+        return [value.replace("{stream}", str(k)) for k in range(count)]
+    raise ConfigError(f"{count} sources need {count} {what}: repeat {flag} once per source, or give one with "
+                      f"{{stream}} in its name (e.g. masked-{{stream}}.mp4)")
 
 
 def _same_size_runs(items: list[tuple[Frame, float]]) -> list[list[tuple[Frame, float]]]:
@@ -122,21 +84,24 @@ def _same_size_runs(items: list[tuple[Frame, float]]) -> list[list[tuple[Frame, 
 
 
 class Pipeline:
-    """Masks a video source into a sink.
+    """Masks a video source into a sink — or several sources, batched through one engine, each into its own sink.
 
     Args:
-        source: a source string (see :func:`realtime.capture.open_source`) or an open :class:`Source`.
+        source: a source string (see :func:`realtime.capture.open_source`) or an open :class:`Source`; or a list
+            of them (several cameras or files at once: all live or all files; each frame's ``stream`` says which).
         model: model name/path, or a loaded :class:`~engines.Engine`.
         mode: masking mode name (see :data:`realtime.compositor.MODES`) or a :class:`Compositor`.
-        output: sink string (see :func:`realtime.outputs.open_sink`), a :class:`Sink`, or None (no sink).
+        output: sink string (see :func:`realtime.outputs.open_sink`), a :class:`Sink`, or None (no sink); with
+            several sources, one per source, or one string with ``{stream}`` in it (``masked-{stream}.mp4``).
         backend, device, precision: engine choice when ``model`` is not an engine.
         batch: frames per engine call (files; live sources use what has arrived, up to this).
         mask: mask post-processing; default: threshold 0.5 on the mode's default target.
         mode_options: keyword options of the mode (``strength``, ``block``, ``color``, ...).
         source_options: timeouts, reconnect, TCP, real-time pacing.
-        save_masks: ``.npz`` for the raw probabilities (``realtime-mask masks`` format).
-        metadata: ``.jsonl`` with one line per frame.
-        max_frames: stop after this many frames.
+        save_masks: ``.npz`` for the raw probabilities (``realtime-mask masks`` format); with several sources,
+            a path with ``{stream}`` in it.
+        metadata: ``.jsonl`` with one line per frame (its ``stream`` says which source).
+        max_frames: stop after this many frames of each source.
         cache: model cache folder.
         privacy: fail closed — a frame whose mask is missing (engine error), later than
             ``mask_budget_ms`` after capture, or a placeholder while a live source reconnects, is written
@@ -146,11 +111,12 @@ class Pipeline:
         strategy: tiled / motion-ROI inference for small people (:mod:`engines.strategies`); default full frame.
     """
 
-    def __init__(self, source: str | Source, model: str | Engine = engines.DEFAULT_MODEL, mode: str | Compositor = "blur",
-                 output: str | Sink | None = None, *, backend: str | None = None, device: str = "cpu",
-                 precision: str = "fp32", batch: int = 1, mask: MaskSettings | None = None,
+    def __init__(self, source: str | Source | Sequence[str | Source], model: str | Engine = engines.DEFAULT_MODEL,
+                 mode: str | Compositor = "blur", output: str | Sink | Sequence[str | Sink] | None = None, *,
+                 backend: str | None = None, device: str = "cpu", precision: str = "fp32", batch: int = 1,
+                 mask: MaskSettings | None = None,
                  mode_options: dict[str, Any] | None = None, source_options: SourceOptions | None = None,
-                 save_masks: str | Path | None = None, metadata: str | Path | None = None,
+                 save_masks: str | Path | Sequence[str | Path] | None = None, metadata: str | Path | None = None,
                  max_frames: int | None = None, cache: str | Path | None = None, queue_size: int = 4,
                  privacy: bool | None = None, mask_budget_ms: float = 1000.0,
                  strategy: StrategySettings | None = None) -> None:
@@ -159,32 +125,43 @@ class Pipeline:
         if max_frames is not None and max_frames < 1:
             raise ConfigError(f"max frames must be >= 1, got {max_frames}")
         self.batch, self.max_frames = batch, max_frames
+        sources = [source] if isinstance(source, str | Source) else list(source)
+        if not sources:
+            raise ConfigError("no source given")
+        outputs = _one_per_stream(output, len(sources), "outputs", "--output")
+        archive_paths = _one_per_stream(save_masks, len(sources), "mask archives", "--save-masks")
         self._owned: list[Any] = []  # what we opened and must close, in opening order
         try:
             self.compositor = mode if isinstance(mode, Compositor) else self._own(make_compositor(mode, **(mode_options or {})))
             self.mask_settings = mask or MaskSettings(target=self.compositor.default_target)
-            self.postprocess = MaskPostprocessor(self.mask_settings)
+            self._postprocess = [MaskPostprocessor(self.mask_settings) for _ in sources]  # per stream: its own EMA
             hides_people = self.mask_settings.target == "person" and self.compositor.name not in ("overlay", "mask")
             self.privacy = hides_people if privacy is None else privacy
             if mask_budget_ms <= 0:
                 raise ConfigError(f"mask budget must be > 0 ms, got {mask_budget_ms}")
             self.mask_budget_s = mask_budget_ms / 1000.0
             self.privacy_counts = {"engine_error": 0, "late": 0, "reconnecting": 0}
-            self.archive = self._own(MaskArchive(save_masks)) if save_masks else None
+            self.archives = [self._own(MaskArchive(path)) if path else None for path in archive_paths]
             self.metadata = self._own(MetadataWriter(metadata)) if metadata else None
-            if isinstance(output, str) and Path(output).suffix.lower() in VIDEO_CODECS:
-                check_writable(output)  # fail before the model loads and the source opens
+            for out in outputs:
+                if isinstance(out, str) and Path(out).suffix.lower() in VIDEO_CODECS:
+                    check_writable(out)  # fail before the model loads and the source opens
             self.engine = model if isinstance(model, Engine) else self._own(
                 engines.load(model, backend=backend, device=device, precision=precision, cache=cache))
-            self.source = source if isinstance(source, Source) else self._own(open_source(source, source_options))
-            self.strategy = None
+            self.sources = [s if isinstance(s, Source) else self._own(open_source(s, source_options)) for s in sources]
+            if len({s.live for s in self.sources}) > 1:
+                raise ConfigError("live and file sources cannot share a pipeline (files wait for the engine, live "
+                                  "sources drop stale frames); run them separately")
+            self.live = self.sources[0].live
+            self.strategies = None
             if strategy is not None and (strategy.name != "full" or strategy.privacy_union_motion):
-                self.strategy = InferenceStrategy(self.engine, strategy)
-            self.sink = output if isinstance(output, Sink) or output is None else self._own(
-                open_sink(output, self.source.fps or 25.0))
-            if self.sink is not None and self.compositor.output_channels == 4 and not self.sink.accepts_alpha:
-                raise OutputError(f"mode {self.compositor.name} makes BGRA frames, which {self.sink.uri} cannot hold; "
-                                  "write an image folder (PNG) or use --cutout-format green")
+                self.strategies = [InferenceStrategy(self.engine, strategy) for _ in self.sources]  # stateful
+            self.sinks = [out if isinstance(out, Sink) or out is None else self._own(open_sink(out, src.fps or 25.0))
+                          for out, src in zip(outputs, self.sources, strict=True)]
+            for sink in self.sinks:
+                if sink is not None and self.compositor.output_channels == 4 and not sink.accepts_alpha:
+                    raise OutputError(f"mode {self.compositor.name} makes BGRA frames, which {sink.uri} cannot hold; "
+                                      "write an image folder (PNG) or use --cutout-format green")
         except BaseException:
             self._close_owned()
             raise
@@ -193,18 +170,21 @@ class Pipeline:
         self._emulate_gpu = os.environ.get(EMULATE_GPU_ENV) == "1" and self.engine.device == "cpu" \
             and hasattr(self.engine, "infer_tensor")
         self.stats = RunStats()
+        uris = [redact(s.uri) for s in self.sources]
+        sink_uris = [sink.uri if sink else None for sink in self.sinks]
         self.stats.info = {
-            "source": redact(self.source.uri), "output": self.sink.uri if self.sink else None,
+            "source": uris[0] if len(uris) == 1 else uris, "output": sink_uris[0] if len(uris) == 1 else sink_uris,
             "model": self.engine.model_name, "backend": self.engine.backend, "device": self.engine.device,
             "precision": self.engine.precision, "mode": self.compositor.name, "batch": batch, "privacy": self.privacy,
         }
         self._stop = threading.Event()
         # Live sources must not queue stale frames: one slot between stages, the oldest frame dropped.
-        depth = batch if self.source.live else max(queue_size, batch * 2)
+        depth = batch if self.live else max(queue_size, batch * 2)
         self._frames: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._masks: queue.Queue[Any] = queue.Queue(maxsize=depth)
-        self._results: queue.Queue[Any] = queue.Queue(maxsize=1 if self.source.live else queue_size)
+        self._results: queue.Queue[Any] = queue.Queue(maxsize=1 if self.live else queue_size)
         self._dropped_stale = 0
+        self._ended = 0  # sources whose capture has ended
         self._threads: list[threading.Thread] = []
         self._closed = False
         self._started_at = 0.0
@@ -212,6 +192,16 @@ class Pipeline:
     def _own(self, thing: Any) -> Any:
         self._owned.append(thing)
         return thing
+
+    @property
+    def source(self) -> Source:
+        """The (first) source."""
+        return self.sources[0]
+
+    @property
+    def sink(self) -> Sink | None:
+        """The (first) source's sink."""
+        return self.sinks[0]
 
     # --- worker threads ---------------------------------------------------------------------------
     def _put(self, target: queue.Queue[Any], item: Any) -> bool:
@@ -237,15 +227,14 @@ class Pipeline:
         except BaseException as exc:
             self._put(downstream, _Failure(exc))
 
-    def _live_frames(self) -> Any:
+    def _live_frames(self, source: LiveSource) -> Any:
         """A live source's frames; while it reconnects (privacy on), placeholders at its frame rate."""
-        assert isinstance(self.source, LiveSource)
-        self.source.ensure_started()
-        period = 1.0 / (self.source.fps or 25.0)
+        source.ensure_started()
+        period = 1.0 / (source.fps or 25.0)
         last, waited = None, 0.0
         while not self._stop.is_set():
             try:
-                frame = self.source.take(period)
+                frame = source.take(period)
             except StopIteration:
                 return
             if frame is not None:
@@ -253,31 +242,35 @@ class Pipeline:
                 yield frame
                 continue
             waited += period
-            if self.source.reconnecting and self.privacy and last is not None:
-                last = Frame(last.index, last.bgr, last.source_ts, time.monotonic(), placeholder=True)
+            if source.reconnecting and self.privacy and last is not None:
+                last = replace(last, capture_ts=time.monotonic(), placeholder=True)
                 yield last
-            elif waited >= self.source.read_timeout and not self.source.reconnecting:
-                raise SourceTimeoutError(f"{self.source.uri}: no frame for {self.source.read_timeout:g} s")
+            elif waited >= source.read_timeout and not source.reconnecting:
+                raise SourceTimeoutError(f"{redact(source.uri)}: no frame for {source.read_timeout:g} s")
 
-    def _capture_loop(self) -> None:
-        frames = self._live_frames() if isinstance(self.source, LiveSource) else iter(self.source)
+    def _capture_loop(self, stream: int) -> None:
+        """One source's frames into the shared queue (one such thread per source), tagged with its stream."""
+        source = self.sources[stream]
+        frames = self._live_frames(source) if isinstance(source, LiveSource) else iter(source)
         count = 0
         while not self._stop.is_set():
             try:
                 frame = next(frames)
             except StopIteration:
                 break
+            if stream:
+                frame = replace(frame, stream=stream)
             # capture = from the frame's capture time until the pipeline holds it: the decode for files,
             # the wait since arrival for live sources. Every stage lies inside the end-to-end interval.
             capture_ms = max(time.monotonic() - frame.capture_ts, 0.0) * 1000.0
-            if self.source.live:
+            if self.live:
                 self._put_newest(frame, capture_ms)
             elif not self._put(self._frames, (frame, capture_ms)):
                 return
             count += 1
             # a file never drops frames, so its limit is exact here; a live source may still drop this
             # frame as stale, so there the limit counts written frames (see __iter__)
-            if not self.source.live and self.max_frames is not None and count >= self.max_frames:
+            if not self.live and self.max_frames is not None and count >= self.max_frames:
                 break
         self._put(self._frames, _END)
 
@@ -295,19 +288,24 @@ class Pipeline:
                     pass
 
     def _next_batch(self) -> tuple[list[tuple[Frame, float]], Any]:
-        """Up to ``batch`` frames, and the end/failure marker that stopped the gathering (or None).
+        """Up to ``batch`` frames, and the end/failure marker that stopped the gathering (or None): the end once
+        every source has ended.
 
         Files wait for a full batch; live sources take only what has already arrived.
         """
         items: list[tuple[Frame, float]] = []
         while len(items) < self.batch:
-            if items and self.source.live:
+            if items and self.live:
                 try:
                     item = self._frames.get_nowait()
                 except queue.Empty:
                     break
             else:
                 item = self._get(self._frames)
+            if item is _END:
+                self._ended += 1
+                if self._ended < len(self.sources) and not self._stop.is_set():
+                    continue
             if item is _END or isinstance(item, _Failure):
                 return items, item
             items.append(item)
@@ -331,9 +329,9 @@ class Pipeline:
             frames = [frame for frame, _ in real]
             t0 = time.perf_counter()
             try:
-                if self.strategy is not None:  # its own batches (tiles, crops); timed as inference
+                if self.strategies is not None:  # its own batches (tiles, crops); timed as inference
                     t1 = time.perf_counter()
-                    resized = [self.strategy(f.bgr) for f in frames]
+                    resized = [self.strategies[f.stream](f.bgr) for f in frames]
                     t2 = time.perf_counter()
                 else:
                     batch = frames_to_batch([f.bgr for f in frames], self.engine.spec)
@@ -368,8 +366,9 @@ class Pipeline:
         """
         from realtime.pipeline.gpu import GpuStage
 
+        several, archived = len(self.sources) > 1, any(archive is not None for archive in self.archives)
         stage = GpuStage(self.engine, self.compositor, self.mask_settings, max_batch=self.batch,
-                         keep_probability=self.archive is not None, emulate=self._emulate_gpu)
+                         per_stream_state=several, keep_probability=archived, emulate=self._emulate_gpu)
         pending: tuple[int, list[tuple[Frame, float]]] | None = None
 
         def fully_masked(items: list[tuple[Frame, float]], reason: str) -> bool:
@@ -412,7 +411,8 @@ class Pipeline:
             for items in _same_size_runs(batch):  # one GPU batch holds frames of one size
                 error: Exception | None = None
                 try:
-                    ticket = stage.submit([frame.bgr for frame, _ in items])
+                    ticket = stage.submit([frame.bgr for frame, _ in items],
+                                          [frame.stream for frame, _ in items] if several else None)
                 except Exception as exc:
                     error = exc
                 if pending is not None and not finish(*pending):
@@ -436,7 +436,7 @@ class Pipeline:
 
     def _late(self, frame: Frame) -> bool:
         """Privacy on a live source: the frame's mask comes later than the mask budget after capture."""
-        return self.privacy and self.source.live and time.monotonic() - frame.capture_ts > self.mask_budget_s
+        return self.privacy and self.live and time.monotonic() - frame.capture_ts > self.mask_budget_s
 
     def _gpu_composite(self) -> Any:
         """The composite on the GPU when the engine is on one (the host made the mask: inference strategies), else
@@ -465,7 +465,7 @@ class Pipeline:
                 self.privacy_counts["late"] += int(late)
                 alpha, image = self._fully_masked(frame)
             else:
-                alpha = self.postprocess(probability)
+                alpha = self._postprocess[frame.stream](probability)
                 image = gpu(frame.bgr, alpha) if gpu is not None else self.compositor.composite(frame.bgr, alpha)
             timings["composite"] = (time.perf_counter() - start) * 1000.0
             if not self._put(self._results, Result(frame, probability, alpha, image, timings)):
@@ -478,9 +478,10 @@ class Pipeline:
         if prepare is not None:  # compile / capture for the batch size before capture starts, not mid-stream
             prepare(self.batch)
         self._started_at = time.monotonic()
-        workers = [("capture", self._capture_loop, self._frames)]
+        workers: list[tuple[str, Callable[[], None], queue.Queue[Any]]] = [
+            (f"capture{k or ''}", functools.partial(self._capture_loop, k), self._frames) for k in range(len(self.sources))]
         on_gpu = self.engine.device.startswith("cuda") or self._emulate_gpu
-        if on_gpu and hasattr(self.engine, "infer_tensor") and self.strategy is None:
+        if on_gpu and hasattr(self.engine, "infer_tensor") and self.strategies is None:
             workers.append(("gpu", self._gpu_loop, self._results))
         else:
             workers += [("engine", self._engine_loop, self._masks), ("composite", self._composite_loop, self._results)]
@@ -501,22 +502,23 @@ class Pipeline:
                 if isinstance(item, _Failure):
                     raise item.error
                 start = time.perf_counter()
-                if self.sink is not None:
+                sink, archive = self.sinks[item.frame.stream], self.archives[item.frame.stream]
+                if sink is not None:
                     try:
-                        self.sink.write(item.image, capture_ts=item.frame.capture_ts)
+                        sink.write(item.image, capture_ts=item.frame.capture_ts)
                     except StopRequested:
                         return
-                if self.archive is not None:
+                if archive is not None:
                     # a frame without a mask is stored as all-person (255): what the output shows
-                    self.archive.add(item.probability if item.probability is not None
-                                     else np.full(item.frame.bgr.shape[:2], 255, np.uint8))
+                    archive.add(item.probability if item.probability is not None
+                                else np.full(item.frame.bgr.shape[:2], 255, np.uint8))
                 item.written_ts = time.monotonic()
                 item.timings_ms["output"] = (time.perf_counter() - start) * 1000.0
                 if self.metadata is not None:
                     self.metadata.write(item)
                 self.stats.add(item.timings_ms, item.end_to_end_ms)
                 yield item
-                if self.max_frames is not None and self.stats.frames >= self.max_frames:
+                if self.max_frames is not None and self.stats.frames >= self.max_frames * len(self.sources):
                     return
         finally:
             self.close()
@@ -546,17 +548,21 @@ class Pipeline:
         self._closed = True
         self.stats.wall_s = time.monotonic() - self._started_at if self._started_at else 0.0
         self._stop.set()
-        if self.source.live:
-            self.source.close()  # wakes a capture thread waiting for the next live frame
+        for source in self.sources:
+            if source.live:
+                source.close()  # wakes a capture thread waiting for the next live frame
         for thread in self._threads:
             thread.join(timeout=10.0)
-        self.stats.dropped = self.source.dropped + self._dropped_stale
-        live_stats = getattr(self.source, "stats", None)
-        if live_stats is not None:
-            self.stats.counters = {k: v for k, v in vars(live_stats).items() if isinstance(v, int)}
-        if self.strategy is not None:
-            self.stats.counters.update({"strategy_skipped_frames": self.strategy.stats.skipped,
-                                        "strategy_engine_crops": self.strategy.stats.engine_crops})
+        self.stats.dropped = sum(source.dropped for source in self.sources) + self._dropped_stale
+        for source in self.sources:  # live sources' counters, summed over the sources
+            live_stats = getattr(source, "stats", None)
+            for key, value in (vars(live_stats) if live_stats is not None else {}).items():
+                if isinstance(value, int):
+                    self.stats.counters[key] = self.stats.counters.get(key, 0) + value
+        if self.strategies is not None:
+            self.stats.counters.update({
+                "strategy_skipped_frames": sum(strategy.stats.skipped for strategy in self.strategies),
+                "strategy_engine_crops": sum(strategy.stats.engine_crops for strategy in self.strategies)})
         if self.privacy:
             self.stats.counters.update({f"privacy_masked_{k}": v for k, v in self.privacy_counts.items()})
         self._close_owned()

@@ -30,6 +30,12 @@ CASES = {
     "option-of-other-mode": (["--source", "{clip}", "--mode", "blur", "--opacity", "0.3", "--output", "{d}/o.mp4"],
                              ["--opacity is an option of mode overlay"]),
     "positional-source": (["{clip}", "{d}/o.mp4"], ["unrecognized arguments", "--source S --output O"]),
+    "two-sources-one-output": (["-i", "{clip}", "-i", "{clip}", "-o", "{d}/o.mp4"],
+                               ["2 sources need 2 outputs", "{stream} in its name"]),
+    "two-sources-one-mask-archive": (["-i", "{clip}", "-i", "{clip}", "-o", "null", "--save-masks", "{d}/m.npz"],
+                                     ["2 sources need 2 mask archives"]),
+    "live-and-file-sources": (["-i", "{clip}", "-i", "synthetic:64x64@10?live=1", "-o", "null"],
+                              ["live and file sources cannot share a pipeline"]),
     "missing-config": (["--config", "{d}/nope.toml"], ["cannot read config"]),
 }
 

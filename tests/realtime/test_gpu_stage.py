@@ -117,8 +117,8 @@ def test_one_frame_of_each_stream_keeps_each_streams_moving_average(gpu, torch_e
 
 
 def test_named_streams_keep_their_moving_average_wherever_they_sit_in_the_batch(gpu, torch_engine):
-    """submit(frames, streams=ids): three cameras, batches in changing order and one camera missing from a batch (it
-    dropped out) — each camera's frames are averaged with its own earlier frames only."""
+    """submit(frames, streams=ids): three cameras, batches in changing order, a camera missing from a batch (it dropped
+    out) or in it twice — each camera's frames are averaged with its own earlier frames, in order."""
     need_shared()
     from realtime.capture.files import read_frames
 
@@ -127,16 +127,19 @@ def test_named_streams_keep_their_moving_average_wherever_they_sit_in_the_batch(
                "east": [np.ascontiguousarray(f[::-1]) for f in clip]}
     settings = MaskSettings(ema_alpha=0.3)
     stage = GpuStage(gpu[0], make_compositor("mask"), settings, max_batch=3, per_stream_state=True, emulate=gpu[1])
-    with pytest.raises(InputShapeError, match="one distinct stream per frame"):
-        stage.submit([clip[0], clip[0]], streams=["north", "north"])
-    order = [["north", "south", "east"], ["east", "north"], ["south", "east", "north"], ["north", "east", "south"]]
+    with pytest.raises(InputShapeError, match="the stream of each of the 2 frames"):
+        stage.submit([clip[0], clip[0]], streams=["north"])
+    # a camera missing from a batch; one with two consecutive frames in a batch (averaged in batch order)
+    order = [["north", "south", "east"], ["east", "north"], ["south", "east", "east"], ["north", "north", "south"]]
     got: dict[str, list[np.ndarray]] = {name: [] for name in cameras}
     seen = dict.fromkeys(cameras, 0)
     for names in order:
-        frames = [cameras[name][seen[name]] for name in names]
+        frames = []
+        for name in names:
+            frames.append(cameras[name][seen[name]])
+            seen[name] += 1
         for name, image in zip(names, stage.collect(stage.submit(frames, streams=names)).images, strict=True):
             got[name].append(image)
-            seen[name] += 1
     for name, images in got.items():
         expected, _ = _cpu_path(torch_engine, cameras[name][:len(images)], settings, "mask", per_stream=False)
         _close(images, expected)

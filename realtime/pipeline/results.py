@@ -1,0 +1,76 @@
+"""What the pipeline hands out per frame: :class:`Result`, and the ``--metadata`` JSON-lines writer.
+
+Example:
+    >>> from realtime.pipeline import Pipeline
+    >>> for result in Pipeline("synthetic:320x180@30?frames=3", output="null"):  # doctest: +SKIP
+    ...     print(result.frame.stream, result.frame.index, result.coverage, result.end_to_end_ms)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from realtime.frame import Frame
+from realtime.outputs.paths import check_writable
+
+
+@dataclass
+class Result:
+    """One processed frame.
+
+    Attributes:
+        frame: the input frame (index, timestamps, BGR pixels).
+        probability: raw model probability, float32 HxW at the frame's resolution (on the GPU path only
+            when ``save_masks`` asks for it; else None).
+        alpha: the compositing alpha after post-processing (1 = fully masked); None on the GPU path,
+            where it never leaves the device — except a frame written fully masked (privacy): all ones.
+        image: the masked output image (BGR, or BGRA for cutout).
+        timings_ms: milliseconds per stage for this frame.
+        written_ts: monotonic time the frame was handed to the sink.
+    """
+
+    frame: Frame
+    probability: np.ndarray | None
+    alpha: np.ndarray | None
+    image: np.ndarray
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    written_ts: float = 0.0
+    masked_share: float | None = None  # the GPU path's coverage, counted on the device
+
+    @property
+    def end_to_end_ms(self) -> float:
+        """Capture time → frame written, in ms."""
+        return (self.written_ts - self.frame.capture_ts) * 1000.0
+
+    @property
+    def coverage(self) -> float | None:
+        """Share of the frame that is masked (alpha > 0), from the alpha or (GPU path) counted on the device."""
+        if self.alpha is None:
+            return self.masked_share
+        return float(np.count_nonzero(self.alpha)) / self.alpha.size
+
+
+class MetadataWriter:
+    """``--metadata OUT.jsonl``: one JSON line per frame (index, timestamps, coverage, stage ms)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = check_writable(path)
+        self.handle = open(self.path, "w")  # noqa: SIM115 - closed in close()
+
+    def write(self, result: Result) -> None:
+        record = {
+            "stream": result.frame.stream, "index": result.frame.index, "source_ts": result.frame.source_ts,
+            "capture_ts": result.frame.capture_ts,
+            "written_ts": result.written_ts,
+            "coverage": None if result.coverage is None else round(result.coverage, 6),
+            "ms": {k: round(v, 4) for k, v in result.timings_ms.items()}, "end_to_end_ms": round(result.end_to_end_ms, 4),
+        }
+        self.handle.write(json.dumps(record) + "\n")
+
+    def close(self) -> None:
+        if not self.handle.closed:
+            self.handle.close()
