@@ -342,7 +342,33 @@ def pipeline_bench(data: Path, out_dir: Path, emulate: bool = False) -> dict[str
     finally:
         os.environ.pop(EMULATE_GPU_ENV)
     keys = ("throughput_fps", "dropped", "gpu_mem_mb", "load_s", "end_to_end", "stages")
-    return {r["label"]: {key: r[key] for key in keys} for r in document["results"]}
+    out: dict[str, Any] = {r["label"]: {key: r[key] for key in keys} for r in document["results"]}
+    out["4 streams"] = several_streams(values, 4, emulate)
+    return out
+
+
+def several_streams(values: dict[str, Any], count: int, emulate: bool) -> dict[str, Any]:
+    """``count`` copies of the bench's source at its resolution in one run (``-i`` repeated): each step batches a frame
+    of every stream through the GPU loop. Aggregate throughput, end-to-end latency and stages."""
+    import engines
+    from realtime.bench.run import ResizedSource
+    from realtime.capture import open_source
+    from realtime.pipeline import Pipeline
+    from realtime.pipeline.runner import EMULATE_GPU_ENV
+
+    width, height = (int(v) for v in values["resolutions"].split("x"))
+    engine = engines.load("mediapipe-selfie", backend="torch", device=values["devices"], precision=values["precisions"])
+    sources = [ResizedSource(open_source(values["source"]), (width, height)) for _ in range(count)]
+    os.environ[EMULATE_GPU_ENV] = "1" if emulate else "0"
+    try:
+        with Pipeline(sources, engine, "blur", "null", batch=count, max_frames=values["warmup"] + values["frames"]) as run:
+            run.run()
+    finally:
+        os.environ.pop(EMULATE_GPU_ENV)
+        for source in sources:
+            source.close()
+    stats = run.stats.as_dict()
+    return {key: stats[key] for key in ("frames", "throughput_fps", "dropped", "end_to_end", "stages", "batch")}
 
 
 GPU_TEST_FILES = ("tests/realtime/test_cuda_kernels.py", "tests/realtime/test_gpu_stage.py",

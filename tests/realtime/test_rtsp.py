@@ -207,3 +207,35 @@ def test_soak_10000_frames_with_server_restarts(engine, tmp_path):
     time.sleep(0.5)
     assert threading.active_count() <= threads_before, "threads leaked"
     assert len(os.listdir("/proc/self/fd")) <= fds_before + 2, "file descriptors leaked"
+
+
+def test_two_cameras_at_once_one_drops_and_the_other_keeps_going(engine):
+    """Two RTSP cameras in one pipeline, batched: when one camera's server dies, the other keeps delivering real frames
+    at its rate, and the dead one's stream is written as fully masked placeholders, never raw."""
+    need_shared()
+    servers = [RtspServer(MEDIA / "one-by-one-person-detection.mp4"), RtspServer(MEDIA / "carphone_pristine.mp4")]
+    pipeline = Pipeline([server.url for server in servers], engine, "blur", None, batch=2,
+                        source_options=SourceOptions(open_timeout=5, read_timeout=5))
+    results, marks = [], {}
+    try:
+        for result in pipeline:
+            results.append(result)
+            now = time.monotonic()
+            if "killed" not in marks and now - results[0].written_ts > 3.0:
+                servers[1].kill()
+                marks["killed"] = now
+            elif "killed" in marks and now - marks["killed"] > 3.0:
+                break
+    finally:
+        pipeline.close()
+        for server in servers:
+            server.kill()
+    before = [r for r in results if r.written_ts < marks["killed"]]
+    assert {r.frame.stream for r in before} == {0, 1}, "both cameras delivered before the drop"
+    after = [r for r in results if r.written_ts > marks["killed"] + 1.0]
+    alive, dead = ([r for r in after if r.frame.stream == k] for k in (0, 1))
+    assert len(alive) >= 0.5 * 10 * 2.0 and not any(r.frame.placeholder for r in alive), len(alive)
+    assert dead and all(r.frame.placeholder for r in dead)
+    for r in dead:  # fully masked: the blur of the whole last frame
+        assert not np.array_equal(r.image, r.frame.bgr)
+    assert pipeline.stats.counters["disconnects"] >= 1
