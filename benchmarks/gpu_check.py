@@ -324,8 +324,9 @@ def strategies_1080p(data: Path, device: str = "cuda", frames: int = 100) -> dic
 
 def pipeline_bench(data: Path, out_dir: Path, emulate: bool = False) -> dict[str, Any]:
     """``realtime-mask bench`` through the whole pipeline (capture thread, the GPU loop, sink) on the real clip scaled
-    to 1080p, torch fp16 on CUDA at batch 1 and 4: the per-stage and end-to-end figures a user's bench command gives
-    (plots and summary.md in ``out_dir``). ``emulate``: the same run, tiny, through the emulated GPU loop."""
+    to 1080p, torch fp16 on CUDA at batch 1 and 4, then four copies at once (``--streams 4 --batches 4``): the
+    per-stage and end-to-end figures a user's bench command gives (plots and summary.md in ``out_dir``).
+    ``emulate``: the same runs, tiny, through the emulated GPU loop."""
     from realtime.bench import run_benchmark
     from realtime.bench.matrix import matrix_from
     from realtime.pipeline.runner import EMULATE_GPU_ENV
@@ -339,36 +340,13 @@ def pipeline_bench(data: Path, out_dir: Path, emulate: bool = False) -> dict[str
     os.environ[EMULATE_GPU_ENV] = "1" if emulate else "0"
     try:
         document = run_benchmark(matrix_from(values), out_dir, "gpu_check.py pipeline_bench")
+        streams = run_benchmark(matrix_from(values | {"streams": "4", "batches": "4"}), out_dir / "streams",
+                                "gpu_check.py pipeline_bench, 4 streams at once")
     finally:
         os.environ.pop(EMULATE_GPU_ENV)
-    keys = ("throughput_fps", "dropped", "gpu_mem_mb", "load_s", "end_to_end", "stages")
-    out: dict[str, Any] = {r["label"]: {key: r[key] for key in keys} for r in document["results"]}
-    out["4 streams"] = several_streams(values, 4, emulate)
-    return out
-
-
-def several_streams(values: dict[str, Any], count: int, emulate: bool) -> dict[str, Any]:
-    """``count`` copies of the bench's source at its resolution in one run (``-i`` repeated): each step batches a frame
-    of every stream through the GPU loop. Aggregate throughput, end-to-end latency and stages."""
-    import engines
-    from realtime.bench.run import ResizedSource
-    from realtime.capture import open_source
-    from realtime.pipeline import Pipeline
-    from realtime.pipeline.runner import EMULATE_GPU_ENV
-
-    width, height = (int(v) for v in values["resolutions"].split("x"))
-    engine = engines.load("mediapipe-selfie", backend="torch", device=values["devices"], precision=values["precisions"])
-    sources = [ResizedSource(open_source(values["source"]), (width, height)) for _ in range(count)]
-    os.environ[EMULATE_GPU_ENV] = "1" if emulate else "0"
-    try:
-        with Pipeline(sources, engine, "blur", "null", batch=count, max_frames=values["warmup"] + values["frames"]) as run:
-            run.run()
-    finally:
-        os.environ.pop(EMULATE_GPU_ENV)
-        for source in sources:
-            source.close()
-    stats = run.stats.as_dict()
-    return {key: stats[key] for key in ("frames", "throughput_fps", "dropped", "end_to_end", "stages", "batch")}
+    document["results"] += streams["results"]
+    keys = ("throughput_fps", "frames", "dropped", "gpu_mem_mb", "load_s", "end_to_end", "stages")
+    return {r["label"]: {key: r[key] for key in keys} for r in document["results"]}
 
 
 GPU_TEST_FILES = ("tests/realtime/test_cuda_kernels.py", "tests/realtime/test_gpu_stage.py",

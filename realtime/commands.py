@@ -223,7 +223,7 @@ def bench_command(args: argparse.Namespace) -> int:
         return 0
     values: dict[str, object] = load_matrix_file(args.matrix) if args.matrix else {}
     for key in ("source", "warmup", "frames", "backends", "devices", "precisions", "models", "modes", "resolutions",
-                "batches"):
+                "batches", "streams"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
     matrix = matrix_from(values)

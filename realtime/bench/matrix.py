@@ -12,6 +12,7 @@ A matrix comes from flags (comma-separated lists) or a TOML file::
     modes = ["blur", "pixelate"]
     resolutions = ["native", "1280x720"]    # "native" keeps the source's size
     batches = [1, 4]
+    streams = [1, 4]                        # sources at once (copies of the workload), batched through one engine
 
 Example:
     >>> m = Matrix(source="synthetic:", modes=("blur", "fill"))
@@ -43,10 +44,12 @@ class Config:
     mode: str
     resolution: str
     batch: int
+    streams: int = 1
 
     @property
     def label(self) -> str:
-        return f"{self.backend}/{self.device}/{self.precision}/{self.model}/{self.mode}/{self.resolution}/b{self.batch}"
+        several = f"/s{self.streams}" if self.streams > 1 else ""
+        return f"{self.backend}/{self.device}/{self.precision}/{self.model}/{self.mode}/{self.resolution}/b{self.batch}{several}"
 
     @property
     def resolution_wh(self) -> tuple[int, int] | None:
@@ -71,6 +74,7 @@ class Matrix:
     modes: tuple[str, ...] = ("blur",)
     resolutions: tuple[str, ...] = ("native",)
     batches: tuple[int, ...] = (1,)
+    streams: tuple[int, ...] = (1,)
 
     def __post_init__(self) -> None:
         checks = (("backend", self.backends, tuple(BACKEND_LOADERS)), ("precision", self.precisions, PRECISIONS),
@@ -88,13 +92,15 @@ class Matrix:
                 raise ConfigError(f"resolution {resolution!r} in the benchmark matrix must be WxH (e.g. 1280x720) or native")
         if any(b < 1 for b in self.batches):
             raise ConfigError(f"batch sizes must be >= 1, got {list(self.batches)}")
+        if any(n < 1 for n in self.streams):
+            raise ConfigError(f"stream counts must be >= 1, got {list(self.streams)}")
         if self.warmup < 0 or self.frames < 1:
             raise ConfigError(f"need warmup >= 0 and frames >= 1, got {self.warmup} and {self.frames}")
 
     def configs(self) -> list[Config]:
         """Every combination, in a stable order."""
         return [Config(*values) for values in itertools.product(self.backends, self.devices, self.precisions, self.models,
-                                                                 self.modes, self.resolutions, self.batches)]
+                                                                 self.modes, self.resolutions, self.batches, self.streams)]
 
 
 def _listify(value: Any) -> tuple[Any, ...]:
@@ -112,14 +118,15 @@ def matrix_from(values: dict[str, Any]) -> Matrix:
     if unknown:
         raise ConfigError(f"unknown benchmark matrix keys {unknown}; known: {sorted(known)}")
     data = {k: v for k, v in values.items() if v is not None}
-    for axis in ("backends", "devices", "precisions", "models", "modes", "resolutions", "batches"):
+    for axis in ("backends", "devices", "precisions", "models", "modes", "resolutions", "batches", "streams"):
         if axis in data:
             data[axis] = _listify(data[axis])
-    if "batches" in data:
-        try:
-            data["batches"] = tuple(int(b) for b in data["batches"])
-        except ValueError:
-            raise ConfigError(f"batch sizes must be integers, got {data['batches']}") from None
+    for axis, what in (("batches", "batch sizes"), ("streams", "stream counts")):
+        if axis in data:
+            try:
+                data[axis] = tuple(int(b) for b in data[axis])
+            except ValueError:
+                raise ConfigError(f"{what} must be integers, got {data[axis]}") from None
     if "source" not in data:
         raise ConfigError("the benchmark needs a source (--source or source = ... in the matrix file)")
     return Matrix(**data)

@@ -8,7 +8,7 @@ Result JSON (``"schema": "realtime-masking/bench/1"``)::
       "command": "realtime-mask bench ...",
       "workload": {"source", "warmup", "frames"},
       "results": [{
-        "config": {"backend", "device", "precision", "model", "mode", "resolution", "batch"},
+        "config": {"backend", "device", "precision", "model", "mode", "resolution", "batch", "streams"},
         "label": "onnxruntime/cpu/fp32/mediapipe-selfie/blur/native/b1",
         "load_s": 1.2,                          # model load (and export/engine build), timed apart
         "frames": 100, "throughput_fps": 88.0, "dropped": 0,
@@ -49,7 +49,7 @@ def write_json(document: dict[str, Any], path: Path) -> Path:
 
 def write_csv(document: dict[str, Any], path: Path) -> Path:
     """One row per configuration: throughput, resources and p50/p90/p99 of every stage and end to end."""
-    columns = ["label", "backend", "device", "precision", "model", "mode", "resolution", "batch", "frames",
+    columns = ["label", "backend", "device", "precision", "model", "mode", "resolution", "batch", "streams", "frames",
                "throughput_fps", "dropped", "cpu_percent", "peak_rss_mb", "gpu_mem_mb", "load_s"]
     parts = [*STAGES, "end_to_end"]
     columns += [f"{part}_{q}" for part in parts for q in ("p50_ms", "p90_ms", "p99_ms")]
@@ -58,7 +58,7 @@ def write_csv(document: dict[str, Any], path: Path) -> Path:
         writer.writerow(columns)
         for r in document["results"]:
             row = [r["label"], *(r["config"][k] for k in ("backend", "device", "precision", "model", "mode", "resolution",
-                                                           "batch")),
+                                                           "batch")), r["config"].get("streams", 1),
                    r["frames"], round(r["throughput_fps"], 2), r["dropped"], round(r["cpu_percent"], 1),
                    round(r["peak_rss_mb"], 1), r["gpu_mem_mb"], round(r["load_s"], 3)]
             for part in parts:

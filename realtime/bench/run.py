@@ -95,18 +95,19 @@ def run_config(matrix: Matrix, config: Config) -> dict[str, Any]:
     end_to_end: list[float] = []
     capture_ts: list[float] = []
     written_ts: list[float] = []
-    source = open_workload(matrix, config, total)
-    with ResourceSampler() as resources, Pipeline(source, engine, config.mode, "null", batch=config.batch,
+    sources = [open_workload(matrix, config, total) for _ in range(config.streams)]  # warm-up and frames: each
+    with ResourceSampler() as resources, Pipeline(sources, engine, config.mode, "null", batch=config.batch,
                                                   max_frames=total) as pipeline:
         for count, result in enumerate(pipeline):
-            if count < matrix.warmup:
+            if count < matrix.warmup * config.streams:
                 continue
             for stage in STAGES:
                 samples[stage].append(result.timings_ms.get(stage, 0.0))
             end_to_end.append(result.end_to_end_ms)
             capture_ts.append(result.frame.capture_ts)
             written_ts.append(result.written_ts)
-    source.close()
+    for source in sources:
+        source.close()
     gpu_mem = None
     if config.device.startswith("cuda"):
         import torch

@@ -72,6 +72,21 @@ def test_compare_command_on_two_runs(bench_run):
     assert result.stdout.count(" 1.000 ") == 8 * (len(STAGES) + 1)
 
 
+def test_bench_streams_axis_runs_several_sources_at_once(model_cache, tmp_path):
+    """--streams 1,3: the workload three times at once through one engine (a batch of 3: a frame of each); warm-up and
+    measured frames count per stream, throughput is the total."""
+    need_shared()
+    assert main(["bench", "--source", str(MEDIA / "carphone_pristine.mp4"), "--streams", "1,3", "--batches", "3",
+                 "--warmup", "2", "--frames", "10", "--out-dir", str(tmp_path)]) == 0
+    document = json.loads((tmp_path / "bench.json").read_text())
+    one, three = document["results"]
+    assert one["label"].endswith("/b3") and three["label"].endswith("/b3/s3")
+    assert one["frames"] == 10 and three["frames"] == 30 and len(three["samples"]["inference"]) == 30
+    assert three["config"]["streams"] == 3 and three["throughput_fps"] > 0
+    rows = list(csv.DictReader((tmp_path / "bench.csv").read_text().splitlines()))
+    assert [row["streams"] for row in rows] == ["1", "3"]
+
+
 def test_mediapipe_side_by_side_on_the_same_frames(model_cache, tmp_path):
     need_shared()
     from realtime.bench.matrix import Matrix
@@ -94,6 +109,7 @@ def test_mediapipe_side_by_side_on_the_same_frames(model_cache, tmp_path):
     (["--source", "synthetic:", "--backends", "tflite"], ["unknown backend 'tflite' in the benchmark matrix"]),
     (["--source", "{d}/none.mp4"], ["none.mp4 does not exist"]),
     (["--source", "synthetic:", "--resolutions", "big"], ["must be WxH"]),
+    (["--source", "synthetic:", "--streams", "0"], ["stream counts must be >= 1"]),
     (["compare", "{d}/old.json", "{d}/old.json"], ["schema 'realtime-masking/bench/0'"]),
     (["compare", "{d}/old.json"], ["bench compare A.json B.json"]),
 ])
