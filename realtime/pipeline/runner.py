@@ -72,8 +72,25 @@ def _one_per_stream(value: Any, count: int, what: str, flag: str) -> list[Any]:
                       f"{{stream}} in its name (e.g. masked-{{stream}}.mp4)")
 
 
-def _same_size_runs(items: list[tuple[Frame, float]]) -> list[list[tuple[Frame, float]]]:
-    """A batch cut where the frame size changes (a folder of photos, a camera back at another resolution)."""
+def same_size_batches(items: list[tuple[Frame, float]]) -> list[list[tuple[Frame, float]]]:
+    """A batch cut into batches of one frame size (a GPU batch holds one size): grouped by size when every stream's
+    frames in it share one size (cameras of two resolutions: two batches), else cut where the size changes (a folder
+    of photos, a camera back at another resolution), so each stream's frames stay in order.
+
+    Example:
+        >>> from realtime.frame import Frame
+        >>> frame = lambda stream, h: (Frame(0, np.zeros((h, 8, 3), np.uint8), 0.0, 0.0, stream=stream), 0.0)
+        >>> [[f.stream for f, _ in run] for run in same_size_batches([frame(0, 4), frame(1, 6), frame(2, 4)])]
+        [[0, 2], [1]]
+    """
+    sizes: dict[int, set[tuple[int, ...]]] = {}
+    for frame, _ in items:
+        sizes.setdefault(frame.stream, set()).add(frame.bgr.shape)
+    if all(len(shapes) == 1 for shapes in sizes.values()):
+        groups: dict[tuple[int, ...], list[tuple[Frame, float]]] = {}
+        for item in items:
+            groups.setdefault(item[0].bgr.shape, []).append(item)
+        return list(groups.values())
     runs: list[list[tuple[Frame, float]]] = []
     for item in items:
         if runs and runs[-1][-1][0].bgr.shape == item[0].bgr.shape:
@@ -408,7 +425,7 @@ class Pipeline:
 
         while True:
             batch, tail = self._next_batch()
-            for items in _same_size_runs(batch):  # one GPU batch holds frames of one size
+            for items in same_size_batches(batch):  # one GPU batch holds frames of one size
                 error: Exception | None = None
                 try:
                     ticket = stage.submit([frame.bgr for frame, _ in items],

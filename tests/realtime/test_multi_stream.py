@@ -90,3 +90,20 @@ def test_two_live_streams_are_batched_and_stay_fresh(engine):
         assert indices == sorted(indices) and len(set(indices)) == len(indices)
     assert max(r.end_to_end_ms for r in results) < 1000.0
     assert pipeline.stats.counters["privacy_masked_late"] == 0
+
+
+def test_gpu_batches_group_streams_by_frame_size_and_keep_each_streams_order():
+    from realtime.frame import Frame
+    from realtime.pipeline.runner import same_size_batches
+
+    def item(stream, index, height):
+        return Frame(index, np.zeros((height, 8, 3), np.uint8), 0.0, 0.0, stream=stream), 0.0
+
+    def names(batches):
+        return [[(f.stream, f.index) for f, _ in batch] for batch in batches]
+
+    # cameras of two resolutions: one GPU batch each
+    assert names(same_size_batches([item(0, 0, 4), item(1, 0, 6), item(2, 0, 4), item(0, 1, 4), item(1, 1, 6)])) == \
+        [[(0, 0), (2, 0), (0, 1)], [(1, 0), (1, 1)]]
+    # camera 0 comes back at another size within the batch: cut where the size changes, its frames stay in order
+    assert names(same_size_batches([item(1, 0, 6), item(0, 0, 4), item(0, 1, 6)])) == [[(1, 0)], [(0, 0)], [(0, 1)]]
