@@ -16,26 +16,35 @@ from tests.realtime.test_cli_models import assert_one_line_error, run_cli
 pytestmark = pytest.mark.skipif(RtspServer.available() is not None, reason=str(RtspServer.available()))
 
 
+def run_with_timeline(pipeline, steps):
+    """Run the pipeline, doing each step (seconds after the previous one — the first: after the first frame was
+    written —, name, action or None) as its time comes, and stop after the last. Returns (results, name -> time)."""
+    results, marks, pending = [], {}, list(steps)
+    try:
+        for result in pipeline:
+            results.append(result)
+            since = max(marks.values()) if marks else results[0].written_ts
+            if time.monotonic() - since > pending[0][0]:
+                _, name, action = pending.pop(0)
+                if action is not None:
+                    action()
+                marks[name] = time.monotonic()
+                if not pending:
+                    break
+    finally:
+        pipeline.close()
+    return results, marks
+
+
 def test_server_killed_and_restarted_pipeline_keeps_writing(engine, tmp_path):
     need_shared()
     server = RtspServer(MEDIA / "one-by-one-person-detection.mp4")
     pipeline = Pipeline(server.url, engine, "blur", str(tmp_path / "out.mp4"),
                         source_options=SourceOptions(open_timeout=5, read_timeout=5))
-    results, marks = [], {}
     try:
-        for result in pipeline:
-            results.append(result)
-            now = time.monotonic()
-            if "killed" not in marks and now - results[0].written_ts > 3.0:
-                server.kill()
-                marks["killed"] = time.monotonic()
-            elif "killed" in marks and "back" not in marks and now - marks["killed"] > 2.0:
-                server.start()
-                marks["back"] = time.monotonic()
-            elif "back" in marks and now - marks["back"] > 4.0:
-                break
+        results, marks = run_with_timeline(pipeline, [(3.0, "killed", server.kill), (2.0, "back", server.start),
+                                                      (4.0, "end", None)])
     finally:
-        pipeline.close()
         server.kill()
     counters = pipeline.stats.counters
     assert counters["disconnects"] >= 1 and counters["reconnects"] >= 1, counters
@@ -216,18 +225,9 @@ def test_two_cameras_at_once_one_drops_and_the_other_keeps_going(engine):
     servers = [RtspServer(MEDIA / "one-by-one-person-detection.mp4"), RtspServer(MEDIA / "carphone_pristine.mp4")]
     pipeline = Pipeline([server.url for server in servers], engine, "blur", None, batch=2,
                         source_options=SourceOptions(open_timeout=5, read_timeout=5))
-    results, marks = [], {}
     try:
-        for result in pipeline:
-            results.append(result)
-            now = time.monotonic()
-            if "killed" not in marks and now - results[0].written_ts > 3.0:
-                servers[1].kill()
-                marks["killed"] = now
-            elif "killed" in marks and now - marks["killed"] > 3.0:
-                break
+        results, marks = run_with_timeline(pipeline, [(3.0, "killed", servers[1].kill), (3.0, "end", None)])
     finally:
-        pipeline.close()
         for server in servers:
             server.kill()
     before = [r for r in results if r.written_ts < marks["killed"]]
