@@ -152,11 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mode", choices=sorted(MODES), help="masking mode (default: blur)")
     run.add_argument("--target", choices=["person", "background"],
                      help="which side is masked (default: background for replace/cutout, person otherwise)")
-    run.add_argument("--batch", type=int, help="frames per engine call (default: 1 a source)")
-    run.add_argument("--max-frames", type=int, help="stop after this many frames")
+    run.add_argument("--batch", type=int, help="frames per engine call (default: the number of sources)")
+    run.add_argument("--max-frames", type=int, help="stop after this many frames (of each source)")
     run.add_argument("--save-masks", help=".npz of raw probabilities (the `masks` format; {stream} in it with several "
                      "sources)")
-    run.add_argument("--metadata", help=".jsonl with one line per frame (index, timestamps, coverage, stage ms)")
+    run.add_argument("--metadata", help=".jsonl with one line per frame (stream, index, timestamps, coverage, stage ms)")
     run.add_argument("--stats", help="write the per-stage latency table as JSON here")
     mask = run.add_argument_group("mask post-processing")
     mask.add_argument("--threshold", type=float, help="probability that counts as the target (default: 0.5)")

@@ -55,7 +55,7 @@ class Result:
 
 
 class MetadataWriter:
-    """``--metadata OUT.jsonl``: one JSON line per frame (index, timestamps, coverage, stage ms)."""
+    """``--metadata OUT.jsonl``: one JSON line per frame (stream, index, timestamps, coverage, stage ms)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = check_writable(path)
@@ -64,8 +64,7 @@ class MetadataWriter:
     def write(self, result: Result) -> None:
         record = {
             "stream": result.frame.stream, "index": result.frame.index, "source_ts": result.frame.source_ts,
-            "capture_ts": result.frame.capture_ts,
-            "written_ts": result.written_ts,
+            "capture_ts": result.frame.capture_ts, "written_ts": result.written_ts,
             "coverage": None if result.coverage is None else round(result.coverage, 6),
             "ms": {k: round(v, 4) for k, v in result.timings_ms.items()}, "end_to_end_ms": round(result.end_to_end_ms, 4),
         }
