@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
 import os
 import queue
@@ -43,6 +44,7 @@ from realtime.outputs.mask_archive import MaskArchive
 from realtime.outputs.paths import check_writable
 from realtime.pipeline.results import MetadataWriter, Result
 from realtime.pipeline.stats import RunStats
+from realtime.pipeline.streams import one_per_stream, same_size_batches
 
 EMULATE_GPU_ENV = "REALTIME_MASK_EMULATE_GPU"
 _END = object()
@@ -52,52 +54,6 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Failure:
     error: BaseException
-
-
-def _one_per_stream(value: Any, count: int, what: str, flag: str) -> list[Any]:
-    """One output (sink, mask archive) per stream: a list of ``count``, or one value — with several streams a string
-    with ``{stream}`` in it (filled with 0, 1, ...), ``null``, or None."""
-    if isinstance(value, Path):
-        value = str(value)
-    if isinstance(value, list | tuple):
-        if len(value) != count:
-            raise ConfigError(f"{count} sources need {count} {what}, got {len(value)}: repeat {flag} once per source, "
-                              f"or give one with {{stream}} in its name (e.g. masked-{{stream}}.mp4)")
-        return list(value)
-    if count == 1 or value is None or value == "null":
-        return [value] * count
-    if isinstance(value, str) and "{stream}" in value:
-        return [value.replace("{stream}", str(k)) for k in range(count)]
-    raise ConfigError(f"{count} sources need {count} {what}: repeat {flag} once per source, or give one with "
-                      f"{{stream}} in its name (e.g. masked-{{stream}}.mp4)")
-
-
-def same_size_batches(items: list[tuple[Frame, float]]) -> list[list[tuple[Frame, float]]]:
-    """A batch cut into batches of one frame size (a GPU batch holds one size): grouped by size when every stream's
-    frames in it share one size (cameras of two resolutions: two batches), else cut where the size changes (a folder
-    of photos, a camera back at another resolution), so each stream's frames stay in order.
-
-    Example:
-        >>> from realtime.frame import Frame
-        >>> frame = lambda stream, h: (Frame(0, np.zeros((h, 8, 3), np.uint8), 0.0, 0.0, stream=stream), 0.0)
-        >>> [[f.stream for f, _ in run] for run in same_size_batches([frame(0, 4), frame(1, 6), frame(2, 4)])]
-        [[0, 2], [1]]
-    """
-    sizes: dict[int, set[tuple[int, ...]]] = {}
-    for frame, _ in items:
-        sizes.setdefault(frame.stream, set()).add(frame.bgr.shape)
-    if all(len(shapes) == 1 for shapes in sizes.values()):
-        groups: dict[tuple[int, ...], list[tuple[Frame, float]]] = {}
-        for item in items:
-            groups.setdefault(item[0].bgr.shape, []).append(item)
-        return list(groups.values())
-    runs: list[list[tuple[Frame, float]]] = []
-    for item in items:
-        if runs and runs[-1][-1][0].bgr.shape == item[0].bgr.shape:
-            runs[-1].append(item)
-        else:
-            runs.append([item])
-    return runs
 
 
 class Pipeline:
@@ -145,8 +101,8 @@ class Pipeline:
         sources = [source] if isinstance(source, str | Source) else list(source)
         if not sources:
             raise ConfigError("no source given")
-        outputs = _one_per_stream(output, len(sources), "outputs", "--output")
-        archive_paths = _one_per_stream(save_masks, len(sources), "mask archives", "--save-masks")
+        outputs = one_per_stream(output, len(sources), "outputs", "--output")
+        archive_paths = one_per_stream(save_masks, len(sources), "mask archives", "--save-masks")
         self._owned: list[Any] = []  # what we opened and must close, in opening order
         try:
             self.compositor = mode if isinstance(mode, Compositor) else self._own(make_compositor(mode, **(mode_options or {})))
@@ -202,6 +158,7 @@ class Pipeline:
         self._results: queue.Queue[Any] = queue.Queue(maxsize=1 if self.live else queue_size)
         self._dropped_stale = 0
         self._ended = 0  # sources whose capture has ended
+        self._composite_on_gpu = False  # decided in _start()
         self._threads: list[threading.Thread] = []
         self._closed = False
         self._started_at = 0.0
@@ -457,8 +414,8 @@ class Pipeline:
 
     def _gpu_composite(self) -> Any:
         """The composite on the GPU when the engine is on one (the host made the mask: inference strategies), else
-        None (the CPU reference composites). Without torch's CUDA or cuda-python there, the CPU does it, said once."""
-        if not (self.engine.device.startswith("cuda") or self._emulate_gpu):
+        None (the CPU reference composites). Where the GPU composite cannot start, the CPU does it, said once."""
+        if not self._composite_on_gpu:
             return None
         from realtime.pipeline.gpu import GpuComposite
 
@@ -498,6 +455,11 @@ class Pipeline:
         workers: list[tuple[str, Callable[[], None], queue.Queue[Any]]] = [
             (f"capture{k or ''}", functools.partial(self._capture_loop, k), self._frames) for k in range(len(self.sources))]
         on_gpu = self.engine.device.startswith("cuda") or self._emulate_gpu
+        if on_gpu and not self._emulate_gpu and importlib.util.find_spec("cuda.core") is None:
+            log.warning("the engine runs on the GPU, but masks are composited on the CPU: the GPU path's kernels need "
+                        "cuda-python (pip install 'realtime-masking[cuda]')")
+            on_gpu = False
+        self._composite_on_gpu = on_gpu
         if on_gpu and hasattr(self.engine, "infer_tensor") and self.strategies is None:
             workers.append(("gpu", self._gpu_loop, self._results))
         else:

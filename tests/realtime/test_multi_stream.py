@@ -94,7 +94,7 @@ def test_two_live_streams_are_batched_and_stay_fresh(engine):
 
 def test_gpu_batches_group_streams_by_frame_size_and_keep_each_streams_order():
     from realtime.frame import Frame
-    from realtime.pipeline.runner import same_size_batches
+    from realtime.pipeline.streams import same_size_batches
 
     def item(stream, index, height):
         return Frame(index, np.zeros((height, 8, 3), np.uint8), 0.0, 0.0, stream=stream), 0.0
@@ -107,3 +107,27 @@ def test_gpu_batches_group_streams_by_frame_size_and_keep_each_streams_order():
         [[(0, 0), (2, 0), (0, 1)], [(1, 0), (1, 1)]]
     # camera 0 comes back at another size within the batch: cut where the size changes, its frames stay in order
     assert names(same_size_batches([item(1, 0, 6), item(0, 0, 4), item(0, 1, 6)])) == [[(1, 0)], [(0, 0)], [(0, 1)]]
+
+
+def test_a_gpu_engine_without_cuda_python_composites_on_the_cpu_and_says_so_once(engine, monkeypatch, caplog):
+    """The engine says it runs on CUDA but cuda-python is not installed: the run still works — masks composited by
+    the CPU reference, exactly the CPU run's frames — and one warning names the package to install."""
+    import importlib.util
+    import logging
+
+    from tests.common import SlowEngine
+
+    class OnTheGpu(SlowEngine):  # a CUDA engine as the pipeline sees one (this machine has no GPU)
+        def __init__(self, inner):
+            super().__init__(inner, 0.0)
+            self.device = "cuda:0"
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "cuda.core" else find_spec(name, *a))
+    source = "synthetic:160x120@30?frames=6"
+    with caplog.at_level(logging.WARNING):
+        images = [r.image for r in Pipeline(source, OnTheGpu(engine), "blur", None)]
+    expected = [r.image for r in Pipeline(source, engine, "blur", None)]
+    assert len(images) == 6 and all(np.array_equal(a, b) for a, b in zip(images, expected, strict=True))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "realtime-masking[cuda]" in warnings[0], warnings
