@@ -143,13 +143,18 @@ def fp16_masks(data: Path, backend: str = "torch") -> dict[str, Any]:
     return out
 
 
-def overlapped(stage: Any, frames: list[np.ndarray], rounds: int, in_place: bool) -> float:
+def overlapped(stage: Any, frames: list[np.ndarray], rounds: int, in_place: bool) -> tuple[float, list[float]]:
     """Seconds for rounds + 1 batches with the stage's two slots in flight (submit k+1 before collect k): frames
-    copied in and out, or (``in_place``) already in the pinned input buffers and read out in place."""
+    copied in and out, or (``in_place``) already in the pinned input buffers and read out in place; and the host's
+    ms in each ``submit`` (queuing the batch's work: if that is near the time per batch, the host is the limit)."""
     height, width = frames[0].shape[:2]
+    host_ms: list[float] = []
 
     def submit() -> int:
-        return stage.submit(stage.input_buffers(height, width)[:len(frames)] if in_place else frames)
+        began = time.perf_counter()
+        ticket = stage.submit(stage.input_buffers(height, width)[:len(frames)] if in_place else frames)
+        host_ms.append((time.perf_counter() - began) * 1000)
+        return ticket
 
     start = time.perf_counter()
     pending = submit()
@@ -158,7 +163,7 @@ def overlapped(stage: Any, frames: list[np.ndarray], rounds: int, in_place: bool
         stage.collect(pending, copy=not in_place)
         pending = following
     stage.collect(pending, copy=not in_place)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, host_ms
 
 
 def gpu_latency(data: Path, precision: str = "fp16", backend: str = "torch", emulate: bool = False,
@@ -189,19 +194,21 @@ def gpu_latency(data: Path, precision: str = "fp16", backend: str = "torch", emu
                         samples.setdefault(k, []).append(v * batch)  # per batch
                     totals.append(sum(timings.values()) * batch)
             # throughput with the two slots overlapping (submit k+1 before collect k): frames copied in and out
-            elapsed = overlapped(stage, frames, rounds, in_place=False)
+            elapsed, _ = overlapped(stage, frames, rounds, in_place=False)
             # the same with frames already in the pinned input buffers (as a decoder writing there leaves them)
             # and the output read in place: no host copies, the GPU stages and PCIe alone
             for _ in range(2):
                 for buffer, frame in zip(stage.input_buffers(height, width), frames, strict=False):
                     np.copyto(buffer, frame)
                 stage.collect(stage.submit(stage.input_buffers(height, width)[:batch]), copy=False)
-            in_place = overlapped(stage, frames, rounds, in_place=True)
+            in_place, host_ms = overlapped(stage, frames, rounds, in_place=True)
             out[f"{width}x{height} batch {batch}"] = {
                 "stages_per_batch": {k: percentiles(v) for k, v in samples.items()},
                 "gpu_total_per_batch": percentiles(totals),
                 "overlapped_frames_per_s": (rounds + 1) * batch / elapsed,
                 "overlapped_frames_per_s_in_place": (rounds + 1) * batch / in_place,
+                "host_submit_ms_per_batch_in_place": percentiles(host_ms),
+                "wall_ms_per_batch_in_place": in_place * 1000 / (rounds + 1),
             }
     return out
 
