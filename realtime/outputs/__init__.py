@@ -5,7 +5,7 @@
 ``frames/``, ``frames/%05d.png``                        image folder (lossless PNG per frame)
 ``http://127.0.0.1:8080/``                               browser preview: MJPEG + a page with fps/latency
 ``rtsp://127.0.0.1:8554/masked`` (``rtsp://@:8554/x``)  H.264 RTSP stream served by a supervised GStreamer process
-``display``                                             an OpenCV window (q / Esc quits)
+``display``, ``display://TITLE``                        an OpenCV window (q / Esc quits); one per title
 ``null``                                                nothing (benchmarks)
 ====================================================  ==========================================
 
@@ -32,7 +32,7 @@ SINKS: dict[str, Callable[[str, float], Sink]] = {
     "images": lambda location, fps: ImageFolderSink(location),
     "http": lambda location, fps: _http_preview(location),
     "rtsp": lambda location, fps: _rtsp(location, fps),
-    "display": lambda location, fps: DisplaySink(),
+    "display": lambda location, fps: DisplaySink(location or "realtime-mask"),
     "null": lambda location, fps: NullSink(),
 }
 

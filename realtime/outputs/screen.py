@@ -19,7 +19,7 @@ class DisplaySink(Sink):
     """Shows frames in a window. Raises :class:`StopRequested` when the user presses q or Esc."""
 
     def __init__(self, title: str = "realtime-mask") -> None:
-        self.title, self.uri, self.frames_written = title, "display://", 0
+        self.title, self.uri, self.frames_written = title, f"display://{title}", 0
         try:
             cv2.namedWindow(title, cv2.WINDOW_NORMAL)
         except cv2.error as exc:
