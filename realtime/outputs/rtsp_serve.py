@@ -1,13 +1,19 @@
 """The RTSP output's server process: GStreamer's RTSP server encoding raw BGR frames from stdin to H.264.
 
-Started and supervised by :class:`realtime.outputs.rtsp.RtspSink`; runs under a Python that has
-GStreamer's introspection bindings (Debian: python3-gi, gir1.2-gst-rtsp-server-1.0, and x264enc from
-gstreamer1.0-plugins-ugly or openh264enc from gstreamer1.0-plugins-bad):
+Started and supervised by :class:`realtime.outputs.rtsp.RtspSink` (one process per port; the outputs of a
+run on that port are its mounts); runs under a Python that has GStreamer's introspection bindings
+(Debian: python3-gi, gir1.2-gst-rtsp-server-1.0, and x264enc from gstreamer1.0-plugins-ugly or
+openh264enc from gstreamer1.0-plugins-bad):
 
-    /usr/bin/python3 rtsp_serve.py --host 127.0.0.1 --port 8554 --path /masked --width W --height H --fps F
+    /usr/bin/python3 rtsp_serve.py --host 127.0.0.1 --port 8554
 
-stdin carries W*H*3 bytes per frame. Every client gets the newest frames (one shared, live encode).
-Prints ``ready`` once it listens; exits when stdin closes.
+stdin carries messages, each a text line and for frames a payload:
+
+    mount /masked W H FPS\\n        serve a stream of WxH BGR frames at rtsp://HOST:PORT/masked
+    frame /masked\\n + W*H*3 bytes  the next frame of that stream
+
+Every client of a mount gets its newest frames (one shared, live encode). Prints ``ready`` once it
+listens; exits when stdin closes.
 """
 
 import argparse
@@ -29,51 +35,69 @@ def encoder() -> str:
     sys.exit("no H.264 encoder in GStreamer: install gstreamer1.0-plugins-ugly (x264enc) or -bad (openh264enc)")
 
 
+class Mount:
+    """One served stream: its frame size and the app sources of the clients' shared media."""
+
+    def __init__(self, server, path: str, width: int, height: int, fps: int) -> None:
+        self.frame_bytes = width * height * 3
+        self.sources: list = []
+        self.lock = threading.Lock()
+        caps = f"video/x-raw,format=BGR,width={width},height={height},framerate={fps}/1"
+        factory = GstRtspServer.RTSPMediaFactory.new()
+        factory.set_launch(f"( appsrc name=src is-live=true format=time do-timestamp=true caps={caps} "
+                           f"! videoconvert ! video/x-raw,format=I420 ! {encoder()} "
+                           "! rtph264pay name=pay0 pt=96 config-interval=1 )")
+        factory.set_shared(True)
+        factory.connect("media-configure", self.configured)
+        server.get_mount_points().add_factory(path, factory)
+
+    def configured(self, _factory, media) -> None:
+        appsrc = media.get_element().get_by_name_recurse_up("src")
+        with self.lock:
+            self.sources.append(appsrc)
+        media.connect("unprepared", lambda *_: self.forget(appsrc))
+
+    def forget(self, appsrc) -> None:
+        with self.lock:
+            if appsrc in self.sources:
+                self.sources.remove(appsrc)
+
+    def push(self, data: bytes) -> None:
+        with self.lock:
+            targets = list(self.sources)
+        for appsrc in targets:
+            appsrc.emit("push-buffer", Gst.Buffer.new_wrapped(data))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--path", default="/masked")
-    parser.add_argument("--width", type=int, required=True)
-    parser.add_argument("--height", type=int, required=True)
-    parser.add_argument("--fps", type=int, default=25)
     args = parser.parse_args()
     Gst.init(None)
-    frame_bytes = args.width * args.height * 3
-    sources = []
-    lock = threading.Lock()
-    caps = f"video/x-raw,format=BGR,width={args.width},height={args.height},framerate={args.fps}/1"
-    factory = GstRtspServer.RTSPMediaFactory.new()
-    factory.set_launch(f"( appsrc name=src is-live=true format=time do-timestamp=true caps={caps} "
-                       f"! videoconvert ! video/x-raw,format=I420 ! {encoder()} "
-                       "! rtph264pay name=pay0 pt=96 config-interval=1 )")
-    factory.set_shared(True)
-
-    def configured(_factory, media):
-        appsrc = media.get_element().get_by_name_recurse_up("src")
-        with lock:
-            sources.append(appsrc)
-        media.connect("unprepared", lambda *_: sources.remove(appsrc) if appsrc in sources else None)
-
-    factory.connect("media-configure", configured)
     server = GstRtspServer.RTSPServer.new()
     server.set_address(args.host)
     server.set_service(str(args.port))
-    server.get_mount_points().add_factory(args.path, factory)
     if server.attach(None) == 0:
         sys.exit(f"cannot listen on {args.host}:{args.port}")
     loop = GLib.MainLoop()
+    mounts: dict = {}
 
     def pump():
         stdin = sys.stdin.buffer
         while True:
-            data = stdin.read(frame_bytes)
-            if len(data) < frame_bytes:
-                break
-            with lock:
-                targets = list(sources)
-            for appsrc in targets:
-                appsrc.emit("push-buffer", Gst.Buffer.new_wrapped(data))
+            words = stdin.readline().decode(errors="replace").split()
+            if words[:1] == ["mount"] and len(words) == 5:
+                width, height, fps = (int(w) for w in words[2:])
+                mounts[words[1]] = Mount(server, words[1], width, height, fps)
+            elif words[:1] == ["frame"] and len(words) == 2 and words[1] in mounts:
+                mount = mounts[words[1]]
+                data = stdin.read(mount.frame_bytes)
+                if len(data) < mount.frame_bytes:
+                    break
+                mount.push(data)
+            else:
+                break  # stdin closed (or a message this script does not know)
         GLib.idle_add(loop.quit)
 
     threading.Thread(target=pump, daemon=True).start()

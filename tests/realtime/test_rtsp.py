@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from engines.errors import SourceError
+from engines.errors import OutputError, SourceError
 from realtime.capture import SourceOptions, open_source
 from realtime.pipeline import Pipeline
 from tests.common import MEDIA, RtspServer, SlowEngine, need_shared
@@ -239,3 +239,43 @@ def test_two_cameras_at_once_one_drops_and_the_other_keeps_going(engine):
     for r in dead:  # fully masked: the blur of the whole last frame
         assert not np.array_equal(r.image, r.frame.bgr)
     assert pipeline.stats.counters["disconnects"] >= 1
+
+
+def test_two_streams_served_on_one_port_each_at_its_own_path(engine):
+    """-o rtsp://127.0.0.1:PORT/cam{stream}: two cameras' masked streams from one server process on one port, read
+    back by an RTSP client at each path, each at its own size; two outputs on one path are a one-line error."""
+    need_shared()
+    import threading
+
+    from realtime.outputs import open_sink
+    from tests.common import MjpegServer, free_port
+
+    cameras = [MjpegServer(MEDIA / "carphone_pristine.mp4", fps=25),
+               MjpegServer(MEDIA / "head-pose-face-detection-female-and-male.gif", fps=25)]
+    port = free_port()
+    pipeline = Pipeline([camera.url for camera in cameras], engine, "fill", f"rtsp://127.0.0.1:{port}/cam{{stream}}",
+                        mode_options={"color": "255,0,255"})
+    runner = threading.Thread(target=pipeline.run, daemon=True)
+    runner.start()
+    try:
+        assert pipeline.sinks[0].server is pipeline.sinks[1].server  # one process serves both paths
+        with pytest.raises(OutputError, match="two outputs at"):
+            open_sink(f"rtsp://127.0.0.1:{port}/cam1")
+        deadline = time.monotonic() + 20
+        while not all(sink.frames_written for sink in pipeline.sinks) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        shapes = []
+        for stream in (0, 1):
+            with open_source(f"rtsp://127.0.0.1:{port}/cam{stream}", SourceOptions(open_timeout=5, read_timeout=5)) as client:
+                frames = [frame.bgr for frame, _ in zip(client, range(10), strict=False)]
+            assert len(frames) == 10
+            shapes.append(frames[0].shape)
+            magenta = [np.mean(np.all(np.abs(f.astype(int) - (255, 0, 255)) < 60, axis=2)) for f in frames]
+            assert min(magenta) > 0.02, f"frames read back from cam{stream} must be masked"
+        assert shapes[0] == (144, 176, 3) and shapes[1] != shapes[0]
+    finally:
+        pipeline.close()
+        runner.join(timeout=10)
+        for camera in cameras:
+            camera.stop()
+    assert all(sink.process is None for sink in pipeline.sinks)  # the last output closed stopped the server
