@@ -3,7 +3,7 @@
 ====================================================  ==========================================
 ``out.mp4``, ``out.avi``, ``out.mkv``, ``out.mov``      video file (codec by extension, source fps)
 ``frames/``, ``frames/%05d.png``                        image folder (lossless PNG per frame)
-``http://127.0.0.1:8080/``                               browser preview: MJPEG + a page with fps/latency
+``http://127.0.0.1:8080/[PATH/]``                        browser preview: MJPEG + a page with fps/latency
 ``rtsp://127.0.0.1:8554/masked`` (``rtsp://@:8554/x``)  H.264 RTSP stream served by a supervised GStreamer process
 ``display``, ``display://TITLE``                        an OpenCV window (q / Esc quits); one per title
 ``null``                                                nothing (benchmarks)
@@ -40,11 +40,11 @@ SINKS: dict[str, Callable[[str, float], Sink]] = {
 def _http_preview(location: str) -> Sink:
     from realtime.outputs.http_preview import HttpPreviewSink
 
-    address = location.split("/", 1)[0]
+    address, _, path = location.partition("/")
     host, _, port = address.rpartition(":")
     if not port.isdigit():
-        raise OutputError(f"preview output needs http://HOST:PORT/, got http://{location}")
-    return HttpPreviewSink(host or "127.0.0.1", int(port))
+        raise OutputError(f"preview output needs http://HOST:PORT/[PATH/], got http://{location}")
+    return HttpPreviewSink(host or "127.0.0.1", int(port), path=path)
 
 
 def _rtsp(location: str, fps: float) -> Sink:

@@ -1,9 +1,10 @@
-"""``http://HOST:PORT/`` — a browser preview: the masked stream as MJPEG and a small page showing it.
+"""``http://HOST:PORT/[PATH/]`` — a browser preview: the masked stream as MJPEG and a small page showing it.
 
-Endpoints: ``/`` (the page, with live fps and latency), ``/stream.mjpg`` (multipart MJPEG, the
-newest frame to every client, no backlog), ``/frame.jpg`` (the newest frame), ``/stats.json``.
-It binds to the host in the URL — 127.0.0.1 unless told otherwise (``http://0.0.0.0:8080/`` serves
-the network).
+Endpoints, under the sink's path: ``/`` (the page, with live fps and latency), ``/stream.mjpg``
+(multipart MJPEG, the newest frame to every client, no backlog), ``/frame.jpg`` (the newest frame),
+``/stats.json``. Previews on one host and port share one server, each at its own path (several streams:
+``http://127.0.0.1:8080/cam{stream}/``); the server's ``/`` then shows all of them side by side. It binds
+to the host in the URL — 127.0.0.1 unless told otherwise (``http://0.0.0.0:8080/`` serves the network).
 
 Example:
     >>> with HttpPreviewSink("127.0.0.1", 0) as sink:  # doctest: +SKIP
@@ -46,28 +47,20 @@ setInterval(tick, 500); tick();
 </script></body></html>
 """
 
+GRID = """<!doctype html>
+<html><head><meta charset="utf-8"><title>realtime-mask preview</title>
+<style>body{{margin:0;background:#111;color:#ddd;font:14px system-ui,sans-serif;display:flex;flex-wrap:wrap}}
+figure{{margin:4px}}img{{display:block;width:min(48vw,640px)}}a{{color:#ddd}}</style></head>
+<body>{figures}</body></html>
+"""
 
-class HttpPreviewSink(Sink):
-    """Serves the newest frame as MJPEG to any number of browsers.
 
-    Args:
-        host: address to bind (default loopback).
-        port: TCP port (0: any free port; see :attr:`url`).
-        quality: JPEG quality 1-100.
-    """
+class _PreviewServer:
+    """One HTTP server on a host and port; each preview sink is served under its own path."""
 
-    accepts_alpha = False
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 8080, quality: int = 80) -> None:
-        self.quality = quality
-        self.frames_written = 0
-        self._jpeg: bytes | None = None
-        self._sequence = 0
-        self._condition = threading.Condition()
-        self._times: list[float] = []
-        self._latency_ms: float | None = None
-        self._closed = False
-        sink = self
+    def __init__(self, host: str, port: int) -> None:
+        self.sinks: dict[str, HttpPreviewSink] = {}  # path ("/", "/cam0/") -> sink
+        previews = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
@@ -83,18 +76,35 @@ class HttpPreviewSink(Sink):
 
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
-                if path in ("/", "/index.html"):
-                    self._send(PAGE.encode(), "text/html; charset=utf-8")
-                elif path == "/stats.json":
-                    self._send(json.dumps(sink.stats()).encode(), "application/json")
-                elif path == "/frame.jpg" and sink._jpeg is not None:
-                    self._send(sink._jpeg, "image/jpeg")
-                elif path == "/stream.mjpg":
-                    self._stream()
+                for prefix, sink in sorted(previews.sinks.items(), key=lambda item: -len(item[0])):
+                    if path + "/" == prefix:  # /cam0 -> /cam0/, where the page's relative links work
+                        self.send_response(301)
+                        self.send_header("Location", prefix)
+                        self.end_headers()
+                        return
+                    if path.startswith(prefix):
+                        self._serve(sink, path[len(prefix):])
+                        return
+                if path in ("/", "/index.html"):  # no preview at the root: all of them side by side
+                    figures = "".join(f'<figure><a href="{p}"><img src="{p}stream.mjpg" alt="{p}"></a>'
+                                      f"<figcaption>{p}</figcaption></figure>" for p in sorted(previews.sinks))
+                    self._send(GRID.format(figures=figures).encode(), "text/html; charset=utf-8")
                 else:
                     self.send_error(404)
 
-            def _stream(self) -> None:
+            def _serve(self, sink: HttpPreviewSink, rest: str) -> None:
+                if rest in ("", "index.html"):
+                    self._send(PAGE.encode(), "text/html; charset=utf-8")
+                elif rest == "stats.json":
+                    self._send(json.dumps(sink.stats()).encode(), "application/json")
+                elif rest == "frame.jpg" and sink._jpeg is not None:
+                    self._send(sink._jpeg, "image/jpeg")
+                elif rest == "stream.mjpg":
+                    self._stream(sink)
+                else:
+                    self.send_error(404)
+
+            def _stream(self, sink: HttpPreviewSink) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                 self.send_header("Cache-Control", "no-store")
@@ -117,11 +127,53 @@ class HttpPreviewSink(Sink):
         except OSError as exc:
             raise OutputError(f"cannot serve the preview on {host}:{port}: {exc.strerror}; choose another port") from exc
         self.server.daemon_threads = True
-        bound_host, bound_port = str(self.server.server_address[0]), int(self.server.server_address[1])
-        self.url = f"http://{bound_host}:{bound_port}/"
-        self.uri = self.url
+        self.host, self.port = str(self.server.server_address[0]), int(self.server.server_address[1])
         self._thread = threading.Thread(target=self.server.serve_forever, name="http-preview", daemon=True)
         self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+_SERVERS: dict[tuple[str, int], _PreviewServer] = {}  # the open ones, by the host and port asked for
+_SERVERS_LOCK = threading.Lock()
+
+
+class HttpPreviewSink(Sink):
+    """Serves the newest frame as MJPEG to any number of browsers.
+
+    Args:
+        host: address to bind (default loopback).
+        port: TCP port (0: any free port; see :attr:`url`).
+        quality: JPEG quality 1-100.
+        path: where on the server (``/``, or e.g. ``/cam0/`` beside other previews on the same port).
+    """
+
+    accepts_alpha = False
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 8080, quality: int = 80, path: str = "/") -> None:
+        self.quality = quality
+        self.frames_written = 0
+        self._jpeg: bytes | None = None
+        self._sequence = 0
+        self._condition = threading.Condition()
+        self._times: list[float] = []
+        self._latency_ms: float | None = None
+        self._closed = False
+        self.path = "/" + path.strip("/") + "/" if path.strip("/") else "/"
+        with _SERVERS_LOCK:
+            server = _SERVERS.get((host, port)) if port else None
+            if server is None:
+                server = _PreviewServer(host, port)
+                _SERVERS[(host, port or server.port)] = server
+            if self.path in server.sinks:
+                raise OutputError(f"two previews at http://{server.host}:{server.port}{self.path}: give each stream "
+                                  "its own path (e.g. http://127.0.0.1:8080/cam{stream}/)")
+            server.sinks[self.path] = self
+        self.server = server
+        self.url = f"http://{server.host}:{server.port}{self.path}"
+        self.uri = self.url
 
     def _changed(self, seen: int) -> bool:
         return self._sequence != seen or self._closed
@@ -153,5 +205,9 @@ class HttpPreviewSink(Sink):
         self._closed = True
         with self._condition:
             self._condition.notify_all()
-        self.server.shutdown()
-        self.server.server_close()
+        with _SERVERS_LOCK:
+            self.server.sinks.pop(self.path, None)
+            if not self.server.sinks:  # the last preview on this port
+                self.server.stop()
+                for key in [key for key, server in _SERVERS.items() if server is self.server]:
+                    del _SERVERS[key]

@@ -60,3 +60,46 @@ def test_preview_in_headless_chromium(model_cache):
         magenta = np.all(np.abs(shot.astype(int) - MAGENTA_BGR) < 40, axis=2)
         assert magenta.mean() > 0.05, "the screenshot must show the masked (filled) person"
     assert sink._closed
+
+
+def test_several_streams_previewed_on_one_port_side_by_side(model_cache):
+    """-o http://127.0.0.1:PORT/cam{stream}/: two cameras on one server, each page at its path; the server's root shows
+    both streams side by side in Chromium, each masked; a second preview on a taken path is a one-line error."""
+    need_shared()
+    from engines.errors import OutputError
+    from realtime.outputs import open_sink
+    from tests.common import free_port
+
+    cameras = [MjpegServer(MEDIA / "carphone_pristine.mp4", fps=15),
+               MjpegServer(MEDIA / "head-pose-face-detection-female-and-male.gif", fps=15)]
+    port = free_port()
+    pipeline = Pipeline([camera.url for camera in cameras], engines.load("mediapipe-selfie"), "fill",
+                        f"http://127.0.0.1:{port}/cam{{stream}}/", mode_options={"color": "255,0,255"})
+    runner = threading.Thread(target=pipeline.run, daemon=True)
+    runner.start()
+    try:
+        assert pipeline.sinks[0].server is pipeline.sinks[1].server
+        assert [sink.url for sink in pipeline.sinks] == [f"http://127.0.0.1:{port}/cam0/", f"http://127.0.0.1:{port}/cam1/"]
+        with pytest.raises(OutputError, match="two previews at"):
+            open_sink(f"http://127.0.0.1:{port}/cam0/")
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1280, "height": 600})
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_function("[...document.images].length === 2 && [...document.images].every(i => i.naturalWidth)",
+                                   timeout=20000)
+            widths = page.evaluate("[...document.images].map(i => i.naturalWidth)")
+            shots = [page.locator("img").nth(k).screenshot() for k in range(2)]
+            page.goto(f"http://127.0.0.1:{port}/cam1")  # redirected to /cam1/, the stream's own page
+            page.wait_for_function("document.getElementById('stream').naturalWidth > 0", timeout=20000)
+            assert page.url.endswith("/cam1/")
+            browser.close()
+    finally:
+        pipeline.close()
+        runner.join(timeout=10)
+        for camera in cameras:
+            camera.stop()
+    assert widths[0] == 176 and widths[1] != 176
+    for shot in shots:
+        image = cv2.imdecode(np.frombuffer(shot, np.uint8), cv2.IMREAD_COLOR)
+        assert np.all(np.abs(image.astype(int) - MAGENTA_BGR) < 40, axis=2).mean() > 0.02, "each stream is masked"
