@@ -10,7 +10,7 @@ import pytest
 from engines.errors import BackendError, InputShapeError
 from realtime.compositor import MaskPostprocessor, MaskSettings, make_compositor
 from realtime.pipeline.gpu import GPU_STAGES, GpuStage
-from tests.common import MEDIA, need_shared
+from tests.common import MEDIA, assert_images_close, need_shared
 
 
 @pytest.fixture(params=["emulated", pytest.param("cuda", marks=pytest.mark.gpu)])
@@ -37,14 +37,6 @@ def _cpu_path(engine, frames, settings, mode, per_stream):
         probabilities
 
 
-def _close(images, expected):
-    """Equal but for pixels whose probability sits within float rounding of the threshold (upsampled by the
-    kernel here, by cv2.resize on the CPU path), which may flip one dilated patch."""
-    for image, reference in zip(images, expected, strict=True):
-        differs = np.any(np.abs(image.astype(np.int32) - reference.astype(np.int32)) > 1, axis=2)
-        assert np.mean(differs) < 2e-3, np.mean(differs)
-
-
 def test_double_buffered_batches_match_the_cpu_path(gpu, torch_engine):
     need_shared()
     from realtime.capture.files import read_frames
@@ -62,7 +54,7 @@ def test_double_buffered_batches_match_the_cpu_path(gpu, torch_engine):
     probabilities = [p for batch in results for p in batch.probabilities]
     assert len(images) == 7 and all(image.shape == frames[0].shape for image in images)
     expected, expected_probabilities = _cpu_path(torch_engine, frames, settings, "blur", per_stream=False)
-    _close(images, expected)
+    assert_images_close(images, expected)
     for probability, reference in zip(probabilities, expected_probabilities, strict=True):
         assert probability.shape == reference.shape and np.abs(probability - reference).max() < 1e-3
     for batch in results:
@@ -94,7 +86,7 @@ def test_a_new_frame_size_leaves_the_batch_in_flight_alone(gpu, torch_engine):
     got += stage.collect(third).images
     expected, _ = _cpu_path(torch_engine, [*frames[:2], *small, frames[2]], MaskSettings(), "blur", per_stream=True)
     assert [image.shape for image in got] == [image.shape for image in expected]
-    _close(got, expected)
+    assert_images_close(got, expected)
 
 
 def test_one_frame_of_each_stream_keeps_each_streams_moving_average(gpu, torch_engine):
@@ -113,7 +105,7 @@ def test_one_frame_of_each_stream_keeps_each_streams_moving_average(gpu, torch_e
             got[s].append(images[s])
     for s in range(2):
         expected, _ = _cpu_path(torch_engine, streams[s], settings, "mask", per_stream=False)
-        _close(got[s], expected)
+        assert_images_close(got[s], expected)
 
 
 def test_named_streams_keep_their_moving_average_wherever_they_sit_in_the_batch(gpu, torch_engine):
@@ -142,7 +134,7 @@ def test_named_streams_keep_their_moving_average_wherever_they_sit_in_the_batch(
             got[name].append(image)
     for name, images in got.items():
         expected, _ = _cpu_path(torch_engine, cameras[name][:len(images)], settings, "mask", per_stream=False)
-        _close(images, expected)
+        assert_images_close(images, expected)
 
 
 def test_the_gpu_stage_refuses_a_cpu_engine_without_emulation(engine):
@@ -194,7 +186,7 @@ def test_a_whole_run_through_the_gpu_loop_matches_the_cpu_run(gpu, tmp_path, mon
                      "--stats", str(tmp_path / f"{name}.json"), "--metadata", str(tmp_path / f"{name}.jsonl")]) == 0
         runs[name] = [cv2.imread(str(path)) for path in sorted(folder.glob("*.png"))]
     assert len(runs["gpu"]) == len(runs["cpu"]) == 10
-    _close(runs["gpu"], runs["cpu"])
+    assert_images_close(runs["gpu"], runs["cpu"])
     masks = {name: np.load(tmp_path / f"{name}.npz")["masks"] for name in runs}
     assert masks["gpu"].shape == masks["cpu"].shape == (10, 144, 176)
     assert np.abs(masks["gpu"].astype(int) - masks["cpu"].astype(int)).max() <= 1
@@ -255,7 +247,7 @@ def test_a_strategy_run_on_a_gpu_engine_composites_on_the_gpu(gpu, tmp_path, mon
     if not gpu[1]:
         for image, reference in zip(runs["gpu"], runs["cpu"], strict=True):
             np.testing.assert_array_equal(image, reference)
-    _close(runs["gpu"], runs["cpu"])
+    assert_images_close(runs["gpu"], runs["cpu"])
 
 
 def test_a_folder_of_mixed_sizes_through_the_gpu_loop_matches_the_cpu_run(gpu, torch_engine, tmp_path, monkeypatch):
@@ -281,4 +273,4 @@ def test_a_folder_of_mixed_sizes_through_the_gpu_loop_matches_the_cpu_run(gpu, t
         assert sum(pipeline.privacy_counts.values()) == 0
     assert [image.shape[:2] for image in runs["gpu"]] == [image.shape[:2] for image in runs["cpu"]] \
         == [(200, 240) if k in (2, 4, 5) else (144, 176) for k in range(7)]
-    _close(runs["gpu"], runs["cpu"])
+    assert_images_close(runs["gpu"], runs["cpu"])

@@ -12,23 +12,13 @@ import pytest
 from realtime.cli import main
 from realtime.pipeline import Pipeline
 from realtime.pipeline.runner import EMULATE_GPU_ENV
-from tests.common import MEDIA, need_shared
+from tests.common import MEDIA, assert_images_close, need_shared
 
 CLIP, GIF = "carphone_pristine.mp4", "head-pose-face-detection-female-and-male.gif"  # 120 and 56 frames
 
 
 def _pngs(folder):
     return [cv2.imread(str(path)) for path in sorted(folder.glob("*.png"))]
-
-
-def _close(images, expected):
-    """Equal but for pixels whose probability sits within float rounding of the threshold (a batch of other frames
-    may round the model's sums differently), which may flip a few pixels."""
-    assert len(images) == len(expected)
-    for image, reference in zip(images, expected, strict=True):
-        assert image.shape == reference.shape
-        differs = np.any(np.abs(image.astype(np.int32) - reference.astype(np.int32)) > 1, axis=2)
-        assert np.mean(differs) < 2e-3, np.mean(differs)
 
 
 @pytest.mark.parametrize("path", ["cpu", "gpu-emulated", pytest.param("cuda", marks=pytest.mark.gpu)])
@@ -49,7 +39,7 @@ def test_two_clips_at_once_equal_two_runs_of_one(model_cache, tmp_path, monkeypa
                  "--metadata", str(meta), "--stats", str(tmp_path / "stats.json"), *common]) == 0
     for stream, clip in enumerate((CLIP, GIF)):
         assert main(["run", "-i", str(MEDIA / clip), "-o", f"{tmp_path}/single-{stream}/", *common]) == 0
-        _close(_pngs(tmp_path / f"multi-{stream}"), _pngs(tmp_path / f"single-{stream}"))
+        assert_images_close(_pngs(tmp_path / f"multi-{stream}"), _pngs(tmp_path / f"single-{stream}"))
     records = [json.loads(line) for line in meta.read_text().splitlines()]
     for stream, count in ((0, 120), (1, 56)):
         assert [r["index"] for r in records if r["stream"] == stream] == list(range(count))
@@ -73,7 +63,7 @@ def test_the_moving_average_is_kept_per_stream(engine, tmp_path):
                          batch=2))
     alone = list(Pipeline(str(tmp_path / "b*.png"), engine, "mask", None, mask=settings))
     mirrored = [result.image for result in both if result.frame.stream == 1]
-    _close(mirrored, [result.image for result in alone])
+    assert_images_close(mirrored, [result.image for result in alone])
 
 
 def test_two_live_streams_are_batched_and_stay_fresh(engine):
