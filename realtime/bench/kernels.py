@@ -24,7 +24,8 @@ from realtime.compositor.cuda import CudaCompositor
 
 def compare_kernels(launcher: Any, mode: str, options: dict[str, Any], settings: MaskSettings,
                     frames: Sequence[np.ndarray], probabilities: Sequence[np.ndarray]) -> dict[str, Any]:
-    """Composite ``frames`` (one stream, in order) with the kernels and with the CPU reference.
+    """Composite ``frames`` (one stream, in order) with the kernels — the first alone, the others as one batch —
+    and with the CPU reference.
 
     The reference is fed the kernels' own upsampled probability (itself compared with ``cv2.resize``),
     so that a pixel whose probability lies within float rounding of the threshold cannot flip one way
@@ -47,17 +48,22 @@ def compare_kernels(launcher: Any, mode: str, options: dict[str, Any], settings:
     kernels = CudaCompositor(make_compositor(mode, **options), settings, launcher=launcher)
     post = MaskPostprocessor(settings)
     device = launcher.torch_device
+    height, width = frames[0].shape[:2]
+    # the first frame alone, (H, W, 3); the rest as one (n, H, W, 3) batch, one launch a kernel; one stream throughout
+    upsampled = torch.empty((len(frames), height, width), dtype=torch.float32, device=device)
+    first, _ = kernels(torch.from_numpy(frames[0]).to(device), torch.from_numpy(probabilities[0]).to(device),
+                       probability_out=upsampled[0])
+    got_frames = [first.cpu().numpy()]
+    if len(frames) > 1:
+        rest, _ = kernels(torch.from_numpy(np.stack(frames[1:])).to(device),
+                          torch.from_numpy(np.stack(probabilities[1:])).to(device), probability_out=upsampled[1:])
+        got_frames += list(rest.cpu().numpy())
+    upsampled_frames = list(upsampled.cpu().numpy())
     worst, over_1, upsample_error = 0, 0.0, 0.0
-    for frame, probability in zip(frames, probabilities, strict=True):
-        height, width = frame.shape[:2]
-        upsampled = torch.empty((height, width), dtype=torch.float32, device=device)
-        out, _ = kernels(torch.from_numpy(frame).to(device), torch.from_numpy(probability).to(device),
-                         probability_out=upsampled)
-        upsampled_np = upsampled.cpu().numpy()
+    for frame, probability, got, upsampled_np in zip(frames, probabilities, got_frames, upsampled_frames, strict=True):
         resized = cv2.resize(probability, (width, height), interpolation=cv2.INTER_LINEAR)
         upsample_error = max(upsample_error, float(np.abs(upsampled_np - resized).max()))
         expected = reference.composite(frame, post(upsampled_np))
-        got = out.cpu().numpy()
         if got.shape != expected.shape:
             raise AssertionError(f"{mode}: kernels gave {got.shape}, the reference {expected.shape}")
         diff = np.abs(got.astype(np.int32) - expected.astype(np.int32))

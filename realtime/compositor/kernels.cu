@@ -7,12 +7,25 @@
 //   composite_*           realtime/compositor/modes.py    (out = round(alpha * effect + (1 - alpha) * frame))
 // Frames are contiguous uint8 HWC BGR; masks are contiguous uint8 HxW. The alpha the composites read is
 // float32 (feathered) or the uint8 0/1 mask itself (alpha_u8 = 1): a byte a pixel, and no pass to widen it.
+// Every kernel works on a batch of n frames of one size, contiguous one after another, in one launch:
+// blockIdx.z is the frame (pixelate_means: frame * 3 + channel); mask_from_probability instead walks the
+// batch in order inside each thread, because a stream's moving average runs from one frame to the next.
 // The kernels use no shared memory, barriers, atomics or warp functions: each thread stands alone, which
 // lets realtime/compositor/emulator.py run them on the CPU (keep it so, or extend the emulator).
 // Compiled at first use with NVRTC (realtime/compositor/cuda.py); every kernel is extern "C".
 
 typedef unsigned char u8;
 typedef unsigned short u16;
+typedef long long i64;
+
+// Where frame blockIdx.z of a batch starts, for a buffer of `per_frame` elements a frame.
+__device__ __forceinline__ size_t frame_offset(size_t per_frame) { return (size_t)blockIdx.z * per_frame; }
+
+// This frame's alpha in a batch of float32 alphas or uint8 masks of H * W pixels each.
+__device__ __forceinline__ const void* frame_alpha(const void* alpha, int alpha_u8, int H, int W) {
+    size_t offset = frame_offset((size_t)H * W);
+    return alpha_u8 ? (const void*)((const u8*)alpha + offset) : (const void*)((const float*)alpha + offset);
+}
 
 // The alpha of pixel i: a float32 alpha, or a uint8 0/1 mask (the branch is uniform across the grid).
 __device__ __forceinline__ float alpha_at(const void* alpha, int alpha_u8, int i) {
@@ -42,7 +55,7 @@ __device__ __forceinline__ void blend_pixel(const u8* f, const float e0, const f
 }
 
 // ---------------------------------------------------------------------------------------------
-// Preprocessing: one uint8 BGR frame -> one float32 NCHW model input (written at `out`).
+// Preprocessing: uint8 BGR frames -> float32 NCHW model inputs (written at `out`), one frame per blockIdx.z.
 // mediapipe=1: x_src = x * W / w (corner-aligned warp), pixels outside the frame count as 0, the
 //              warped value is rounded to uint8 first (MediaPipe warps uint8, then scales).
 // mediapipe=0: OpenCV INTER_LINEAR resize (half-pixel centres, clamped).
@@ -51,6 +64,8 @@ extern "C" __global__ void preprocess(const u8* frame, int H, int W, float* out,
     int x = blockIdx.x * blockDim.x + threadIdx.x;
     int y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x >= w || y >= h) return;
+    frame += frame_offset((size_t)H * W * 3);
+    out += frame_offset((size_t)3 * h * w);
     float sx, sy;
     if (mediapipe) {
         sx = x * ((float)W / (float)w);
@@ -84,12 +99,15 @@ extern "C" __global__ void preprocess(const u8* frame, int H, int W, float* out,
 }
 
 // ---------------------------------------------------------------------------------------------
-// Model probability (h x w) -> frame-size probability, moving average, threshold and target.
-// Upsampling is OpenCV's INTER_LINEAR (half-pixel centres, clamped). `state` holds the moving
-// average (used when ema_alpha < 1; has_state = 0 on the first frame). `probability_out` (may be
-// null) receives the raw upsampled probability.
-extern "C" __global__ void mask_from_probability(const float* prob, int h, int w, int H, int W, float* state,
-                                                 float ema_alpha, int has_state, float threshold, int invert,
+// Model probabilities (n x h x w) -> frame-size probabilities, moving average, threshold and target.
+// Upsampling is OpenCV's INTER_LINEAR (half-pixel centres, clamped). With ema_alpha < 1, `states`
+// holds 2n values: the address of frame k's moving average (H x W float32, its stream's; frames of
+// one stream share it) and then, for each frame, 1 when that average starts afresh at this frame.
+// Each thread takes its pixel through the frames in batch order, so a stream's average runs from
+// one frame to its next even within a batch. `probability_out` (may be null) receives the raw
+// upsampled probabilities.
+extern "C" __global__ void mask_from_probability(const float* prob, int h, int w, int H, int W, int n,
+                                                 const i64* states, float ema_alpha, float threshold, int invert,
                                                  u8* binary, float* probability_out) {
     int x = blockIdx.x * blockDim.x + threadIdx.x;
     int y = blockIdx.y * blockDim.y + threadIdx.y;
@@ -101,23 +119,29 @@ extern "C" __global__ void mask_from_probability(const float* prob, int h, int w
     float fx = sx - x0, fy = sy - y0;
     if (x0 == w - 1) fx = 0.0f;
     if (y0 == h - 1) fy = 0.0f;
-    float top = prob[y0 * w + x0] * (1.0f - fx) + prob[y0 * w + x1] * fx;
-    float bottom = prob[y1 * w + x0] * (1.0f - fx) + prob[y1 * w + x1] * fx;
-    float p = top * (1.0f - fy) + bottom * fy;
-    int i = y * W + x;
-    if (probability_out) probability_out[i] = p;
-    float s = p;
-    if (ema_alpha < 1.0f) {
-        if (has_state) s = ema_alpha * p + (1.0f - ema_alpha) * state[i];
-        state[i] = s;
+    size_t i = (size_t)y * W + x, pixels = (size_t)H * W;
+    for (int k = 0; k < n; ++k) {
+        const float* p_k = prob + (size_t)k * h * w;
+        float top = p_k[y0 * w + x0] * (1.0f - fx) + p_k[y0 * w + x1] * fx;
+        float bottom = p_k[y1 * w + x0] * (1.0f - fx) + p_k[y1 * w + x1] * fx;
+        float p = top * (1.0f - fy) + bottom * fy;
+        if (probability_out) probability_out[k * pixels + i] = p;
+        float s = p;
+        if (ema_alpha < 1.0f) {
+            float* state = (float*)states[k];
+            if (!states[n + k]) s = ema_alpha * p + (1.0f - ema_alpha) * state[i];
+            state[i] = s;
+        }
+        binary[k * pixels + i] = (u8)((s >= threshold) != (invert != 0));
     }
-    binary[i] = (u8)((s >= threshold) != (invert != 0));
 }
 
 // Row prefix sums of a binary mask: prefix[y * (W + 1) + x] = sum(binary[y, 0:x]). One thread per row.
 extern "C" __global__ void row_prefix(const u8* binary, int H, int W, int* prefix) {
     int y = blockIdx.x * blockDim.x + threadIdx.x;
     if (y >= H) return;
+    binary += frame_offset((size_t)H * W);
+    prefix += frame_offset((size_t)H * (W + 1));
     int sum = 0;
     prefix[y * (W + 1)] = 0;
     for (int x = 0; x < W; ++x) {
@@ -133,6 +157,8 @@ extern "C" __global__ void dilate(const int* prefix, int H, int W, const int* ha
     int x = blockIdx.x * blockDim.x + threadIdx.x;
     int y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x >= W || y >= H) return;
+    prefix += frame_offset((size_t)H * (W + 1));
+    out += frame_offset((size_t)H * W);
     u8 hit = 0;
     for (int dy = -r; dy <= r && !hit; ++dy) {
         int yy = y + dy, half = halfwidth[dy + r];
@@ -148,6 +174,8 @@ extern "C" __global__ void feather_h(const u8* binary, int H, int W, int f, floa
     int x = blockIdx.x * blockDim.x + threadIdx.x;
     int y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x >= W || y >= H) return;
+    binary += frame_offset((size_t)H * W);
+    tmp += frame_offset((size_t)H * W);
     int sum = 0;
     for (int d = -f; d <= f; ++d) sum += binary[y * W + clampi(x + d, 0, W - 1)];
     tmp[y * W + x] = (float)sum;
@@ -158,6 +186,8 @@ extern "C" __global__ void feather_v(const float* tmp, int H, int W, int f, floa
     int x = blockIdx.x * blockDim.x + threadIdx.x;
     int y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x >= W || y >= H) return;
+    tmp += frame_offset((size_t)H * W);
+    alpha += frame_offset((size_t)H * W);
     float sum = 0.0f;
     for (int d = -f; d <= f; ++d) sum += tmp[clampi(y + d, 0, H - 1) * W + x];
     float k = (float)(2 * f + 1);
@@ -174,6 +204,8 @@ __device__ __forceinline__ void box_h(const u8* src, int H, int W, int r, int se
     int x0 = (blockIdx.x * blockDim.x + threadIdx.x) * segment;
     int y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x0 >= W || y >= H) return;
+    src += frame_offset((size_t)H * W * 3);
+    sums += frame_offset((size_t)H * W * 3);
     const u8* row = src + y * W * 3;
     int s0 = 0, s1 = 0, s2 = 0;
     for (int d = -r; d <= r; ++d) {
@@ -204,6 +236,12 @@ __device__ __forceinline__ void box_v(const S* sums, int H, int W, int r, int se
     int x = blockIdx.x * blockDim.x + threadIdx.x;
     int y0 = (blockIdx.y * blockDim.y + threadIdx.y) * segment;
     if (x >= W || y0 >= H) return;
+    sums += frame_offset((size_t)H * W * 3);
+    dst += frame_offset((size_t)H * W * 3);
+    if (blend) {
+        frame += frame_offset((size_t)H * W * 3);
+        alpha = frame_alpha(alpha, alpha_u8, H, W);
+    }
     int s0 = 0, s1 = 0, s2 = 0;
     for (int d = -r; d <= r; ++d) {
         const S* p = sums + (reflect101(y0 + d, H) * W + x) * 3;
@@ -252,12 +290,17 @@ extern "C" __global__ void box_v_i32(const int* sums, int H, int W, int r, int s
 // ---------------------------------------------------------------------------------------------
 // Composites: the frame is read once and the output written once.
 
-// An effect image of the frame's size (blur result, resized background).
-extern "C" __global__ void composite_image(const u8* frame, const u8* effect, const void* alpha, int alpha_u8, int H,
-                                           int W, u8* out) {
+// An effect image of the frame's size (a resized background).
+// One effect image for the whole batch, or (effect_per_frame = 1) one a frame.
+extern "C" __global__ void composite_image(const u8* frame, const u8* effect, int effect_per_frame, const void* alpha,
+                                           int alpha_u8, int H, int W, u8* out) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= H * W) return;
-    const u8* e = effect + i * 3;
+    size_t offset = frame_offset((size_t)H * W * 3);
+    frame += offset;
+    out += offset;
+    alpha = frame_alpha(alpha, alpha_u8, H, W);
+    const u8* e = effect + (effect_per_frame ? offset : 0) + i * 3;
     blend_pixel(frame + i * 3, e[0], e[1], e[2], alpha_at(alpha, alpha_u8, i), out + i * 3);
 }
 
@@ -266,6 +309,9 @@ extern "C" __global__ void composite_color(const u8* frame, const void* alpha, i
                                           float c1, float c2, float opacity, u8* out) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= H * W) return;
+    frame += frame_offset((size_t)H * W * 3);
+    out += frame_offset((size_t)H * W * 3);
+    alpha = frame_alpha(alpha, alpha_u8, H, W);
     const u8* f = frame + i * 3;
     float e0 = c0, e1 = c1, e2 = c2;
     if (opacity < 1.0f) {
@@ -277,12 +323,15 @@ extern "C" __global__ void composite_color(const u8* frame, const void* alpha, i
 }
 
 // Pixelate, step 1: the mean of each B x B block (partial blocks at the right/bottom edges),
-// floor(sum / count + 0.5). One thread per block and channel.
+// floor(sum / count + 0.5). One thread per block and channel; blockIdx.z = frame * 3 + channel.
 extern "C" __global__ void pixelate_means(const u8* frame, int H, int W, int block, u8* means, int blocks_w, int blocks_h) {
     int bx = blockIdx.x * blockDim.x + threadIdx.x;
     int by = blockIdx.y * blockDim.y + threadIdx.y;
-    int c = blockIdx.z;
+    int c = blockIdx.z % 3;
+    size_t f = blockIdx.z / 3;
     if (bx >= blocks_w || by >= blocks_h) return;
+    frame += f * H * W * 3;
+    means += f * blocks_h * blocks_w * 3;
     int x0 = bx * block, y0 = by * block, x1 = min(x0 + block, W), y1 = min(y0 + block, H);
     unsigned int sum = 0;
     for (int y = y0; y < y1; ++y)
@@ -296,6 +345,11 @@ extern "C" __global__ void composite_pixelate(const u8* frame, const u8* means, 
                                              const void* alpha, int alpha_u8, int H, int W, u8* out) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= H * W) return;
+    int blocks_h = (H + block - 1) / block;
+    frame += frame_offset((size_t)H * W * 3);
+    out += frame_offset((size_t)H * W * 3);
+    means += frame_offset((size_t)blocks_h * blocks_w * 3);
+    alpha = frame_alpha(alpha, alpha_u8, H, W);
     int y = i / W, x = i - y * W;
     const u8* m = means + ((y / block) * blocks_w + x / block) * 3;
     blend_pixel(frame + i * 3, m[0], m[1], m[2], alpha_at(alpha, alpha_u8, i), out + i * 3);
@@ -305,6 +359,9 @@ extern "C" __global__ void composite_pixelate(const u8* frame, const u8* means, 
 extern "C" __global__ void cutout_bgra(const u8* frame, const void* alpha, int alpha_u8, int H, int W, u8* out) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= H * W) return;
+    frame += frame_offset((size_t)H * W * 3);
+    out += frame_offset((size_t)H * W * 4);
+    alpha = frame_alpha(alpha, alpha_u8, H, W);
     out[i * 4 + 0] = frame[i * 3 + 0];
     out[i * 4 + 1] = frame[i * 3 + 1];
     out[i * 4 + 2] = frame[i * 3 + 2];
@@ -315,6 +372,8 @@ extern "C" __global__ void cutout_bgra(const u8* frame, const void* alpha, int a
 extern "C" __global__ void mask_grey(const void* alpha, int alpha_u8, int H, int W, u8* out) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= H * W) return;
+    out += frame_offset((size_t)H * W * 3);
+    alpha = frame_alpha(alpha, alpha_u8, H, W);
     u8 v = to_u8(255.0f * alpha_at(alpha, alpha_u8, i));
     out[i * 3 + 0] = v;
     out[i * 3 + 1] = v;

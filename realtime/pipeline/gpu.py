@@ -7,7 +7,8 @@ buffers and its own non-default stream, so batch k+1's upload overlaps batch k's
     submit(batch k) → submit(batch k+1) → collect(batch k) → submit(batch k+2) → collect(batch k+1) ...
 
 Per slot, in stream order: H2D (pinned → device) · preprocess kernel · engine (TensorRT or the torch
-engine's CUDA graph) · mask + composite kernels · D2H (device → pinned). CUDA events bracket each
+engine's CUDA graph) · mask + composite kernels · D2H (device → pinned). Each kernel is launched once for
+the whole batch (the frame is the grid's z), so the host's work per batch does not grow with its size. CUDA events bracket each
 stage; ``collect`` waits on the last event only and reads the stage times from the events. NVTX
 ranges name the stages for Nsight Systems.
 
@@ -259,8 +260,7 @@ class GpuStage:
                 slot.device_in[:n].copy_(slot.host_in[:n], non_blocking=True)
             events[1].record()
             with timeline.range("preprocess"):
-                for i in range(n):
-                    slot.kernels.preprocess(slot.device_in[i], slot.model_in[i], self.engine.spec)
+                slot.kernels.preprocess(slot.device_in[:n], slot.model_in[:n], self.engine.spec)
             events[2].record()
             with timeline.range("inference"):
                 if self._inference_free is not None:
@@ -273,11 +273,10 @@ class GpuStage:
             with timeline.range("composite"):
                 if self._composite_done is not None:
                     slot.stream.wait_event(self._composite_done)
-                for i in range(n):
-                    average = self.averages.setdefault(streams[i], MovingAverage())
-                    _, alpha = slot.kernels(slot.device_in[i], probability[i, 0], slot.device_out[i],
-                                            slot.device_probability[i] if self.keep_probability else None, average)
-                    slot.device_masked[i] = torch.count_nonzero(alpha)
+                averages = [self.averages.setdefault(stream, MovingAverage()) for stream in streams]
+                _, alpha = slot.kernels(slot.device_in[:n], probability[:, 0], slot.device_out[:n],
+                                        slot.device_probability[:n] if self.keep_probability else None, averages)
+                slot.device_masked[:n].copy_(torch.count_nonzero(alpha.reshape(n, -1), dim=1))
                 self._composite_done = timeline.event(timing=False)
                 self._composite_done.record(slot.stream)
             events[4].record()

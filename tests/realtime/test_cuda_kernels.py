@@ -197,9 +197,10 @@ def test_gpu_check_script_runs_its_cpu_side(model_cache, tmp_path):
 
 @pytest.mark.parametrize("mode,options,settings", GPU_CASES)
 def test_every_launch_matches_its_kernel_signature(mode, options, settings, tmp_path):
-    """Without a GPU: run the compositor on CPU tensors through the host emulation and check each launch
+    """Without a GPU: run the compositor on a batch of CPU tensors through the host emulation and check each launch
     against kernels.cu — argument count, int/float scalars as np.int32/np.float32 (both checked by
-    HostKernels itself), pointers to tensors of the kernel's element type, and a grid that covers the image."""
+    HostKernels itself), pointers to tensors of the kernel's element type, and a grid that covers the images
+    (its z the frames of the batch)."""
     import torch
 
     from engines.spec import ModelSpec
@@ -210,10 +211,11 @@ def test_every_launch_matches_its_kernel_signature(mode, options, settings, tmp_
     except BackendError as exc:
         pytest.skip(str(exc))
     signatures = kernel_signatures(SOURCE_PATH.read_text())
-    height, width = 137, 251
-    frame = torch.from_numpy(np.random.default_rng().integers(1, 256, (height, width, 3), np.uint8))
-    probability, model_input = torch.rand((64, 64)), torch.zeros((3, 256, 256))
-    element = {"u8*": torch.uint8, "u16*": torch.uint16, "float*": torch.float32, "int*": torch.int32}
+    n, height, width = 2, 137, 251
+    frame = torch.from_numpy(np.random.default_rng().integers(1, 256, (n, height, width, 3), np.uint8))
+    probability, model_input = torch.rand((n, 64, 64)), torch.zeros((n, 3, 256, 256))
+    element = {"u8*": torch.uint8, "u16*": torch.uint16, "float*": torch.float32, "int*": torch.int32,
+               "i64*": torch.int64}
     per_pixel_2d = ("mask_from_probability", "dilate", "feather_h", "feather_v", "resize_u8")
     segments = -(-width // BLUR_SEGMENT), -(-height // BLUR_SEGMENT)
     domains = {**dict.fromkeys(per_pixel_2d, (width, height)), "row_prefix": (height,), "preprocess": (256, 256),
@@ -224,7 +226,7 @@ def test_every_launch_matches_its_kernel_signature(mode, options, settings, tmp_
     def record(name, config, *args):
         tensors = [frame, probability, model_input, compositor.halfwidths, *compositor._buffers.values()]
         if compositor.moving_average.tensor is not None:
-            tensors.append(compositor.moving_average.tensor)
+            tensors += [compositor.moving_average.tensor, compositor._states_in_use]
         for index, (arg, (kind, param)) in enumerate(zip(args, signatures[name], strict=True)):
             expected = element.get(kind)
             if kind == "void*":  # the alpha: uint8 0/1 mask when the next argument (alpha_u8) says so, else float32
@@ -232,11 +234,15 @@ def test_every_launch_matches_its_kernel_signature(mode, options, settings, tmp_
             owners = [t for t in tensors if arg and t.data_ptr() == arg]
             assert all(t.dtype == expected for t in owners), f"{name} {param}: {[t.dtype for t in owners]}"
         covered = tuple(g * b for g, b in zip(config.grid, config.block, strict=True))
-        domain = domains.get(name, (height * width, 1))
+        # mask_from_probability walks the batch inside each thread; resize_u8 makes the one background
+        frames = 1 if name in ("mask_from_probability", "resize_u8") else n
+        x_y = (*domains.get(name, (height * width,)), 1)[:2]
+        domain = (*x_y, frames)
         if name == "pixelate_means":
             block = compositor.mode.block
-            domain = (-(-width // block), -(-height // block), 3)
-        assert all(c >= d for c, d in zip(covered, domain, strict=False)), f"{name}: grid {covered} < {domain}"
+            domain = (-(-width // block), -(-height // block), 3 * n)
+        assert covered[2] == domain[2] and all(c >= d for c, d in zip(covered, domain, strict=True)), \
+            f"{name}: grid {covered} < {domain}"
         launched.append(name)
         host(name, config, *args)
 
@@ -244,8 +250,8 @@ def test_every_launch_matches_its_kernel_signature(mode, options, settings, tmp_
     compositor = CudaCompositor(make_compositor(mode, **_options(mode, options, tmp_path, np.random.default_rng())),
                                 settings, launcher=record)
     out, alpha = compositor(frame, probability)
-    assert alpha.shape == (height, width) and alpha.dtype == (torch.float32 if settings.feather_px else torch.uint8)
-    assert out.shape[:2] == (height, width) and out.dtype == torch.uint8
+    assert alpha.shape == (n, height, width) and alpha.dtype == (torch.float32 if settings.feather_px else torch.uint8)
+    assert out.shape[:3] == (n, height, width) and out.dtype == torch.uint8
     compositor.preprocess(frame, model_input, ModelSpec(input_hw=(256, 256), resize="mediapipe"))
     assert launched[0] == "mask_from_probability" and launched[-1] == "preprocess"
     assert ("dilate" in launched) == bool(settings.dilate_px) and ("feather_v" in launched) == bool(settings.feather_px)
@@ -289,8 +295,11 @@ for mode, options, settings in GPU_CASES:
     for height, width in ((37, 61), (64, 64), (1, 1), (9, 300)):
         frame = torch.from_numpy(rng.integers(1, 256, (height, width, 3), np.uint8))
         compositor(frame, torch.rand((16, 16)), probability_out=torch.empty((height, width)))
+        batch = torch.from_numpy(rng.integers(1, 256, (3, height, width, 3), np.uint8))  # one launch, three frames
+        compositor(batch, torch.rand((3, 16, 16)), probability_out=torch.empty((3, height, width)))
         for resize, hw in (("mediapipe", (32, 32)), ("linear", (18, 32))):
             compositor.preprocess(frame, torch.empty((3, *hw)), ModelSpec(input_hw=hw, resize=resize))
+            compositor.preprocess(batch, torch.empty((3, 3, *hw)), ModelSpec(input_hw=hw, resize=resize))
 print("clean")
 """
 

@@ -137,6 +137,30 @@ def test_named_streams_keep_their_moving_average_wherever_they_sit_in_the_batch(
         assert_images_close(images, expected)
 
 
+def test_a_batch_costs_the_host_the_kernel_launches_of_one_frame(torch_engine):
+    """Each kernel is launched once for the whole batch (its frames on the grid's z): 1 frame or 5, the same launches."""
+    rng = np.random.default_rng()
+    settings = MaskSettings(dilate_px=3, feather_px=2, ema_alpha=0.5)
+    launches: dict[int, list[str]] = {}
+    for n in (1, 5):
+        stage = GpuStage(torch_engine, make_compositor("pixelate"), settings, max_batch=n, per_stream_state=True,
+                         emulate=True)
+        names: list[str] = []
+        for slot in stage.slots:
+            run = slot.kernels._launch
+
+            def counted(name, config, *args, run=run, names=names):
+                names.append(name)
+                run(name, config, *args)
+
+            counted.torch_device = run.torch_device  # type: ignore[attr-defined]
+            slot.kernels._launch = counted
+        stage.collect(stage.submit([rng.integers(1, 256, (40, 56, 3), np.uint8) for _ in range(n)]))
+        launches[n] = names
+    assert launches[5] == launches[1] == ["preprocess", "mask_from_probability", "row_prefix", "dilate", "feather_h",
+                                          "feather_v", "pixelate_means", "composite_pixelate"]
+
+
 def test_the_gpu_stage_refuses_a_cpu_engine_without_emulation(engine):
     with pytest.raises(BackendError, match="needs a CUDA engine"):
         GpuStage(engine, make_compositor("blur"), MaskSettings())
