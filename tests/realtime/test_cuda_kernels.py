@@ -108,6 +108,18 @@ def test_kernels_equal_cpu_reference(launcher, mode, options, settings, size, tm
     _check_equal(launcher, mode, _options(mode, options, tmp_path, rng), settings, frames, probabilities)
 
 
+def test_replace_with_a_background_video_takes_its_next_frame_for_each_frame_of_a_batch(launcher, tmp_path):
+    """A looping background video: each frame of a batch gets the video's next frame (three frames, five composites)."""
+    rng = np.random.default_rng()
+    video = cv2.VideoWriter(str(tmp_path / "bg.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (80, 48))
+    for level in (40, 120, 200):  # flat frames far apart, so a frame taken out of turn shows
+        video.write(np.full((48, 80, 3), level, np.uint8))
+    video.release()
+    frames = [rng.integers(1, 256, (45, 67, 3), np.uint8) for _ in range(5)]
+    probabilities = [np.ones((8, 8), np.float32) for _ in range(5)]  # the whole frame replaced
+    _check_equal(launcher, "replace", {"background": str(tmp_path / "bg.avi")}, MaskSettings(), frames, probabilities)
+
+
 @pytest.mark.parametrize("mode,options,settings", [GPU_CASES[1], GPU_CASES[3], GPU_CASES[-1]])
 def test_kernels_equal_cpu_reference_at_4k(launcher, mode, options, settings, tmp_path):
     rng = np.random.default_rng()
