@@ -334,3 +334,12 @@ def test_no_kernel_reads_or_writes_outside_its_buffers(tmp_path):
     result = subprocess.run([sys.executable, "-c", SANITIZED_RUN, str(tmp_path)], capture_output=True, text=True,
                             env=env, cwd=REPO, timeout=600)
     assert result.returncode == 0 and "clean" in result.stdout, result.stderr[-3000:]
+
+
+def test_host_launch_overhead_benchmark_counts_one_launch_a_kernel_per_batch():
+    """benchmarks/host_launch_overhead.py (its README figure): a batch costs the launches of one frame."""
+    from benchmarks.host_launch_overhead import measure
+
+    for row in measure(batch=3, height=20, width=30, rounds=2).values():
+        assert row["per_frame"]["launches_per_batch"] == 3 * row["batched"]["launches_per_batch"] > 0
+        assert row["batched"]["python_ms_per_batch"] > 0
