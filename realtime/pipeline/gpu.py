@@ -7,10 +7,10 @@ buffers and its own non-default stream, so batch k+1's upload overlaps batch k's
     submit(batch k) → submit(batch k+1) → collect(batch k) → submit(batch k+2) → collect(batch k+1) ...
 
 Per slot, in stream order: H2D (pinned → device) · preprocess kernel · engine (TensorRT or the torch
-engine's CUDA graph) · mask + composite kernels · D2H (device → pinned). Each kernel is launched once for
-the whole batch (the frame is the grid's z), so the host's work per batch does not grow with its size. CUDA events bracket each
-stage; ``collect`` waits on the last event only and reads the stage times from the events. NVTX
-ranges name the stages for Nsight Systems.
+engine's CUDA graph) · mask + composite kernels · D2H (device → pinned). Each kernel is launched
+once for the whole batch (the frame is the grid's z), so the host's work per batch does not grow
+with its size. CUDA events bracket each stage; ``collect`` waits on the last event only and reads
+the stage times from the events. NVTX ranges name the stages for Nsight Systems.
 
 ``emulate=True`` runs the same stage on the CPU — CPU tensors, the kernels through
 :class:`realtime.compositor.emulator.HostKernels`, a CPU engine — where every step is synchronous: a
