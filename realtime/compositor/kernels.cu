@@ -48,6 +48,34 @@ __device__ __forceinline__ int reflect101(int i, int n) {
 
 __device__ __forceinline__ int clampi(int i, int lo, int hi) { return i < lo ? lo : (i > hi ? hi : i); }
 
+// Where pixel (x, y) of an H x W output reads an h x w source under OpenCV's INTER_LINEAR (half-pixel
+// centres, clamped at the edges): columns x0/x1, rows y0/y1, and the weights fx/fy of x1/y1.
+struct LinearTaps {
+    int x0, x1, y0, y1;
+    float fx, fy;
+};
+
+__device__ __forceinline__ LinearTaps linear_taps(int x, int y, int h, int w, int H, int W) {
+    float sx = fmaxf((x + 0.5f) * ((float)w / (float)W) - 0.5f, 0.0f);
+    float sy = fmaxf((y + 0.5f) * ((float)h / (float)H) - 0.5f, 0.0f);
+    LinearTaps t;
+    t.x0 = min((int)floorf(sx), w - 1);
+    t.y0 = min((int)floorf(sy), h - 1);
+    t.x1 = min(t.x0 + 1, w - 1);
+    t.y1 = min(t.y0 + 1, h - 1);
+    t.fx = t.x0 == w - 1 ? 0.0f : sx - t.x0;
+    t.fy = t.y0 == h - 1 ? 0.0f : sy - t.y0;
+    return t;
+}
+
+// Channel c of a source of `channels` interleaved channels and `w` columns, interpolated at taps t.
+template <typename T>
+__device__ __forceinline__ float linear_at(const T* src, int w, int channels, int c, LinearTaps t) {
+    float top = src[(t.y0 * w + t.x0) * channels + c] * (1.0f - t.fx) + src[(t.y0 * w + t.x1) * channels + c] * t.fx;
+    float bottom = src[(t.y1 * w + t.x0) * channels + c] * (1.0f - t.fx) + src[(t.y1 * w + t.x1) * channels + c] * t.fx;
+    return top * (1.0f - t.fy) + bottom * t.fy;
+}
+
 __device__ __forceinline__ void blend_pixel(const u8* f, const float e0, const float e1, const float e2, float a, u8* o) {
     o[0] = to_u8(a * e0 + (1.0f - a) * f[0]);
     o[1] = to_u8(a * e1 + (1.0f - a) * f[1]);
@@ -112,19 +140,10 @@ extern "C" __global__ void mask_from_probability(const float* prob, int h, int w
     int x = blockIdx.x * blockDim.x + threadIdx.x;
     int y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x >= W || y >= H) return;
-    float sx = fmaxf((x + 0.5f) * ((float)w / (float)W) - 0.5f, 0.0f);
-    float sy = fmaxf((y + 0.5f) * ((float)h / (float)H) - 0.5f, 0.0f);
-    int x0 = min((int)floorf(sx), w - 1), y0 = min((int)floorf(sy), h - 1);
-    int x1 = min(x0 + 1, w - 1), y1 = min(y0 + 1, h - 1);
-    float fx = sx - x0, fy = sy - y0;
-    if (x0 == w - 1) fx = 0.0f;
-    if (y0 == h - 1) fy = 0.0f;
+    LinearTaps taps = linear_taps(x, y, h, w, H, W);
     size_t i = (size_t)y * W + x, pixels = (size_t)H * W;
     for (int k = 0; k < n; ++k) {
-        const float* p_k = prob + (size_t)k * h * w;
-        float top = p_k[y0 * w + x0] * (1.0f - fx) + p_k[y0 * w + x1] * fx;
-        float bottom = p_k[y1 * w + x0] * (1.0f - fx) + p_k[y1 * w + x1] * fx;
-        float p = top * (1.0f - fy) + bottom * fy;
+        float p = linear_at(prob + (size_t)k * h * w, w, 1, 0, taps);
         if (probability_out) probability_out[k * pixels + i] = p;
         float s = p;
         if (ema_alpha < 1.0f) {
@@ -385,14 +404,6 @@ extern "C" __global__ void resize_u8(const u8* src, int sh, int sw, u8* dst, int
     int x = blockIdx.x * blockDim.x + threadIdx.x;
     int y = blockIdx.y * blockDim.y + threadIdx.y;
     if (x >= W || y >= H) return;
-    float sx = fmaxf((x + 0.5f) * ((float)sw / (float)W) - 0.5f, 0.0f);
-    float sy = fmaxf((y + 0.5f) * ((float)sh / (float)H) - 0.5f, 0.0f);
-    int x0 = min((int)floorf(sx), sw - 1), y0 = min((int)floorf(sy), sh - 1);
-    int x1 = min(x0 + 1, sw - 1), y1 = min(y0 + 1, sh - 1);
-    float fx = x0 == sw - 1 ? 0.0f : sx - x0, fy = y0 == sh - 1 ? 0.0f : sy - y0;
-    for (int c = 0; c < 3; ++c) {
-        float top = src[(y0 * sw + x0) * 3 + c] * (1.0f - fx) + src[(y0 * sw + x1) * 3 + c] * fx;
-        float bottom = src[(y1 * sw + x0) * 3 + c] * (1.0f - fx) + src[(y1 * sw + x1) * 3 + c] * fx;
-        dst[(y * W + x) * 3 + c] = to_u8(top * (1.0f - fy) + bottom * fy);
-    }
+    LinearTaps taps = linear_taps(x, y, sh, sw, H, W);
+    for (int c = 0; c < 3; ++c) dst[(y * W + x) * 3 + c] = to_u8(linear_at(src, sw, 3, c, taps));
 }
