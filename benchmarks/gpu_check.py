@@ -407,10 +407,12 @@ def main() -> None:
     results: dict[str, Any] = {"machine": machine_info()}
     import torch
 
-    from realtime.compositor.cuda import compile_kernels
+    from realtime.compositor.cuda import compile_kernels, kernel_resources
 
     out = Path(args.out)
-    section(results, "compile_sm_90", lambda: {"cubin_bytes": len(compile_kernels("sm_90"))}, out)
+    arch = "sm_{}{}".format(*torch.cuda.get_device_capability()) if torch.cuda.is_available() else "sm_90"
+    section(results, f"compile_{arch}", lambda: {"cubin_bytes": len(compile_kernels(arch)),
+                                                 "kernel_resources": kernel_resources(arch)}, out)
     if not torch.cuda.is_available():
         from realtime.compositor.emulator import HostKernels
 

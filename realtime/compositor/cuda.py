@@ -17,7 +17,9 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import re
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -50,11 +52,25 @@ ARCHITECTURES = ("sm_80", "sm_86", "sm_89", "sm_90")
 BLUR_SEGMENT = 32  # pixels of a row (column) one blur thread slides its window along
 
 
+NEEDS_CUDA_PYTHON = "the CUDA compositor needs cuda-python and NVRTC: pip install 'realtime-masking[cuda]'"
+
+
 def _nvrtc_version() -> str:
-    from cuda.bindings import nvrtc
+    try:
+        from cuda.bindings import nvrtc
+    except ImportError as exc:
+        raise BackendError(NEEDS_CUDA_PYTHON) from exc
 
     _status, major, minor = nvrtc.nvrtcVersion()
     return f"{major}.{minor}"
+
+
+def _program(source: str, arch: str, **options: Any) -> Any:
+    try:
+        from cuda.core import Program, ProgramOptions
+    except ImportError as exc:
+        raise BackendError(NEEDS_CUDA_PYTHON) from exc
+    return Program(source, code_type="c++", options=ProgramOptions(arch=arch, std="c++17", use_fast_math=False, **options))
 
 
 def compile_kernels(arch: str, cache: str | Path | None = None) -> bytes:
@@ -63,17 +79,12 @@ def compile_kernels(arch: str, cache: str | Path | None = None) -> bytes:
     Raises:
         BackendError: cuda-python/NVRTC missing, or the source does not compile (with NVRTC's log).
     """
-    try:
-        from cuda.core import Program, ProgramOptions
-    except ImportError as exc:
-        raise BackendError("the CUDA compositor needs cuda-python: pip install cuda-core cuda-bindings "
-                           "nvidia-cuda-nvrtc") from exc
     source = SOURCE_PATH.read_text()
     key = hashlib.sha256(f"{source}\0{arch}\0{_nvrtc_version()}".encode()).hexdigest()[:24]
     path = zoo.cache_dir(cache) / "cubin" / f"compositor-{arch}-{key}.cubin"
     if path.is_file():
         return path.read_bytes()
-    program = Program(source, code_type="c++", options=ProgramOptions(arch=arch, std="c++17", use_fast_math=False))
+    program = _program(source, arch)
     try:
         cubin = bytes(program.compile("cubin").code)
     except Exception as exc:
@@ -83,6 +94,25 @@ def compile_kernels(arch: str, cache: str | Path | None = None) -> bytes:
     partial.write_bytes(cubin)
     partial.replace(path)
     return cubin
+
+
+def kernel_resources(arch: str) -> dict[str, dict[str, int]]:
+    """What each kernel of ``kernels.cu`` takes a thread on ``arch``, as ptxas reports it through NVRTC.
+
+    Registers bound how many threads an SM keeps in flight; a stack frame or spills put per-thread data
+    in (slow, off-chip) local memory. Compiled afresh (not cached): the report is a by-product of the compile.
+
+    Example:
+        >>> kernel_resources("sm_90")["composite_image"]["spill_stores"]
+        0
+    """
+    program = _program(SOURCE_PATH.read_text(), arch, ptxas_options="-v")
+    log = io.StringIO()
+    program.compile("cubin", logs=log)
+    report = re.findall(r"Function properties for (\w+)\s+ptxas\s+\.\s+(\d+) bytes stack frame, (\d+) bytes spill "
+                        r"stores, (\d+) bytes spill loads\s+ptxas info\s+: Used (\d+) registers", log.getvalue())
+    return {name: {"registers": int(registers), "stack_bytes": int(stack), "spill_stores": int(stores),
+                   "spill_loads": int(loads)} for name, stack, stores, loads, registers in report}
 
 
 @cache

@@ -21,6 +21,7 @@ from realtime.compositor.cuda import (
     CudaCompositor,
     compile_kernels,
     ellipse_halfwidths,
+    kernel_resources,
 )
 from realtime.compositor.emulator import HostKernels
 
@@ -37,6 +38,27 @@ def test_every_kernel_compiles(arch, tmp_path):
     assert all(name.encode() in symbols for name in KERNEL_NAMES), "every kernel must be in the cubin"
     assert compile_kernels(arch, cache=tmp_path) == cubin  # second call comes from the disk cache
     assert len(list((tmp_path / "cubin").glob("*.cubin"))) == 1
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_no_kernel_spills_to_local_memory_or_halves_occupancy(arch):
+    """Per thread: no stack frame and no register spills (local memory is off-chip), and at most 64 registers,
+    so that an SM still holds at least half its threads in 256-thread blocks (every launch's block size)."""
+    resources = kernel_resources(arch)
+    assert set(resources) == set(KERNEL_NAMES), "ptxas reported every kernel"
+    for name, used in resources.items():
+        assert used["stack_bytes"] == used["spill_stores"] == used["spill_loads"] == 0, (name, used)
+        assert 0 < used["registers"] <= 64, (name, used)
+
+
+def test_without_cuda_python_compiling_says_what_to_install(monkeypatch, tmp_path):
+    import sys
+
+    for module in ("cuda.bindings", "cuda.bindings.nvrtc", "cuda.core"):
+        monkeypatch.setitem(sys.modules, module, None)  # `import` of it raises ImportError
+    for compile_them in (lambda: compile_kernels("sm_90", cache=tmp_path), lambda: kernel_resources("sm_90")):
+        with pytest.raises(BackendError, match=r"pip install 'realtime-masking\[cuda\]'"):
+            compile_them()
 
 
 def test_ellipse_halfwidths_rebuild_opencv_element():
@@ -193,6 +215,7 @@ def test_gpu_check_script_runs_its_cpu_side(model_cache, tmp_path):
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
     assert data["compile_sm_90"]["cubin_bytes"] > 10_000
+    assert data["compile_sm_90"]["kernel_resources"]["mask_from_probability"]["registers"] > 0
     assert data["kernel_equality_host_emulated"]["pass"] is True, data["kernel_equality_host_emulated"]
     stages = data["gpu_stages_host_emulated"]
     assert "error" not in stages, stages
