@@ -65,12 +65,18 @@ def _nvrtc_version() -> str:
     return f"{major}.{minor}"
 
 
-def _program(source: str, arch: str, **options: Any) -> Any:
+def _compile(source: str, arch: str, logs: io.StringIO | None = None, **options: Any) -> bytes:
+    """``source`` (of kernels.cu) compiled by NVRTC to a cubin for ``arch`` (``options``: more ProgramOptions)."""
     try:
         from cuda.core import Program, ProgramOptions
     except ImportError as exc:
         raise BackendError(NEEDS_CUDA_PYTHON) from exc
-    return Program(source, code_type="c++", options=ProgramOptions(arch=arch, std="c++17", use_fast_math=False, **options))
+    program = Program(source, code_type="c++",
+                      options=ProgramOptions(arch=arch, std="c++17", use_fast_math=False, **options))
+    try:
+        return bytes(program.compile("cubin", logs=logs).code)
+    except Exception as exc:
+        raise BackendError(f"kernels.cu does not compile for {arch}: {exc}") from exc
 
 
 def compile_kernels(arch: str, cache: str | Path | None = None) -> bytes:
@@ -84,11 +90,7 @@ def compile_kernels(arch: str, cache: str | Path | None = None) -> bytes:
     path = zoo.cache_dir(cache) / "cubin" / f"compositor-{arch}-{key}.cubin"
     if path.is_file():
         return path.read_bytes()
-    program = _program(source, arch)
-    try:
-        cubin = bytes(program.compile("cubin").code)
-    except Exception as exc:
-        raise BackendError(f"kernels.cu does not compile for {arch}: {exc}") from exc
+    cubin = _compile(source, arch)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.part")
     partial.write_bytes(cubin)
@@ -102,13 +104,15 @@ def kernel_resources(arch: str) -> dict[str, dict[str, int]]:
     Registers bound how many threads an SM keeps in flight; a stack frame or spills put per-thread data
     in (slow, off-chip) local memory. Compiled afresh (not cached): the report is a by-product of the compile.
 
+    Raises:
+        BackendError: cuda-python/NVRTC missing, or the source does not compile.
+
     Example:
         >>> kernel_resources("sm_90")["composite_image"]["spill_stores"]
         0
     """
-    program = _program(SOURCE_PATH.read_text(), arch, ptxas_options="-v")
     log = io.StringIO()
-    program.compile("cubin", logs=log)
+    _compile(SOURCE_PATH.read_text(), arch, logs=log, ptxas_options="-v")
     report = re.findall(r"Function properties for (\w+)\s+ptxas\s+\.\s+(\d+) bytes stack frame, (\d+) bytes spill "
                         r"stores, (\d+) bytes spill loads\s+ptxas info\s+: Used (\d+) registers", log.getvalue())
     return {name: {"registers": int(registers), "stack_bytes": int(stack), "spill_stores": int(stores),
