@@ -16,9 +16,9 @@ from engines import zoo
 from engines.backends.base import Engine
 from engines.errors import ConfigError
 from engines.spec import ModelSpec
-from realtime.capture import open_source
+from realtime.capture import open_source, source_files
 from realtime.outputs.mask_archive import MaskArchive
-from realtime.outputs.paths import check_writable
+from realtime.outputs.paths import check_no_overwrites, check_writable
 
 
 def _floats(text: str, flag: str) -> tuple[float, ...]:
@@ -96,6 +96,7 @@ def masks_command(args: argparse.Namespace) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise ConfigError(f"--max-frames must be >= 1, got {args.max_frames}")
     strategy_settings = strategy_from_args(args)
+    check_no_overwrites([("source", path) for path in source_files(args.source)], [("--out", args.out)])
     archive = MaskArchive(args.out)
     engine = load_engine(args)
     strategy = None
@@ -140,6 +141,8 @@ def run_command(args: argparse.Namespace) -> int:
     from realtime.capture import SourceOptions
     from realtime.compositor import MODES, MaskSettings
     from realtime.pipeline import Pipeline
+    from realtime.pipeline.paths import check_run_paths
+    from realtime.pipeline.streams import one_per_stream
 
     sources = args.source if isinstance(args.source, list) else [args.source] if args.source else []
     outputs = args.output if isinstance(args.output, list) else [args.output] if args.output else []
@@ -147,10 +150,17 @@ def run_command(args: argparse.Namespace) -> int:
         raise ConfigError("--source is required (a file, camera index, rtsp:// URL, synthetic:, sample:carphone)")
     if not outputs:
         raise ConfigError("--output is required (a video file, an image folder, display or null)")
+    if args.batch is not None and args.batch < 1:
+        raise ConfigError(f"--batch must be >= 1, got {args.batch}")
     mode = args.mode or "blur"
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     stats_path = check_writable(args.stats) if args.stats else None
+    output = outputs if len(outputs) > 1 else outputs[0]
+    if stats_path is not None:  # the Pipeline checks its own paths; --stats it never sees
+        check_run_paths(sources, one_per_stream(output, len(sources), "outputs", "--output"),
+                        save_masks=one_per_stream(args.save_masks, len(sources), "mask archives", "--save-masks"),
+                        metadata=args.metadata, stats=stats_path, background=args.background)
     mask = MaskSettings(
         threshold=0.5 if args.threshold is None else args.threshold,
         target=args.target or MODES[mode].default_target,
@@ -166,7 +176,7 @@ def run_command(args: argparse.Namespace) -> int:
     strategy = strategy_from_args(args)
     engine = load_engine(args)
     pipeline = Pipeline(
-        sources, engine, mode, outputs if len(outputs) > 1 else outputs[0], batch=args.batch or len(sources), mask=mask,
+        sources, engine, mode, output, batch=len(sources) if args.batch is None else args.batch, mask=mask,
         mode_options=_mode_options(args, mode), source_options=source_options, save_masks=args.save_masks,
         metadata=args.metadata, max_frames=args.max_frames, strategy=strategy, privacy=args.privacy,
         mask_budget_ms=1000.0 if args.mask_budget is None else args.mask_budget,

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from engines.errors import SourceError
 from realtime.capture.base import Source
-from realtime.capture.files import IMAGE_SUFFIXES, ImageFolderSource, SourceNotFoundError, VideoFileSource
+from realtime.capture.files import IMAGE_SUFFIXES, ImageFolderSource, SourceNotFoundError, VideoFileSource, image_paths
 from realtime.capture.live import CaptureSource, LiveSource, SourceTimeoutError, redact
 from realtime.capture.sample import SampleSource
 from realtime.capture.synthetic import LiveSyntheticSource, SyntheticSource, parse_synthetic
@@ -133,5 +133,28 @@ def open_source(text: str, options: SourceOptions | None = None) -> Source:
     return SOURCES[scheme](location, options or SourceOptions())
 
 
+def source_files(source: str | Source) -> list[Path]:
+    """The files a source reads: a video file, or each image of a folder or glob; none for cameras, streams, patterns.
+
+    Example:
+        >>> source_files("synthetic:64x48@10"), source_files("rtsp://cam.local/s")
+        ([], [])
+    """
+    if isinstance(source, VideoFileSource):
+        return [source.path]
+    if isinstance(source, ImageFolderSource):
+        return list(source.paths)
+    if not isinstance(source, str):
+        return []
+    try:
+        scheme, location = normalise_uri(source).split("://", 1)
+    except SourceError:
+        return []  # opening it says what is wrong
+    if scheme == "file":
+        return [Path(location)] if Path(location).is_file() else []
+    return image_paths(location) if scheme == "images" else []
+
+
 __all__ = ["FORMS_HELP", "SOURCES", "CaptureSource", "ImageFolderSource", "LiveSource", "Source", "SourceNotFoundError",
-           "SourceOptions", "SourceTimeoutError", "VideoFileSource", "normalise_uri", "open_source", "redact"]
+           "SourceOptions", "SourceTimeoutError", "VideoFileSource", "normalise_uri", "open_source", "redact",
+           "source_files"]

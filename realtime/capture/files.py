@@ -84,11 +84,7 @@ class ImageFolderSource(Source):
 
     def __init__(self, pattern: str | Path, fps: float = 25.0) -> None:
         text = str(pattern)
-        folder = Path(text)
-        if folder.is_dir():
-            paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            paths = sorted(Path(p) for p in glob.glob(text) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        paths = image_paths(text)
         if not paths:
             raise SourceNotFoundError(
                 f"no images ({', '.join(IMAGE_SUFFIXES)}) found at {text}; give a folder of images or a glob"
@@ -106,6 +102,20 @@ class ImageFolderSource(Source):
             if bgr is None:
                 raise SourceError(f"cannot decode image {path}; remove it or convert it to PNG/JPEG")
             yield Frame(index, bgr, index * period, started)
+
+
+def image_paths(pattern: str | Path) -> list[Path]:
+    """The images (by suffix, sorted by name) of a folder or of a glob such as ``frames/*.png``; [] if none.
+
+    Example:
+        >>> image_paths("/nonexistent/*.png")
+        []
+    """
+    text = str(pattern)
+    folder = Path(text)
+    if folder.is_dir():
+        return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(Path(p) for p in glob.glob(text) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
 
 
 def read_frames(path: str | Path, limit: int | None = None) -> list[np.ndarray]:

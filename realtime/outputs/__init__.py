@@ -81,5 +81,22 @@ def open_sink(text: str, fps: float = 25.0) -> Sink:
     return SINKS[scheme](location, fps)
 
 
+def sink_path(output: object) -> Path | None:
+    """What an output string writes on disk: the video file, or the folder of an image sequence; None for the rest.
+
+    Example:
+        >>> sink_path("out.mp4"), sink_path("frames/%05d.png"), sink_path("rtsp://127.0.0.1:8554/masked")
+        (PosixPath('out.mp4'), PosixPath('frames'), None)
+    """
+    if not isinstance(output, str):
+        return None
+    scheme, location = normalise_sink(output).split("://", 1)
+    if scheme == "file":
+        return Path(location)
+    if scheme == "images":
+        return Path(location).parent if "%" in location else Path(location)
+    return None
+
+
 __all__ = ["FORMS_HELP", "SINKS", "ImageFolderSink", "NullSink", "Sink", "StopRequested", "VideoFileSink",
-           "normalise_sink", "open_sink"]
+           "normalise_sink", "open_sink", "sink_path"]

@@ -3,11 +3,13 @@
 Example:
     >>> check_writable("/tmp/out.npz")
     PosixPath('/tmp/out.npz')
+    >>> check_no_overwrites([("source", "in.mp4")], [("--output", "out.mp4"), ("--metadata", "out.jsonl")])
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from engines.errors import OutputError
@@ -24,3 +26,37 @@ def check_writable(path: str | Path) -> Path:
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise OutputError(f"cannot write {path}: permission denied; choose a writable path")
     return path
+
+
+def _same(a: Path, b: Path) -> bool:
+    """One file (links followed), or one path when either does not exist yet."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return a.resolve() == b.resolve()
+
+
+def check_no_overwrites(reads: Sequence[tuple[str, str | Path]], writes: Sequence[tuple[str, str | Path]]) -> None:
+    """Refuse, before anything is opened, a run that would write over what it reads or write two outputs to one path.
+
+    Args:
+        reads: ``(what, path)`` of each file the run reads (a source video, each image of a source folder, ...).
+        writes: ``(what, path)`` of each file or image folder the run writes (an image folder must not hold a read).
+
+    Raises:
+        OutputError: the first clash, naming both sides (root would otherwise overwrite even a read-only input).
+    """
+    read_paths = [(what, Path(path)) for what, path in reads]
+    seen: list[tuple[str, Path]] = []
+    for what, raw in writes:
+        path = Path(raw)
+        for read_what, read_path in read_paths:
+            if _same(path, read_path) or (path.is_dir() and _same(path, read_path.parent)):
+                where = "is" if _same(path, read_path) else "holds"
+                raise OutputError(f"{what} {path} {where} the {read_what} {read_path}: writing it would destroy the "
+                                  "input; choose another path")
+        for other_what, other in seen:
+            if _same(path, other):
+                both = f"{what} {path} is given twice" if what == other_what else f"{other_what} and {what} both write {path}"
+                raise OutputError(f"{both}; give each its own path")
+        seen.append((what, path))

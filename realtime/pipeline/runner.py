@@ -42,6 +42,7 @@ from realtime.outputs import Sink, StopRequested, open_sink
 from realtime.outputs.files import VIDEO_CODECS
 from realtime.outputs.mask_archive import MaskArchive
 from realtime.outputs.paths import check_writable
+from realtime.pipeline.paths import check_run_paths
 from realtime.pipeline.results import MetadataWriter, Result
 from realtime.pipeline.stats import RunStats
 from realtime.pipeline.streams import one_per_stream, same_size_batches
@@ -103,6 +104,8 @@ class Pipeline:
             raise ConfigError("no source given")
         outputs = one_per_stream(output, len(sources), "outputs", "--output")
         archive_paths = one_per_stream(save_masks, len(sources), "mask archives", "--save-masks")
+        check_run_paths(sources, outputs, save_masks=archive_paths, metadata=metadata,
+                        background=(mode_options or {}).get("background"))
         self._owned: list[Any] = []  # what we opened and must close, in opening order
         try:
             self.compositor = mode if isinstance(mode, Compositor) else self._own(make_compositor(mode, **(mode_options or {})))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+
 import pytest
 
 from tests.common import MEDIA, need_shared
@@ -37,6 +40,7 @@ CASES = {
     "live-and-file-sources": (["-i", "{clip}", "-i", "synthetic:64x64@10?live=1", "-o", "null"],
                               ["live and file sources cannot share a pipeline"]),
     "missing-config": (["--config", "{d}/nope.toml"], ["cannot read config"]),
+    "zero-batch": (["--source", "{clip}", "--batch", "0", "--output", "{d}/o.mp4"], ["--batch must be >= 1, got 0"]),
 }
 
 
@@ -60,3 +64,45 @@ def test_every_help_page_renders(command, capsys):
         main([*command, "--help"])
     assert exit_info.value.code == 0
     assert "usage: realtime-mask" in capsys.readouterr().out
+
+
+# A run never writes over what it reads, nor two outputs to one path (as root, even a read-only clip would be
+# truncated: the video writer opens it before the reader has decoded more than a few frames).
+OVERWRITES = {
+    "output-is-source": (["run", "-i", "{d}/c.mp4", "-o", "{d}/c.mp4"], ["--output", "is the source", "choose another"]),
+    "output-is-source-by-link": (["run", "-i", "{d}/link.mp4", "-o", "{d}/c.mp4"], ["is the source", "link.mp4"]),
+    "metadata-is-source": (["run", "-i", "{d}/c.mp4", "-o", "null", "--metadata", "{d}/c.mp4"], ["--metadata"]),
+    "stats-is-output": (["run", "-i", "{d}/c.mp4", "-o", "{d}/o.mp4", "--stats", "{d}/o.mp4"],
+                        ["--output and --stats both write", "give each its own path"]),
+    "background-is-output": (["run", "-i", "{d}/c.mp4", "-o", "{d}/bg.mp4", "--mode", "replace", "--background",
+                              "{d}/bg.mp4"], ["is the --background"]),
+    "image-folder-in-place": (["run", "-i", "{d}/frames/*.png", "-o", "{d}/frames/%05d.png"],
+                              ["frames holds the source", "frames/000000.png"]),
+    "two-streams-one-file": (["run", "-i", "{d}/c.mp4", "-i", "{d}/c.mp4", "-o", "{d}/o.mp4", "-o", "{d}/o.mp4"],
+                             ["--output", "is given twice"]),
+    "masks-out-is-source": (["masks", "{d}/c.mp4", "--out", "{d}/c.mp4"], ["--out", "is the source"]),
+}
+
+
+def _tree_digest(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("name", list(OVERWRITES))
+def test_no_output_overwrites_an_input_or_another_output(model_cache, tmp_path, name):
+    need_shared()
+    import cv2
+
+    shutil.copyfile(MEDIA / "carphone_pristine.mp4", tmp_path / "c.mp4")  # a copy: ../shared is never written
+    (tmp_path / "link.mp4").symlink_to(tmp_path / "c.mp4")
+    (tmp_path / "frames").mkdir()
+    capture = cv2.VideoCapture(str(tmp_path / "c.mp4"))
+    for index in range(2):
+        cv2.imwrite(str(tmp_path / "frames" / f"{index:06d}.png"), capture.read()[1])
+    capture.release()
+    shutil.copyfile(tmp_path / "c.mp4", tmp_path / "bg.mp4")  # a video background
+    before = _tree_digest(tmp_path)
+    args, fragments = OVERWRITES[name]
+    result = run_cli(*[a.format(d=tmp_path) for a in args])
+    assert_one_line_error(result, *fragments)
+    assert _tree_digest(tmp_path) == before  # nothing written, nothing truncated

@@ -1,0 +1,31 @@
+"""What a run reads and writes on disk, checked before anything opens: no output may overwrite an input or another
+output (a clip given as both ``--source`` and ``--output`` would be truncated before its first frame is read).
+
+Example:
+    >>> check_run_paths(["synthetic:64x48@10"], ["out.mp4"], metadata="out.jsonl", stats="stats.json")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from realtime.capture import source_files
+from realtime.outputs import sink_path
+from realtime.outputs.paths import check_no_overwrites
+
+
+def check_run_paths(sources: Sequence[Any], outputs: Sequence[Any], *, save_masks: Sequence[Any] = (),
+                    metadata: str | Path | None = None, stats: str | Path | None = None,
+                    background: Any = None) -> None:
+    """Raise :class:`~engines.errors.OutputError` if an output of the run would write over one of its inputs (source
+    files, a ``replace`` background) or over another output. Sources and outputs given as open objects are skipped
+    (only what the run would create from strings can still be refused)."""
+    reads = [("source", path) for source in sources for path in source_files(source)]
+    if isinstance(background, str | Path):
+        reads.append(("--background", Path(background)))
+    writes = [("--output", path) for output in outputs if (path := sink_path(output)) is not None]
+    writes += [("--save-masks", Path(path)) for path in save_masks if isinstance(path, str | Path)]
+    writes += [(flag, Path(path)) for flag, path in (("--metadata", metadata), ("--stats", stats)) if path]
+    check_no_overwrites(reads, writes)
