@@ -123,14 +123,15 @@ def _tile_span(size: int, count: int, overlap: float) -> float:
 
 
 def grid_shape(height: int, width: int, tiles: tuple[int, int], overlap: float, aspect_wh: float) -> tuple[int, int]:
-    """The grid for ``tiles``: as given, or with columns (when 0) that give tiles nearest the model's aspect ratio."""
-    rows, cols = tiles
+    """The grid for ``tiles``: as given, or with columns (when 0) that give tiles nearest the model's aspect ratio;
+    never more rows or columns than the frame has pixels."""
+    rows, cols = min(tiles[0], height), tiles[1]
     if cols:
-        return rows, cols
+        return rows, min(cols, width)
     tile_h = _tile_span(height, rows, overlap)
     best = min(range(1, 65 // rows + 1),
                key=lambda c: abs(math.log(_tile_span(width, c, overlap) / tile_h / aspect_wh)))
-    return rows, best
+    return rows, min(best, width)
 
 
 def tile_boxes(height: int, width: int, rows: int, cols: int, overlap: float) -> list[Box]:
@@ -138,7 +139,8 @@ def tile_boxes(height: int, width: int, rows: int, cols: int, overlap: float) ->
     def spans(size: int, count: int) -> list[tuple[int, int]]:
         tile = _tile_span(size, count, overlap)
         step = tile * (1 - overlap)
-        return [(round(i * step), min(size, round(i * step + tile))) for i in range(count)]
+        starts = [min(round(i * step), size - 1) for i in range(count)]
+        return [(start, max(start + 1, min(size, round(i * step + tile)))) for i, start in enumerate(starts)]
 
     return [(y0, y1, x0, x1) for y0, y1 in spans(height, rows) for x0, x1 in spans(width, cols)]
 

@@ -56,6 +56,22 @@ def test_auto_grid_gives_tiles_the_models_aspect(height, width, aspect_wh, rows)
     assert grid_shape(height, width, (rows, 2), 0.25, aspect_wh) == (rows, 2), "explicit columns are kept"
 
 
+def test_tiny_frames_get_no_empty_tile():
+    """A grid larger than the frame (3x6 on a 2x1 thumbnail) shrinks to it; every tile keeps at least one pixel."""
+    for height in range(1, 14):
+        for width in range(1, 14):
+            for tiles in [(3, 0), (3, 6), (4, 9), (2, 2)]:
+                for overlap in (0.0, 0.2, 0.5):
+                    rows, cols = grid_shape(height, width, tiles, overlap, 1.0)
+                    assert rows <= height and cols <= width
+                    boxes = tile_boxes(height, width, rows, cols, overlap)
+                    assert all(0 <= y0 < y1 <= height and 0 <= x0 < x1 <= width for y0, y1, x0, x1 in boxes), boxes
+                    covered = np.zeros((height, width), bool)
+                    for y0, y1, x0, x1 in boxes:
+                        covered[y0:y1, x0:x1] = True
+                    assert covered.all()
+
+
 def test_roi_box_geometry_is_exact():
     box = roi_box(100, 50, 20, 40, (432, 768), aspect_wh=1.0, margin=0.25, min_px=64)
     y0, y1, x0, x1 = box
@@ -189,7 +205,7 @@ def test_privacy_union_masks_motion_the_model_does_not_claim(model_cache):
 def test_a_new_frame_size_mid_stream_starts_over(model_cache, name):
     strategy = InferenceStrategy(engines.load("mediapipe-selfie"), StrategySettings.preset(name, privacy_union_motion=True))
     rng = np.random.default_rng(4)
-    for shape in [(240, 320, 3)] * 3 + [(360, 640, 3)] * 3 + [(240, 320, 3)]:
+    for shape in [(240, 320, 3)] * 3 + [(360, 640, 3)] * 3 + [(240, 320, 3), (2, 3, 3), (1, 1, 3)]:
         frame = rng.integers(0, 255, shape, np.uint8)
         assert strategy(frame).shape == shape[:2]
 
