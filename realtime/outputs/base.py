@@ -8,9 +8,34 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 
+import cv2
 import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def letterbox(image: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
+    """``image`` scaled to fit ``size_wh`` (width, height), its aspect kept, centred on black.
+
+    Example:
+        >>> letterbox(np.full((2, 4, 3), 255, np.uint8), (4, 4))[:, :, 0]
+        array([[  0,   0,   0,   0],
+               [255, 255, 255, 255],
+               [255, 255, 255, 255],
+               [  0,   0,   0,   0]], dtype=uint8)
+    """
+    width, height = size_wh
+    rows, cols = image.shape[:2]
+    scale = min(width / cols, height / rows)
+    fit_w, fit_h = max(1, min(width, round(cols * scale))), max(1, min(height, round(rows * scale)))
+    resized = cv2.resize(image, (fit_w, fit_h), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    out = np.zeros((height, width, *image.shape[2:]), image.dtype)
+    top, left = (height - fit_h) // 2, (width - fit_w) // 2
+    out[top:top + fit_h, left:left + fit_w] = resized.reshape(fit_h, fit_w, *image.shape[2:])
+    return out
 
 
 class Sink(ABC):
@@ -19,11 +44,28 @@ class Sink(ABC):
     Attributes:
         uri: where it writes, credentials redacted.
         frames_written: how many frames it has taken.
+        frames_letterboxed: frames of another size than the first, fitted into it (outputs of one size).
     """
 
     uri: str = ""
     frames_written: int = 0
+    frames_letterboxed: int = 0
     accepts_alpha: bool = False
+    size: tuple[int, int] | None = None  # (width, height) of an output that keeps one size, once fixed
+
+    def fit_to_first_size(self, image: np.ndarray) -> np.ndarray:
+        """For an output that keeps one size (a video file, an RTSP stream): the first frame fixes it; a later frame
+        of another size (a camera back at another resolution) is letterboxed into it, with one warning."""
+        size = (image.shape[1], image.shape[0])
+        if self.size is None:
+            self.size = size
+        if size == self.size:
+            return image
+        if not self.frames_letterboxed:
+            log.warning("%s: frame size changed from %dx%d to %dx%d; later frames of another size are letterboxed "
+                        "into %dx%d (write an image folder to keep every size)", self.uri, *self.size, *size, *self.size)
+        self.frames_letterboxed += 1
+        return letterbox(image, self.size)
 
     @abstractmethod
     def write(self, image: np.ndarray, capture_ts: float | None = None) -> None:

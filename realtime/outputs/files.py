@@ -36,21 +36,18 @@ class VideoFileSink(Sink):
         self.fps = fps if 0 < fps <= 1000 else 25.0
         self.uri = f"file://{self.path}"
         self.writer: cv2.VideoWriter | None = None
-        self.size: tuple[int, int] | None = None
         self.frames_written = 0
 
     def write(self, image: np.ndarray, capture_ts: float | None = None) -> None:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise InputShapeError(f"video files take uint8 HxWx3 BGR frames, got {image.shape} {image.dtype}; "
                                   "for BGRA (cutout) write an image folder, or use --cutout-format green")
-        size = (image.shape[1], image.shape[0])
+        image = self.fit_to_first_size(image)
         if self.writer is None:
-            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*self.fourcc), self.fps, size)
+            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*self.fourcc), self.fps,
+                                          (image.shape[1], image.shape[0]))
             if not self.writer.isOpened():
                 raise OutputError(f"cannot open a {self.fourcc} video writer for {self.path}")
-            self.size = size
-        elif size != self.size:
-            raise InputShapeError(f"frame size changed from {self.size} to {size}; a video file keeps one size")
         self.writer.write(image)
         self.frames_written += 1
 

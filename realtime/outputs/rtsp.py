@@ -107,7 +107,6 @@ class RtspSink(Sink):
         self.fps = max(1, round(fps)) if fps and fps > 0 else 25
         self.uri = f"rtsp://{host or '127.0.0.1'}:{self.port}{self.path}"
         self.frames_written = 0
-        self.size: tuple[int, int] | None = None
         probe = subprocess.run([GST_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"],
                                capture_output=True)
         if probe.returncode != 0:
@@ -134,12 +133,9 @@ class RtspSink(Sink):
     def write(self, image: np.ndarray, capture_ts: float | None = None) -> None:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise InputShapeError(f"RTSP output takes uint8 HxWx3 BGR frames, got {image.shape} {image.dtype}")
-        size = (image.shape[1], image.shape[0])
-        if self.size is None:
-            self.size = size
-        elif size != self.size:
-            raise InputShapeError(f"frame size changed from {self.size} to {size}; an RTSP stream keeps one size")
-        if self.server.send(self.path, (*size, self.fps), np.ascontiguousarray(image).tobytes()):
+        image = self.fit_to_first_size(image)
+        width, height = image.shape[1], image.shape[0]
+        if self.server.send(self.path, (width, height, self.fps), np.ascontiguousarray(image).tobytes()):
             self.frames_written += 1
 
     def close(self) -> None:

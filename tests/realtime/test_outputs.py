@@ -1,0 +1,107 @@
+"""Outputs that keep one frame size (a video file, an RTSP stream) take frames of another size letterboxed, so a
+camera that comes back at another resolution does not end the recording."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from realtime.capture import SourceOptions, open_source
+from realtime.cli import main
+from realtime.outputs import open_sink
+from realtime.outputs.base import letterbox
+from tests.common import MEDIA, RtspServer, free_port, need_shared
+
+
+def _clip_frames(count):
+    capture = cv2.VideoCapture(str(MEDIA / "carphone_pristine.mp4"))
+    frames = [capture.read()[1] for _ in range(count)]
+    capture.release()
+    return frames
+
+
+def test_letterbox_keeps_the_aspect_and_centres_on_black():
+    rng = np.random.default_rng()
+    image = rng.integers(1, 256, (30, 90, 3), np.uint8)  # 3:1 into 40x40: 40x13, rows 13..26
+    boxed = letterbox(image, (40, 40))
+    assert boxed.shape == (40, 40, 3)
+    assert not boxed[:13].any() and not boxed[26:].any() and boxed[13:26].all()
+    np.testing.assert_array_equal(boxed[13:26], cv2.resize(image, (40, 13), interpolation=cv2.INTER_AREA))
+    tall = letterbox(rng.integers(1, 256, (80, 20, 4), np.uint8), (40, 40))  # 1:4, BGRA: bars left and right
+    assert tall.shape == (40, 40, 4) and not tall[:, :15].any() and not tall[:, 25:].any() and tall[:, 15:25].all()
+
+
+def test_video_file_takes_a_new_frame_size_letterboxed(tmp_path, caplog):
+    need_shared()
+    frames = _clip_frames(6)
+    larger = [cv2.resize(f, (352, 200)) for f in frames[2:4]]  # the camera is back at another size and aspect
+    sequence = frames[:2] + larger + frames[4:]
+    path = tmp_path / "out.mp4"
+    with caplog.at_level(logging.WARNING), open_sink(str(path), fps=10) as sink:
+        for image in sequence:
+            sink.write(image)
+    assert sink.frames_written == 6 and sink.frames_letterboxed == 2
+    warnings = [r for r in caplog.records if "frame size changed from 176x144 to 352x200" in r.getMessage()]
+    assert len(warnings) == 1, "warned once, not per frame"
+    capture = cv2.VideoCapture(str(path))
+    written = [capture.read()[1] for _ in range(6)]
+    assert capture.read()[0] is False
+    for image, out in zip(sequence, written, strict=True):
+        assert out.shape == (144, 176, 3)
+        expected = image if image.shape == out.shape else letterbox(image, (176, 144))
+        assert cv2.PSNR(expected, out) > 28  # mp4v is lossy; a shifted or stretched frame scores far lower
+    assert written[2][:20].max() < 24 and written[2][-20:].max() < 24  # the bars above and below are black
+
+
+def test_run_over_images_of_two_sizes_to_a_video_file(model_cache, tmp_path):
+    need_shared()
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index, frame in enumerate(_clip_frames(4)):
+        cv2.imwrite(str(folder / f"{index:03d}.png"), frame if index % 2 == 0 else cv2.resize(frame, (264, 216)))
+    out = tmp_path / "out.mp4"
+    assert main(["run", "-i", str(folder), "-o", str(out), "--mode", "pixelate"]) == 0
+    capture = cv2.VideoCapture(str(out))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+    assert (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (176, 144)
+
+
+@pytest.mark.skipif(RtspServer.available() is not None, reason=str(RtspServer.available()))
+def test_rtsp_stream_takes_a_new_frame_size_letterboxed():
+    need_shared()
+    frames = _clip_frames(20)
+    port = free_port()
+    sink = open_sink(f"rtsp://127.0.0.1:{port}/masked", fps=25)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def feed():
+        try:
+            for index in range(10_000):
+                if stop.is_set():
+                    return
+                image = frames[index % len(frames)]
+                sink.write(image if index < 25 else cv2.resize(image, (320, 240)))  # a new size after 1 s
+                time.sleep(0.04)
+        except BaseException as exc:
+            errors.append(exc)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        deadline = time.monotonic() + 20
+        while (sink.process is None or sink.frames_letterboxed < 10) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with open_source(f"rtsp://127.0.0.1:{port}/masked", SourceOptions(open_timeout=5, read_timeout=5)) as client:
+            shapes = [frame.bgr.shape for _, frame in zip(range(10), client, strict=False)]
+        assert not errors, errors
+        assert shapes == [(144, 176, 3)] * 10 and sink.frames_letterboxed >= 10
+    finally:
+        stop.set()
+        feeder.join(timeout=5)
+        sink.close()
