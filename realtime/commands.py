@@ -194,7 +194,8 @@ def run_command(args: argparse.Namespace) -> int:
     finally:
         pipeline.close()
         engine.close()
-        print(pipeline.stats.table(), file=sys.stderr)
+        if pipeline.stats.frames:  # a run that failed before its first frame ends in its one-line error alone
+            print(pipeline.stats.table(), file=sys.stderr)
         if stats_path is not None:
             pipeline.stats.write_json(stats_path)
     return 0
@@ -204,9 +205,9 @@ def build_engine_command(args: argparse.Namespace) -> int:
     """``realtime-mask build-engine MODEL [--fp16] [--batch N]``: build the TensorRT plan into the cache."""
     from engines.backends.tensorrt_backend import TensorRTEngine, require_tensorrt
 
-    require_tensorrt()
     if args.batch < 1 or args.max_batch < args.batch:
         raise ConfigError(f"need 1 <= --batch <= --max-batch, got {args.batch} and {args.max_batch}")
+    require_tensorrt()
     resolved = engines.resolve(args.model, args.cache_dir)
     precision = "fp16" if args.fp16 else "fp32"
     engine = TensorRTEngine(resolved.onnx_path(precision), resolved.spec, resolved.name, args.device, precision,

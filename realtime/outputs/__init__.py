@@ -42,8 +42,9 @@ def _http_preview(location: str) -> Sink:
 
     address, _, path = location.partition("/")
     host, _, port = address.rpartition(":")
-    if not port.isdigit():
-        raise OutputError(f"preview output needs http://HOST:PORT/[PATH/], got http://{location}")
+    if not port.isdigit() or int(port) > 65535:
+        raise OutputError(f"preview output needs http://HOST:PORT/[PATH/] with a port 0..65535 (0: any free one), "
+                          f"got http://{location}")
     return HttpPreviewSink(host or "127.0.0.1", int(port), path=path)
 
 

@@ -125,7 +125,8 @@ class _PreviewServer:
         try:
             self.server = http.server.ThreadingHTTPServer((host, port), Handler)
         except OSError as exc:
-            raise OutputError(f"cannot serve the preview on {host}:{port}: {exc.strerror}; choose another port") from exc
+            raise OutputError(f"cannot serve the preview on {host}:{port}: {exc.strerror}; "
+                              "choose another host or port") from exc
         self.server.daemon_threads = True
         self.host, self.port = str(self.server.server_address[0]), int(self.server.server_address[1])
         self._thread = threading.Thread(target=self.server.serve_forever, name="http-preview", daemon=True)

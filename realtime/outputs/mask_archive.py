@@ -30,6 +30,8 @@ class MaskArchive:
 
     def __init__(self, path: str | Path) -> None:
         self.path = check_writable(path)
+        if self.path.suffix.lower() != ".npz":
+            raise OutputError(f"mask archive {self.path} must end in .npz (a NumPy archive, read with numpy.load)")
         self.masks: list[np.ndarray] = []
         self.closed = False
 

@@ -98,8 +98,8 @@ class RtspSink(Sink):
     def __init__(self, location: str, fps: float = 25.0) -> None:
         address, _, path = location.partition("/")
         host, _, port = address.rpartition(":")
-        if not port.isdigit():
-            raise OutputError(f"RTSP output needs rtsp://HOST:PORT/PATH, got rtsp://{location}")
+        if not port.isdigit() or not 0 < int(port) <= 65535:
+            raise OutputError(f"RTSP output needs rtsp://HOST:PORT/PATH with a port 1..65535, got rtsp://{location}")
         bind = "0.0.0.0" if host == "@" else (host or "127.0.0.1")  # "@" serves every interface
         self.port, self.path = int(port), "/" + (path or "masked")
         if any(c.isspace() for c in self.path):

@@ -79,7 +79,8 @@ def main() -> None:
     server.set_address(args.host)
     server.set_service(str(args.port))
     if server.attach(None) == 0:
-        sys.exit(f"cannot listen on {args.host}:{args.port}")
+        sys.exit(f"cannot listen on {args.host}:{args.port} (port in use, or no such address here); "
+                 "choose another host or port")
     loop = GLib.MainLoop()
     mounts: dict = {}
 

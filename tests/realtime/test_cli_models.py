@@ -95,10 +95,12 @@ def bad_files(model_cache, tmp_path):
         (lambda d, clip: ["masks", clip, "--out", f"{d}/o.npz", "--batch", "0"], ["--batch must be >= 1"]),
         (lambda d, clip: ["models", "fetch", "nope"], ["unknown model 'nope'"]),
         (lambda d, clip: ["masks", clip, "--out", f"{d}/o.npz", "--backend", "tflite"], ["invalid choice"]),
+        (lambda d, clip: ["masks", clip, "--out", f"{d}/o.txt"], ["o.txt must end in .npz"]),
+        (lambda d, clip: ["build-engine", "mediapipe-selfie", "--batch", "0"], ["need 1 <= --batch <= --max-batch"]),
     ],
     ids=["unknown-model", "checksum-mismatch", "truncated-tflite", "unsupported-op", "onnx-output-shape",
          "missing-source", "unreadable-source", "unwritable-output", "output-is-folder", "bad-batch",
-         "fetch-unknown", "bad-backend"],
+         "fetch-unknown", "bad-backend", "archive-not-npz", "build-engine-bad-batch"],
 )
 def test_bad_inputs_one_line_exit_2(bad_files, make_args, fragments):
     need_shared()

@@ -40,6 +40,11 @@ CASES = {
     "live-and-file-sources": (["-i", "{clip}", "-i", "synthetic:64x64@10?live=1", "-o", "null"],
                               ["live and file sources cannot share a pipeline"]),
     "missing-config": (["--config", "{d}/nope.toml"], ["cannot read config"]),
+    "preview-port-out-of-range": (["--source", "{clip}", "--output", "http://127.0.0.1:99999/"],
+                                  ["port 0..65535", "99999"]),
+    "rtsp-port-out-of-range": (["--source", "{clip}", "--output", "rtsp://127.0.0.1:70000/x"], ["port 1..65535"]),
+    "mask-archive-not-npz": (["--source", "{clip}", "--output", "null", "--save-masks", "{d}/m.txt"],
+                             ["m.txt must end in .npz"]),
     "zero-batch": (["--source", "{clip}", "--batch", "0", "--output", "{d}/o.mp4"], ["--batch must be >= 1, got 0"]),
 }
 

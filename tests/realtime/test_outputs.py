@@ -105,3 +105,21 @@ def test_rtsp_stream_takes_a_new_frame_size_letterboxed():
         stop.set()
         feeder.join(timeout=5)
         sink.close()
+
+
+@pytest.mark.parametrize("scheme", ["http", "rtsp"])
+def test_a_port_already_in_use_is_one_line_and_no_table(model_cache, scheme):
+    need_shared()
+    if scheme == "rtsp" and RtspServer.available() is not None:
+        pytest.skip(str(RtspServer.available()))
+    import socket
+
+    from tests.realtime.test_cli_models import assert_one_line_error, run_cli
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("run", "-i", str(MEDIA / "carphone_pristine.mp4"), "-o", f"{scheme}://127.0.0.1:{port}/x/",
+                         "--max-frames", "3")
+    assert_one_line_error(result, f"127.0.0.1:{port}", "choose another host or port")
