@@ -23,5 +23,8 @@ def read_toml(path: str | Path, what: str) -> dict[str, Any]:
         return tomllib.loads(Path(path).read_text())
     except OSError as exc:
         raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not a text file ({exc.reason} at byte {exc.start}); give a TOML file") \
+            from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from exc

@@ -208,17 +208,50 @@ def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | Non
     if not config_path:
         return args
     data = read_toml(config_path, "config")
+    actions = _command_actions(parser, args.command)
     known = {k for k in vars(args) if k not in ("command", "handler", "config")}
     tokens = [_SHORT_FLAGS.get(token[:2], token) for token in (argv if argv is not None else sys.argv[1:])]
     given = {token.split("=", 1)[0] for token in tokens if token.startswith("--")}
     for key, value in data.items():
         dest = key.replace("-", "_")
-        if dest not in known:
+        if dest not in known or dest not in actions:
             raise ConfigError(f"config {config_path}: unknown option {key!r}; options are the flags of `run` "
                               "without the leading dashes, e.g. mode = \"blur\"")
         if "--" + dest.replace("_", "-") not in given:
-            setattr(args, dest, value)
+            setattr(args, dest, _config_value(actions[dest], key, value, config_path))
     return args
+
+
+def _command_actions(parser: argparse.ArgumentParser, command: str) -> dict[str, argparse.Action]:
+    """The options of one sub-command, by destination."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return {a.dest: a for a in action.choices[command]._actions}
+    return {}
+
+
+def _config_value(action: argparse.Action, key: str, value: Any, path: str) -> Any:
+    """A config file's value for ``action``, checked as its flag would be (TOML types: no "yes" for a switch)."""
+    where = f"config {path}: {key}"
+    if isinstance(action, argparse._AppendAction):  # -i/-o: one value or a list
+        items = value if isinstance(value, list) else [value]
+        if not items or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in items):
+            raise ConfigError(f"{where} must be a string or a list of strings, got {value!r}")
+        return [str(v) for v in items]
+    if action.nargs == 0:  # a switch: --realtime, --privacy/--no-privacy
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if action.type in (int, float):
+        number = isinstance(value, int) or (action.type is float and isinstance(value, float))
+        if isinstance(value, bool) or not number:
+            raise ConfigError(f"{where} must be {'an integer' if action.type is int else 'a number'}, got {value!r}")
+        return action.type(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string, got {value!r}")
+    if action.choices is not None and value not in action.choices:
+        raise ConfigError(f"{where} must be one of {', '.join(map(str, action.choices))}, got {value!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -111,3 +111,28 @@ def test_no_output_overwrites_an_input_or_another_output(model_cache, tmp_path, 
     result = run_cli(*[a.format(d=tmp_path) for a in args])
     assert_one_line_error(result, *fragments)
     assert _tree_digest(tmp_path) == before  # nothing written, nothing truncated
+
+
+CONFIG_CASES = {
+    "string-for-integer": ('mode = "pixelate"\nblock = "big"\n', ["block must be an integer, got 'big'"]),
+    "string-for-switch": ('privacy = "no"\n', ["privacy must be true or false, got 'no'"]),  # "no" must not mean on
+    "float-for-integer": ("max_frames = 2.5\n", ["max_frames must be an integer, got 2.5"]),
+    "unknown-choice": ('mode = "sparkle"\n', ["mode must be one of blur,"]),
+    "empty-source-list": ("source = []\n", ["source must be a string or a list of strings"]),
+    "not-text": (None, ["is not a text file", "give a TOML file"]),
+}
+
+
+@pytest.mark.parametrize("name", list(CONFIG_CASES))
+def test_config_values_are_checked_like_flags(tmp_path, name):
+    need_shared()
+    body, fragments = CONFIG_CASES[name]
+    config = tmp_path / "run.toml"
+    if body is None:
+        shutil.copyfile(MEDIA / "carphone_pristine.mp4", config)  # a video given as the config
+    else:
+        config.write_text(f'source = "{MEDIA / "carphone_pristine.mp4"}"\noutput = "{tmp_path / "o.mp4"}"\n' + body
+                          if "source" not in body else body + f'output = "{tmp_path / "o.mp4"}"\n')
+    result = run_cli("run", "--config", str(config))
+    assert_one_line_error(result, f"config {config}", *fragments)
+    assert not (tmp_path / "o.mp4").exists()
