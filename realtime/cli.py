@@ -1,7 +1,7 @@
 """The ``realtime-mask`` command.
 
 Every user error ends in one line on stderr and exit code 2; Ctrl-C ends with
-exit code 130 after what was processed so far is written.
+exit code 130, SIGTERM with 143 and SIGHUP with 129, after what was processed so far is written.
 
 Example:
     $ realtime-mask models list
@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -266,14 +268,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.verbose = getattr(args, "verbose", False)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="realtime-mask: %(levelname)s: %(message)s")
+    previous = _finalise_on_termination()
     try:
         return int(args.handler(args) or 0)
     except MaskingError as exc:
         print(f"realtime-mask: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated as stop:
+        print(f"realtime-mask: stopped by {signal.Signals(stop.signum).name}; output written up to the last processed "
+              "frame", file=sys.stderr)
+        return 128 + stop.signum
     except KeyboardInterrupt:
         print("realtime-mask: interrupted; output written up to the last processed frame", file=sys.stderr)
         return 130
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``docker stop``, systemd, ``timeout``) or SIGHUP: stop as on Ctrl-C, so files are finalised."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _finalise_on_termination() -> dict[int, Any]:
+    """Turn SIGTERM and SIGHUP into :class:`Terminated` while a command runs (their default kills the process at
+    once: an MP4 without its index, unplayable). Returns the handlers to put back."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def stop(signum: int, frame: Any) -> None:
+        raise Terminated(signum)
+
+    signals = [signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]  # no SIGHUP on Windows
+    return {signum: signal.signal(signum, stop) for signum in signals}
 
 
 if __name__ == "__main__":

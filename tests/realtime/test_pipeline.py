@@ -169,7 +169,11 @@ def test_live_source_faster_than_engine_drops_and_stays_fresh(engine):
     assert indices == sorted(indices) and len(set(indices)) == len(indices)
 
 
-def test_ctrl_c_leaves_a_playable_file_with_every_frame_so_far(model_cache, tmp_path):
+@pytest.mark.parametrize("stop,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
+                         ids=["ctrl-c", "sigterm", "sighup"])
+def test_ctrl_c_or_termination_leaves_a_playable_file_with_every_frame_so_far(model_cache, tmp_path, stop, code):
+    """Ctrl-C, and the SIGTERM of docker stop / systemd / timeout (whose default would kill the process before the
+    MP4's index is written: an unplayable file), or SIGHUP of a closed terminal."""
     need_shared()
     out, meta = tmp_path / "out.mp4", tmp_path / "meta.jsonl"
     process = subprocess.Popen(
@@ -181,14 +185,14 @@ def test_ctrl_c_leaves_a_playable_file_with_every_frame_so_far(model_cache, tmp_
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not meta.exists() or len(meta.read_text().splitlines()) < 20):
         time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     try:
         _, stderr = process.communicate(timeout=60)
-    except subprocess.TimeoutExpired:  # a hang on Ctrl-C: every thread's stack, from faulthandler
+    except subprocess.TimeoutExpired:  # a hang on the signal: every thread's stack, from faulthandler
         process.send_signal(signal.SIGABRT)
         _, stderr = process.communicate()
-        pytest.fail(f"run did not stop within 60 s of Ctrl-C; its threads:\n{stderr[-6000:]}")
-    assert process.returncode == 130, stderr
+        pytest.fail(f"run did not stop within 60 s of {stop.name}; its threads:\n{stderr[-6000:]}")
+    assert process.returncode == code, stderr
     assert "Traceback" not in stderr
     written = len(meta.read_text().splitlines())
     frames = decode(out)
