@@ -123,3 +123,59 @@ def test_a_port_already_in_use_is_one_line_and_no_table(model_cache, scheme):
         result = run_cli("run", "-i", str(MEDIA / "carphone_pristine.mp4"), "-o", f"{scheme}://127.0.0.1:{port}/x/",
                          "--max-frames", "3")
     assert_one_line_error(result, f"127.0.0.1:{port}", "choose another host or port")
+
+
+def test_mask_archive_round_trips_real_masks_and_leaves_nothing_beside(tmp_path):
+    need_shared()
+    from realtime.outputs.mask_archive import MaskArchive
+    from tests.common import SHARED
+
+    reference = np.load(SHARED / "reference" / "one-by-one-person-detection.model0.npz")["masks"]
+    with MaskArchive(tmp_path / "m.npz") as archive:
+        for mask in reference:
+            archive.add(mask)
+        archive.add(reference[0].astype(np.float32) / 255.0)  # a probability is rounded to round(255 p)
+    assert len(archive) == len(reference) + 1
+    masks = np.load(tmp_path / "m.npz")["masks"]
+    np.testing.assert_array_equal(masks, np.concatenate([reference, reference[:1]]))
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no spool or partial file left
+    with MaskArchive(tmp_path / "empty.npz"):
+        pass
+    assert np.load(tmp_path / "empty.npz")["masks"].shape == (0, 0, 0)
+
+
+def test_mask_archive_memory_stays_flat_on_a_long_run(tmp_path):
+    """300 masks of a 1080p camera: 622 MB if they were held until the end; spooled, memory stays flat."""
+    need_shared()
+    import tracemalloc
+
+    from realtime.outputs.mask_archive import MaskArchive
+    from tests.common import SHARED
+
+    reference = np.load(SHARED / "reference" / "one-by-one-person-detection.model0.npz")["masks"]
+    masks = [cv2.resize(reference[i], (1920, 1080)) for i in range(60, 120, 6)]
+    tracemalloc.start()
+    try:
+        with MaskArchive(tmp_path / "m.npz") as archive:
+            for index in range(300):
+                archive.add(masks[index % len(masks)])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 40e6, f"peak {peak / 1e6:.0f} MB"
+    stored = np.load(tmp_path / "m.npz")["masks"]
+    assert stored.shape == (300, 1080, 1920)
+    np.testing.assert_array_equal(stored[::len(masks)], np.broadcast_to(masks[0], (30, 1080, 1920)))
+
+
+def test_mask_archive_letterboxes_a_new_size(tmp_path, caplog):
+    from realtime.outputs.mask_archive import MaskArchive
+
+    with caplog.at_level(logging.WARNING), MaskArchive(tmp_path / "m.npz") as archive:
+        archive.add(np.full((4, 8), 200, np.uint8))
+        archive.add(np.full((8, 8), 100, np.uint8))  # square into 8x4: 4x4 in the middle
+        archive.add(np.full((8, 8), 100, np.uint8))
+    masks = np.load(tmp_path / "m.npz")["masks"]
+    assert masks.shape == (3, 4, 8) and archive.letterboxed == 2
+    assert (masks[1][:, 2:6] == 100).all() and not masks[1][:, :2].any() and not masks[1][:, 6:].any()
+    assert sum("mask size changed from 8x4 to 8x8" in r.getMessage() for r in caplog.records) == 1
