@@ -7,6 +7,7 @@ Example:
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import cv2
@@ -43,6 +44,7 @@ class VideoFileSink(Sink):
             raise InputShapeError(f"video files take uint8 HxWx3 BGR frames, got {image.shape} {image.dtype}; "
                                   "for BGRA (cutout) write an image folder, or use --cutout-format green")
         image = self.fit_to_first_size(image)
+        self._check_room(image.nbytes)
         if self.writer is None:
             self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*self.fourcc), self.fps,
                                           (image.shape[1], image.shape[0]))
@@ -50,6 +52,15 @@ class VideoFileSink(Sink):
                 raise OutputError(f"cannot open a {self.fourcc} video writer for {self.path}")
         self.writer.write(image)
         self.frames_written += 1
+
+    def _check_room(self, frame_bytes: int) -> None:
+        """Stop while the disk still has room to finalise the file: OpenCV's writer drops frames silently on a full
+        disk and the container's index, written on close, would not fit (an MP4 without it does not play)."""
+        free = shutil.disk_usage(self.path.parent).free
+        reserve = (1 << 20) + 2 * frame_bytes + 64 * self.frames_written  # a frame or two, and the index
+        if free < reserve:
+            raise OutputError(f"the disk of {self.path} is nearly full ({free / 1e6:.1f} MB left): stopped there and "
+                              f"finalised the file with its {self.frames_written} frames; free space or write elsewhere")
 
     def close(self) -> None:
         if self.writer is not None:
@@ -82,5 +93,8 @@ class ImageFolderSink(Sink):
     def write(self, image: np.ndarray, capture_ts: float | None = None) -> None:
         path = self.pattern % self.frames_written
         if not cv2.imwrite(path, image):
-            raise OutputError(f"cannot write {path}")
+            Path(path).unlink(missing_ok=True)  # no truncated image left behind
+            free = shutil.disk_usage(self.folder).free
+            why = f"the disk is full ({free / 1e6:.1f} MB left)" if free < 2 * image.nbytes else "OpenCV could not write it"
+            raise OutputError(f"cannot write {path}: {why}; free space or write elsewhere")
         self.frames_written += 1

@@ -69,7 +69,11 @@ class MaskArchive:
             self.letterboxed += 1
             mask = letterbox(mask, self.shape[::-1])
         record = zlib.compress(np.ascontiguousarray(mask).tobytes(), 1)
-        self._spool.write(len(record).to_bytes(_LENGTH, "little") + record)
+        try:
+            self._spool.write(len(record).to_bytes(_LENGTH, "little") + record)
+        except OSError as exc:
+            raise OutputError(f"cannot keep the masks for {self.path}: {exc.strerror}; free space or write "
+                              "elsewhere") from exc
         self._count += 1
 
     def __len__(self) -> int:
@@ -92,7 +96,8 @@ class MaskArchive:
                     member.write(zlib.decompress(self._spool.read(length)))
             partial.replace(self.path)
         except OSError as exc:
-            raise OutputError(f"cannot write {self.path}: {exc.strerror}") from exc
+            partial.unlink(missing_ok=True)
+            raise OutputError(f"cannot write {self.path}: {exc.strerror}; free space or write elsewhere") from exc
         finally:
             self._spool.close()
 

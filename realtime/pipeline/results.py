@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engines.errors import OutputError
 from realtime.frame import Frame
 from realtime.outputs.paths import check_writable
 
@@ -68,8 +69,14 @@ class MetadataWriter:
             "coverage": None if result.coverage is None else round(result.coverage, 6),
             "ms": {k: round(v, 4) for k, v in result.timings_ms.items()}, "end_to_end_ms": round(result.end_to_end_ms, 4),
         }
-        self.handle.write(json.dumps(record) + "\n")
+        try:
+            self.handle.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {exc.strerror}; free space or write elsewhere") from exc
 
     def close(self) -> None:
         if not self.handle.closed:
-            self.handle.close()
+            try:
+                self.handle.close()
+            except OSError as exc:
+                raise OutputError(f"cannot write {self.path}: {exc.strerror}; free space or write elsewhere") from exc

@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from engines.errors import OutputError
+
 SCHEMA = "realtime-masking/stats/1"
 STAGES = ("capture", "preprocess", "inference", "postprocess", "composite", "output")
 
@@ -133,7 +135,10 @@ class RunStats:
 
     def write_json(self, path: str | Path) -> None:
         """Write :meth:`as_dict` as JSON."""
-        Path(path).write_text(json.dumps(self.as_dict(), indent=1) + "\n")
+        try:
+            Path(path).write_text(json.dumps(self.as_dict(), indent=1) + "\n")
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {exc.strerror}; free space or write elsewhere") from exc
 
     def table(self) -> str:
         """The end-of-run table: one row per stage, then end-to-end latency and throughput."""

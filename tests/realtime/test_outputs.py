@@ -179,3 +179,57 @@ def test_mask_archive_letterboxes_a_new_size(tmp_path, caplog):
     assert masks.shape == (3, 4, 8) and archive.letterboxed == 2
     assert (masks[1][:, 2:6] == 100).all() and not masks[1][:, :2].any() and not masks[1][:, 6:].any()
     assert sum("mask size changed from 8x4 to 8x8" in r.getMessage() for r in caplog.records) == 1
+
+
+def _assert_ends_in_error(result, *fragments):
+    """A run that stopped part-way: its table of the frames done, then one error line, exit 2, no traceback."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("realtime-mask: error: ") and all(f in last for f in fragments), last
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 5 MB filesystem (tmpfs), to fill up; needs root's mount."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip() or 'not root'}); the full-disk test needs it")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_stops_the_run_with_a_playable_file(model_cache, small_disk):
+    """OpenCV's writer drops frames silently on a full disk and the MP4's index would not fit: the run used to end
+    with exit 0 and an unplayable file. It must stop while the file can still be finalised, and say so."""
+    need_shared()
+    import re
+
+    from tests.realtime.test_cli_models import run_cli
+
+    video, metadata = small_disk / "o.mp4", small_disk / "m.jsonl"
+    result = run_cli("run", "-i", str(MEDIA / "one-by-one-person-detection.mp4"), "-o", str(video),
+                     "--metadata", str(metadata), "--mode", "pixelate")
+    _assert_ends_in_error(result, "nearly full", "finalised the file", "free space or write elsewhere")
+    frames = int(re.search(r"with its (\d+) frames", result.stderr).group(1))
+    capture = cv2.VideoCapture(str(video))
+    decoded = 0
+    while capture.read()[0]:
+        decoded += 1
+    assert 100 < frames < 1394 and decoded == frames == len(metadata.read_text().splitlines())
+
+
+def test_a_full_disk_stops_an_image_folder_without_a_broken_image(model_cache, small_disk):
+    need_shared()
+    from tests.realtime.test_cli_models import run_cli
+
+    result = run_cli("run", "-i", str(MEDIA / "one-by-one-person-detection.mp4"), "-o", f"{small_disk}/frames/")
+    _assert_ends_in_error(result, "the disk is full", "free space or write elsewhere")
+    written = sorted((small_disk / "frames").glob("*.png"))
+    assert written and all(cv2.imread(str(path)) is not None for path in written)
