@@ -38,6 +38,9 @@ class VideoFileSource(Source):
     def __init__(self, path: str | Path, realtime: bool = False) -> None:
         self.path = Path(path)
         if not self.path.is_file():
+            if self.path.exists():
+                raise SourceError(f"source {self.path} is not a regular file; give a video file, an image folder or a "
+                                  "glob")
             raise SourceNotFoundError(f"source file {self.path} does not exist; check the path")
         self.capture: cv2.VideoCapture | None = cv2.VideoCapture(str(self.path))
         if not self.capture.isOpened():

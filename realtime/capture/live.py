@@ -15,11 +15,13 @@ Example:
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -261,12 +263,24 @@ class CaptureSource(LiveSource):
             capture = cv2.VideoCapture(index)
         if not capture.isOpened():
             capture.release()
+            if not self.is_stream:
+                raise SourceError(self._camera_problem())
             raise SourceError(f"cannot open {self.uri} within {self.open_timeout:g} s; check the address, path, "
                               "credentials and that the camera/server is up")
         self.capture = capture
         self.fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
         if not 0 < self.fps < 1000:
             self.fps = 0.0
+
+    def _camera_problem(self) -> str:
+        """Why a camera did not open, as far as the system tells (Linux: its /dev/video node)."""
+        device = Path(f"/dev/video{self.target}" if str(self.target).isdigit() else str(self.target))
+        if sys.platform.startswith("linux") and not device.exists():
+            present = sorted(str(p) for p in Path("/dev").glob("video*"))
+            return (f"no camera at {device} ({'cameras here: ' + ', '.join(present) if present else 'no /dev/video* here'}"
+                    "); give another index or path, or a file or stream")
+        return (f"cannot open camera {self.target}: it exists but did not start (in use by another program, or no "
+                "permission: add yourself to the video group)")
 
     def _read(self) -> tuple[np.ndarray, float] | None:
         if self.capture is None:

@@ -45,6 +45,8 @@ CASES = {
     "rtsp-port-out-of-range": (["--source", "{clip}", "--output", "rtsp://127.0.0.1:70000/x"], ["port 1..65535"]),
     "mask-archive-not-npz": (["--source", "{clip}", "--output", "null", "--save-masks", "{d}/m.txt"],
                              ["m.txt must end in .npz"]),
+    "missing-camera": (["--source", "7", "--output", "{d}/o.mp4"], ["no camera at /dev/video7", "give another index"]),
+    "device-not-a-video": (["--source", "/dev/null", "--output", "{d}/o.mp4"], ["/dev/null is not a regular file"]),
     "zero-batch": (["--source", "{clip}", "--batch", "0", "--output", "{d}/o.mp4"], ["--batch must be >= 1, got 0"]),
 }
 
