@@ -121,14 +121,24 @@ def matrix_from(values: dict[str, Any]) -> Matrix:
     for axis in ("backends", "devices", "precisions", "models", "modes", "resolutions", "batches", "streams"):
         if axis in data:
             data[axis] = _listify(data[axis])
+    for axis in ("backends", "devices", "precisions", "models", "modes", "resolutions"):
+        if not all(isinstance(v, str) for v in data.get(axis, ())):
+            raise ConfigError(f"{axis} in the benchmark matrix must be strings, got {list(data[axis])}")
     for axis, what in (("batches", "batch sizes"), ("streams", "stream counts")):
         if axis in data:
             try:
-                data[axis] = tuple(int(b) for b in data[axis])
-            except ValueError:
-                raise ConfigError(f"{what} must be integers, got {data[axis]}") from None
+                data[axis] = tuple(int(b) for b in data[axis] if not isinstance(b, bool | float))
+            except (TypeError, ValueError):
+                raise ConfigError(f"{what} must be integers, got {list(data[axis])}") from None
+            if len(data[axis]) != len(_listify(values[axis])):
+                raise ConfigError(f"{what} must be integers, got {list(_listify(values[axis]))}")
+    for key in ("warmup", "frames"):
+        if key in data and (isinstance(data[key], bool) or not isinstance(data[key], int)):
+            raise ConfigError(f"{key} in the benchmark matrix must be an integer, got {data[key]!r}")
     if "source" not in data:
         raise ConfigError("the benchmark needs a source (--source or source = ... in the matrix file)")
+    if not isinstance(data["source"], str):
+        raise ConfigError(f"source in the benchmark matrix must be a string, got {data['source']!r}")
     return Matrix(**data)
 
 

@@ -112,7 +112,13 @@ def test_mediapipe_side_by_side_on_the_same_frames(model_cache, tmp_path):
     (["--source", "synthetic:", "--streams", "0"], ["stream counts must be >= 1"]),
     (["compare", "{d}/old.json", "{d}/old.json"], ["schema 'realtime-masking/bench/0'"]),
     (["compare", "{d}/old.json"], ["bench compare A.json B.json"]),
+    (["--matrix", "{d}/words.toml"], ["frames in the benchmark matrix must be an integer, got 'many'"]),
+    (["--matrix", "{d}/devices.toml"], ["devices in the benchmark matrix must be strings, got [0]"]),
+    (["--matrix", "{d}/batches.toml"], ["batch sizes must be integers, got [1, 2.5]"]),
 ])
 def test_bench_bad_inputs(tmp_path, args, fragments):
     (tmp_path / "old.json").write_text(json.dumps({"schema": "realtime-masking/bench/0", "results": []}))
+    (tmp_path / "words.toml").write_text('source = "synthetic:"\nframes = "many"\n')
+    (tmp_path / "devices.toml").write_text('source = "synthetic:"\ndevices = [0]\n')
+    (tmp_path / "batches.toml").write_text('source = "synthetic:"\nbatches = [1, 2.5]\n')
     assert_one_line_error(run_cli("bench", *[a.format(d=tmp_path) for a in args]), *fragments)
