@@ -76,6 +76,8 @@ class ModelSpec:
                 raise ConfigError(f"model spec {key} needs 3 values (one per channel), got {list(values)}")
         if any(s == 0 for s in self.std):
             raise ConfigError(f"model spec std must not contain 0, got {list(self.std)}")
+        if any(c < 0 for c in self.classes):
+            raise ConfigError(f"model spec classes are channel indices (0, 1, ...), got {list(self.classes)}")
         if self.output == "classes" and not self.classes:
             raise ConfigError("model spec output 'classes' needs classes = [index, ...] naming the target channels")
 
@@ -107,13 +109,28 @@ def load_spec_file(path: str | Path) -> tuple[dict[str, Any], Path | None]:
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"model spec {path}: unknown keys {unknown}; known keys: {sorted(known)}")
+    if "path" in data and not isinstance(data["path"], str):
+        raise ConfigError(f"model spec {path}: path must be a string (the model file), got {data['path']!r}")
     model_path = (path.parent / data.pop("path")) if "path" in data else None
     if "input_size" in data:
         size = data.pop("input_size")
-        if len(size) != 2:
+        if not _numbers(size, int) or len(size) != 2:
             raise ConfigError(f"model spec {path}: input_size must be [H, W], got {size}")
-        data["input_hw"] = (int(size[0]), int(size[1]))
-    for key in ("mean", "std", "classes"):
+        data["input_hw"] = (size[0], size[1])
+    for key, kind, example in (("mean", float, "[0.485, 0.456, 0.406]"), ("std", float, "[0.229, 0.224, 0.225]"),
+                               ("classes", int, "[15]")):
         if key in data:
+            if not _numbers(data[key], kind):
+                raise ConfigError(f"model spec {path}: {key} must be a list of {kind.__name__}s like {example}, "
+                                  f"got {data[key]!r}")
             data[key] = tuple(data[key])
+    for key in ("color", "layout", "output", "resize"):
+        if key in data and not isinstance(data[key], str):
+            raise ConfigError(f"model spec {path}: {key} must be a string, got {data[key]!r}")
     return data, model_path
+
+
+def _numbers(values: Any, kind: type) -> bool:
+    """A TOML list of ints (``kind`` int) or of numbers (``kind`` float); booleans are neither."""
+    allowed = (int,) if kind is int else (int, float)
+    return isinstance(values, list) and all(isinstance(v, allowed) and not isinstance(v, bool) for v in values)

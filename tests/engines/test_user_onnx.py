@@ -111,3 +111,11 @@ def test_spec_file_errors(tmp_path):
     bad.write_text('input_size = [32, 32]\n')
     with pytest.raises(ModelNotFoundError, match="names no existing model file"):
         engines.load(bad)
+    for line, message in [('classes = "15"', "classes must be a list of ints like \\[15\\], got '15'"),
+                          ('mean = "xyz"', "mean must be a list of floats"),  # was three letters, one per channel
+                          ('input_size = [1.5, "a"]', "input_size must be \\[H, W\\]"),
+                          ('output = "classes"\nclasses = [-1]', "channel indices \\(0, 1, ...\\), got \\[-1\\]"),
+                          ("layout = 3", "layout must be a string")]:
+        bad.write_text(f'path = "m.onnx"\n{line}\n')
+        with pytest.raises(ConfigError, match=message):
+            engines.load(bad)
