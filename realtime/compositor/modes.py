@@ -205,8 +205,11 @@ class ReplaceCompositor(Compositor):
         self.video = None
         if self.image is None:
             self.video = cv2.VideoCapture(str(self.path))
-            if not self.video.isOpened():
-                raise SourceError(f"cannot read background {self.path} as an image or a video")
+            if not self.video.isOpened() or not self.video.read()[0]:  # fail now, not at the first masked frame
+                self.video.release()
+                raise SourceError(f"cannot read background {self.path} as an image or a video; give a PNG/JPEG "
+                                  "image or a video file")
+            self.video.set(cv2.CAP_PROP_POS_FRAMES, 0)
         self._resized: tuple[tuple[int, int], np.ndarray] | None = None
 
     def _next_video_frame(self) -> np.ndarray:

@@ -47,6 +47,8 @@ CASES = {
                              ["m.txt must end in .npz"]),
     "missing-camera": (["--source", "7", "--output", "{d}/o.mp4"], ["no camera at /dev/video7", "give another index"]),
     "device-not-a-video": (["--source", "/dev/null", "--output", "{d}/o.mp4"], ["/dev/null is not a regular file"]),
+    "replace-undecodable-background": (["--source", "{clip}", "--mode", "replace", "--background", "{d}/junk.png",
+                                        "--output", "{d}/o.mp4"], ["cannot read background", "junk.png"]),
     "zero-batch": (["--source", "{clip}", "--batch", "0", "--output", "{d}/o.mp4"], ["--batch must be >= 1, got 0"]),
 }
 
@@ -55,6 +57,7 @@ CASES = {
 def test_run_bad_input(model_cache, tmp_path, name):
     need_shared()
     args, fragments = CASES[name]
+    (tmp_path / "junk.png").write_text("not an image")
     filled = [a.format(d=tmp_path, clip=MEDIA / "carphone_pristine.mp4") for a in args]
     result = run_cli("run", *filled)
     assert_one_line_error(result, *fragments)
