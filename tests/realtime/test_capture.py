@@ -67,6 +67,21 @@ def test_synthetic_is_deterministic_and_sized():
         open_source("synthetic:160x90@20?color=red")
 
 
+
+@pytest.mark.parametrize("index", [0, 7, 333, 100_003])
+def test_synthetic_background_is_the_documented_ramp(index):
+    """The background is (x + y + 40 t) mod 256 in blue and its inverse in red, made from a ramp cached per size."""
+    from realtime.capture.synthetic import render
+
+    frame = render(index, 203, 117, 30.0)
+    ys, xs = np.mgrid[0:117, 0:203].astype(np.float64)
+    expected = ((xs + ys + 40.0 * index / 30.0) % 256).astype(np.uint8)
+    background = frame[..., 0].astype(int) + frame[..., 2] == 255  # not under the people drawn over it
+    assert background.mean() > 0.5
+    np.testing.assert_array_equal(frame[..., 0][background], expected[background])
+    assert (frame[..., 1][background] == 90).all()
+
+
 def test_sample_source_is_the_real_clip(model_cache):
     need_shared()
     with open_source("sample:carphone") as sample, open_source(str(MEDIA / "carphone_pristine.mp4")) as clip:
