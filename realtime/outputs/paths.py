@@ -40,8 +40,8 @@ def check_no_overwrites(reads: Sequence[tuple[str, str | Path]], writes: Sequenc
     """Refuse, before anything is opened, a run that would write over what it reads or write two outputs to one path.
 
     Args:
-        reads: ``(what, path)`` of each file the run reads (a source video, each image of a source folder, ...).
-        writes: ``(what, path)`` of each file or image folder the run writes (an image folder must not hold a read).
+        reads: ``(what, path)`` of each file or folder the run reads (a source video, a folder of source images).
+        writes: ``(what, path)`` of each file or image folder the run writes.
 
     Raises:
         OutputError: the first clash, naming both sides (root would otherwise overwrite even a read-only input).
@@ -51,10 +51,8 @@ def check_no_overwrites(reads: Sequence[tuple[str, str | Path]], writes: Sequenc
     for what, raw in writes:
         path = Path(raw)
         for read_what, read_path in read_paths:
-            if _same(path, read_path) or (path.is_dir() and _same(path, read_path.parent)):
-                where = "is" if _same(path, read_path) else "holds"
-                raise OutputError(f"{what} {path} {where} the {read_what} {read_path}: writing it would destroy the "
-                                  "input; choose another path")
+            if _same(path, read_path):
+                raise OutputError(f"{what} {path} would write over the {read_what} {read_path}; choose another path")
         for other_what, other in seen:
             if _same(path, other):
                 both = f"{what} {path} is given twice" if what == other_what else f"{other_what} and {what} both write {path}"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from realtime.capture import source_files
+from realtime.capture.files import IMAGE_SUFFIXES
 from realtime.outputs import sink_path
 from realtime.outputs.paths import check_no_overwrites
 
@@ -22,7 +23,11 @@ def check_run_paths(sources: Sequence[Any], outputs: Sequence[Any], *, save_mask
     """Raise :class:`~engines.errors.OutputError` if an output of the run would write over one of its inputs (source
     files, a ``replace`` background) or over another output. Sources and outputs given as open objects are skipped
     (only what the run would create from strings can still be refused)."""
-    reads = [("source", path) for source in sources for path in source_files(source)]
+    files = [path for source in sources for path in source_files(source)]
+    reads = [("source", path) for path in files]
+    # PNGs written where source images lie would replace them (000000.png, ...) or mix with them; a video may stay
+    reads += [("folder of the source images", folder)
+              for folder in dict.fromkeys(p.parent for p in files if p.suffix.lower() in IMAGE_SUFFIXES)]
     if isinstance(background, str | Path):
         reads.append(("--background", Path(background)))
     writes = [("--output", path) for output in outputs if (path := sink_path(output)) is not None]

@@ -79,23 +79,32 @@ def test_every_help_page_renders(command, capsys):
 # A run never writes over what it reads, nor two outputs to one path (as root, even a read-only clip would be
 # truncated: the video writer opens it before the reader has decoded more than a few frames).
 OVERWRITES = {
-    "output-is-source": (["run", "-i", "{d}/c.mp4", "-o", "{d}/c.mp4"], ["--output", "is the source", "choose another"]),
-    "output-is-source-by-link": (["run", "-i", "{d}/link.mp4", "-o", "{d}/c.mp4"], ["is the source", "link.mp4"]),
+    "output-is-source": (["run", "-i", "{d}/c.mp4", "-o", "{d}/c.mp4"],
+                         ["--output", "would write over the source", "choose another"]),
+    "output-is-source-by-link": (["run", "-i", "{d}/link.mp4", "-o", "{d}/c.mp4"], ["would write over the source", "link.mp4"]),
     "metadata-is-source": (["run", "-i", "{d}/c.mp4", "-o", "null", "--metadata", "{d}/c.mp4"], ["--metadata"]),
     "stats-is-output": (["run", "-i", "{d}/c.mp4", "-o", "{d}/o.mp4", "--stats", "{d}/o.mp4"],
                         ["--output and --stats both write", "give each its own path"]),
     "background-is-output": (["run", "-i", "{d}/c.mp4", "-o", "{d}/bg.mp4", "--mode", "replace", "--background",
-                              "{d}/bg.mp4"], ["is the --background"]),
+                              "{d}/bg.mp4"], ["would write over the --background"]),
     "image-folder-in-place": (["run", "-i", "{d}/frames/*.png", "-o", "{d}/frames/%05d.png"],
-                              ["frames holds the source", "frames/000000.png"]),
+                              ["would write over the folder of the source images"]),
     "two-streams-one-file": (["run", "-i", "{d}/c.mp4", "-i", "{d}/c.mp4", "-o", "{d}/o.mp4", "-o", "{d}/o.mp4"],
                              ["--output", "is given twice"]),
-    "masks-out-is-source": (["masks", "{d}/c.mp4", "--out", "{d}/c.mp4"], ["--out", "is the source"]),
+    "masks-out-is-source": (["masks", "{d}/c.mp4", "--out", "{d}/c.mp4"], ["--out", "would write over the source"]),
 }
 
 
 def _tree_digest(folder):
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_an_image_folder_output_may_sit_beside_a_source_video(model_cache, tmp_path):
+    need_shared()
+    shutil.copyfile(MEDIA / "carphone_pristine.mp4", tmp_path / "c.mp4")
+    result = run_cli("run", "-i", str(tmp_path / "c.mp4"), "-o", f"{tmp_path}/", "--max-frames", "2")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["000000.png", "000001.png", "c.mp4"]
 
 
 @pytest.mark.parametrize("name", list(OVERWRITES))
