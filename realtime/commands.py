@@ -83,7 +83,8 @@ def models_command(args: argparse.Namespace) -> int:
     resolved = engines.resolve(args.name, args.cache_dir)
     path = resolved.onnx_path("fp16" if args.fp16 else "fp32")
     if out is not None:
-        shutil.copyfile(path, out)
+        if not (out.exists() and out.samefile(path)):  # already there: nothing to copy
+            shutil.copyfile(path, out)
         path = out
     print(path)
     return 0

@@ -48,6 +48,10 @@ def test_models_fetch_then_export_both_precisions(model_cache, tmp_path):
         assert model.opset_import[0].version >= 17
         assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
         assert any(t.data_type == dtype for t in model.graph.initializer)
+    cached = run_cli("models", "export", "mediapipe-selfie").stdout.strip()  # exported onto itself: nothing to do
+    again = run_cli("models", "export", "mediapipe-selfie", "--out", cached)
+    assert again.returncode == 0 and again.stdout.strip() == cached, again.stderr
+    onnx.checker.check_model(cached)
 
 
 def test_masks_on_image_folder(model_cache, tmp_path):
