@@ -262,6 +262,8 @@ def eval_people_command(args: argparse.Namespace) -> int:
         raise ConfigError(f"--heights takes LO-HI shares of the frame height such as 0.10-0.20, got {args.heights!r}") from None
     if not 0 < low < high < 1:
         raise ConfigError(f"--heights needs 0 < LO < HI < 1, got {args.heights}")
+    if args.sequences < 1 or args.frames < 1:
+        raise ConfigError(f"--sequences and --frames must be >= 1, got {args.sequences} and {args.frames}")
     shared = Path(args.shared)
     if not (shared / "media").is_dir() or not (shared / "reference").is_dir():
         raise ConfigError(f"{shared} has no media/ and reference/ folders; point --shared at the shared data")

@@ -260,9 +260,11 @@ def test_surveillance_finds_more_far_people_than_full_frame(model_cache):
     assert surveillance["recall"] >= 0.9 and surveillance["false_foreground_mean"] <= 0.02, surveillance
 
 
-@pytest.mark.parametrize("entry,fragment", [("tiles@0x2", "--tiles needs at least one row"),
-                                            ("magic", "unknown strategy 'magic'")])
-def test_eval_people_bad_strategy_entries(entry, fragment):
+@pytest.mark.parametrize("args,fragment", [(["--strategies", "full,tiles@0x2"], "--tiles needs at least one row"),
+                                           (["--strategies", "full,magic"], "unknown strategy 'magic'"),
+                                           (["--sequences", "0"], "--sequences and --frames must be >= 1"),
+                                           (["--frames", "0"], "--sequences and --frames must be >= 1")])
+def test_eval_people_bad_inputs(args, fragment):
     need_shared()
-    result = run_cli("eval-people", "--shared", str(SHARED), "--strategies", f"full,{entry}")
+    result = run_cli("eval-people", "--shared", str(SHARED), *args)
     assert_one_line_error(result, fragment)
