@@ -238,6 +238,8 @@ def bench_command(args: argparse.Namespace) -> int:
                 "batches", "streams"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
+    if not 0 <= args.live < float("inf"):
+        raise ConfigError(f"--live takes seconds >= 0 (0: no live measurement), got {args.live}")
     matrix = matrix_from(values)
     from realtime.capture import open_source
 

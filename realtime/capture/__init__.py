@@ -18,12 +18,13 @@ Example:
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engines.errors import SourceError
+from engines.errors import ConfigError, SourceError
 from realtime.capture.base import Source
 from realtime.capture.files import IMAGE_SUFFIXES, ImageFolderSource, SourceNotFoundError, VideoFileSource, image_paths
 from realtime.capture.live import CaptureSource, LiveSource, SourceTimeoutError, redact
@@ -51,6 +52,12 @@ class SourceOptions:
     open_timeout: float = 10.0
     read_timeout: float = 10.0
     reconnect: bool | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("open_timeout", "read_timeout"):
+            value = getattr(self, name)
+            if not 0 < value < math.inf:
+                raise ConfigError(f"--{name.replace('_', '-')} must be a number of seconds > 0, got {value}")
 
 
 def _file(location: str, o: SourceOptions) -> Source:

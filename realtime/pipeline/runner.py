@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
+import math
 import os
 import queue
 import threading
@@ -113,8 +114,8 @@ class Pipeline:
             self._postprocess = [MaskPostprocessor(self.mask_settings) for _ in sources]  # per stream: its own EMA
             hides_people = self.mask_settings.target == "person" and self.compositor.name not in ("overlay", "mask")
             self.privacy = hides_people if privacy is None else privacy
-            if mask_budget_ms <= 0:
-                raise ConfigError(f"mask budget must be > 0 ms, got {mask_budget_ms}")
+            if not 0 < mask_budget_ms < math.inf:  # nan would never count a mask late: fail-closed off unseen
+                raise ConfigError(f"mask budget must be a number of ms > 0, got {mask_budget_ms}")
             self.mask_budget_s = mask_budget_ms / 1000.0
             self.privacy_counts = {"engine_error": 0, "late": 0, "reconnecting": 0}
             self.archives = [self._own(MaskArchive(path)) if path else None for path in archive_paths]

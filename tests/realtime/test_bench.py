@@ -112,6 +112,7 @@ def test_mediapipe_side_by_side_on_the_same_frames(model_cache, tmp_path):
     (["--source", "synthetic:", "--streams", "0"], ["stream counts must be >= 1"]),
     (["compare", "{d}/old.json", "{d}/old.json"], ["schema 'realtime-masking/bench/0'"]),
     (["compare", "{d}/old.json"], ["bench compare A.json B.json"]),
+    (["--source", "synthetic:", "--live", "nan"], ["--live takes seconds >= 0"]),
     (["--matrix", "{d}/words.toml"], ["frames in the benchmark matrix must be an integer, got 'many'"]),
     (["--matrix", "{d}/devices.toml"], ["devices in the benchmark matrix must be strings, got [0]"]),
     (["--matrix", "{d}/batches.toml"], ["batch sizes must be integers, got [1, 2.5]"]),

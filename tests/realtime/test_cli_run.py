@@ -49,6 +49,10 @@ CASES = {
     "device-not-a-video": (["--source", "/dev/null", "--output", "{d}/o.mp4"], ["/dev/null is not a regular file"]),
     "replace-undecodable-background": (["--source", "{clip}", "--mode", "replace", "--background", "{d}/junk.png",
                                         "--output", "{d}/o.mp4"], ["cannot read background", "junk.png"]),
+    "nan-mask-budget": (["--source", "{clip}", "--mask-budget", "nan", "--output", "{d}/o.mp4"],
+                        ["mask budget must be a number of ms > 0, got nan"]),  # nan would never count a mask late
+    "zero-open-timeout": (["--source", "{clip}", "--open-timeout", "0", "--output", "{d}/o.mp4"],
+                          ["--open-timeout must be a number of seconds > 0"]),
     "zero-batch": (["--source", "{clip}", "--batch", "0", "--output", "{d}/o.mp4"], ["--batch must be >= 1, got 0"]),
 }
 
