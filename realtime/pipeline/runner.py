@@ -58,11 +58,15 @@ class _Failure:
     error: BaseException
 
 
+SourceLike = str | os.PathLike[str] | int | Source  # a source string, a path, a camera index or an open source
+
+
 class Pipeline:
     """Masks a video source into a sink — or several sources, batched through one engine, each into its own sink.
 
     Args:
-        source: a source string (see :func:`realtime.capture.open_source`) or an open :class:`Source`; or a list
+        source: a source string (see :func:`realtime.capture.open_source`; a path or a camera index too) or an
+            open :class:`Source`; or a list
             of them (several cameras or files at once: all live or all files; each frame's ``stream`` says which).
         model: model name/path, or a loaded :class:`~engines.Engine`.
         mode: masking mode name (see :data:`realtime.compositor.MODES`) or a :class:`Compositor`.
@@ -86,7 +90,7 @@ class Pipeline:
         strategy: tiled / motion-ROI inference for small people (:mod:`engines.strategies`); default full frame.
     """
 
-    def __init__(self, source: str | Source | Sequence[str | Source], model: str | Engine = engines.DEFAULT_MODEL,
+    def __init__(self, source: SourceLike | Sequence[SourceLike], model: str | Engine = engines.DEFAULT_MODEL,
                  mode: str | Compositor = "blur", output: str | Sink | Sequence[str | Sink] | None = None, *,
                  backend: str | None = None, device: str = "cpu", precision: str = "fp32", batch: int = 1,
                  mask: MaskSettings | None = None,
@@ -100,7 +104,9 @@ class Pipeline:
         if max_frames is not None and max_frames < 1:
             raise ConfigError(f"max frames must be >= 1, got {max_frames}")
         self.batch, self.max_frames = batch, max_frames
-        sources = [source] if isinstance(source, str | Source) else list(source)
+        given = [source] if isinstance(source, str | Source | os.PathLike | int) else list(source)
+        sources = [s if isinstance(s, Source) else os.fspath(s) if isinstance(s, os.PathLike) else str(s)
+                   for s in given]  # a Path, a camera index: as their strings
         if not sources:
             raise ConfigError("no source given")
         outputs = one_per_stream(output, len(sources), "outputs", "--output")

@@ -259,6 +259,16 @@ def test_python_api_close_stops_cleanly(engine):
     assert seen == 5 and pipeline.sink.frames_written == 5
 
 
+def test_python_api_takes_a_path_and_a_camera_index(engine):
+    need_shared()
+    from engines.errors import SourceError
+
+    with Pipeline(MEDIA / "carphone_pristine.mp4", engine, "blur", "null", max_frames=3) as pipeline:
+        assert sum(1 for _ in pipeline) == 3
+    with pytest.raises(SourceError, match="no camera at /dev/video7"):
+        Pipeline(7, engine, "blur", "null")
+
+
 def test_file_realtime_pacing(engine):
     need_shared()
     start = time.monotonic()
