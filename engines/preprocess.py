@@ -33,6 +33,8 @@ def check_frame(frame: np.ndarray) -> None:
     if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
         got = (frame.shape, str(frame.dtype)) if isinstance(frame, np.ndarray) else type(frame).__name__
         raise InputShapeError(f"frame must be a uint8 HxWx3 (hwc) image, got {got}; convert with cv2.cvtColor first")
+    if frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise InputShapeError(f"frame is empty ({frame.shape}); give an image of at least 1x1 pixels")
 
 
 def _mediapipe_warp(rgb: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -119,3 +119,15 @@ def test_spec_file_errors(tmp_path):
         bad.write_text(f'path = "m.onnx"\n{line}\n')
         with pytest.raises(ConfigError, match=message):
             engines.load(bad)
+
+
+@pytest.mark.parametrize("frame,message", [
+    (np.zeros((0, 64, 3), np.uint8), r"frame is empty \(\(0, 64, 3\)\)"),  # was OpenCV's warpPerspective assertion
+    (np.zeros((64, 64), np.uint8), "uint8 HxWx3"),
+    (np.zeros((64, 64, 4), np.uint8), "uint8 HxWx3"),
+    (np.zeros((64, 64, 3), np.float32), "uint8 HxWx3"),
+])
+def test_predict_refuses_frames_it_cannot_mask(model_cache, frame, message):
+    engine = engines.load("mediapipe-selfie")
+    with pytest.raises(InputShapeError, match=message):
+        engine.predict(frame)
