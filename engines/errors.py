@@ -41,6 +41,10 @@ class BackendError(MaskingError, RuntimeError):
     """An inference backend that is missing or cannot run the model here."""
 
 
+class InferenceError(MaskingError, RuntimeError):
+    """A model call that ran but gave no usable answer (NaN or infinite values)."""
+
+
 class InputShapeError(MaskingError, ValueError):
     """Data handed to a stage whose shape or dtype is not what the stage takes."""
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from engines.errors import InputShapeError, ModelFormatError
+from engines.errors import InferenceError, InputShapeError, ModelFormatError
 from engines.preprocess import frames_to_batch, probability_to_frame
 from engines.spec import ModelSpec
 
@@ -106,7 +106,12 @@ class Engine(ABC):
             (4, 1, 256, 256)
         """
         self.check_batch(batch)
-        return self.to_probability(self._run(batch))
+        probability = self.to_probability(self._run(batch))
+        if not np.isfinite(probability).all():  # a NaN compares false with every threshold: an unmasked person
+            raise InferenceError(f"{self.model_name} ({self.backend}, {self.device}, {self.precision}) gave NaN or "
+                                 "infinite values; with privacy on those frames are written fully masked (an fp16 "
+                                 "model that overflows: try --precision fp32)")
+        return probability
 
     def to_probability(self, raw: np.ndarray) -> np.ndarray:
         """Turn raw output into probability ``[N, 1, h, w]`` per the spec's output kind."""

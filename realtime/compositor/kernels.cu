@@ -151,7 +151,7 @@ extern "C" __global__ void mask_from_probability(const float* prob, int h, int w
             if (!states[n + k]) s = ema_alpha * p + (1.0f - ema_alpha) * state[i];
             state[i] = s;
         }
-        binary[k * pixels + i] = (u8)((s >= threshold) != (invert != 0));
+        binary[k * pixels + i] = (u8)((!(s < threshold)) != (invert != 0));  // a NaN pixel counts as masked
     }
 }
 

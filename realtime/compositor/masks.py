@@ -5,7 +5,7 @@ The steps, in this order, define what the CUDA kernels must reproduce:
 1. **temporal smoothing** — exponential moving average on the probability at frame resolution:
    ``m_t = a * p_t + (1 - a) * m_(t-1)``, ``m_0 = p_0`` (``ema_alpha = 1`` turns it off; the state
    restarts when the frame size changes);
-2. **threshold** — ``masked = m_t >= threshold``;
+2. **threshold** — ``masked = m_t >= threshold`` (a NaN counts as masked: fail-closed);
 3. **target** — with ``target = "background"`` the masked side flips: ``masked = not masked``;
 4. **dilation** — the masked region grows by ``dilate_px`` pixels (binary dilation with a disc of
    that radius: ``cv2.getStructuringElement(MORPH_ELLIPSE, (2r+1, 2r+1))``), the privacy margin;
@@ -87,7 +87,7 @@ class MaskPostprocessor:
         if probability.ndim != 2 or probability.dtype != np.float32:
             raise InputShapeError(f"probability must be float32 HxW, got {probability.shape} {probability.dtype}")
         smoothed = self.smooth(probability)
-        masked = smoothed >= self.settings.threshold
+        masked = ~(smoothed < self.settings.threshold)  # not "p >= threshold": a NaN pixel counts as masked
         if self.settings.target == "background":
             masked = ~masked
         binary: np.ndarray = masked.view(np.uint8)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto
@@ -10,7 +13,7 @@ from onnx import TensorProto
 import engines
 from engines.errors import ConfigError, InputShapeError, ModelFormatError
 from engines.spec import ModelSpec
-from tests.common import write_onnx_conv
+from tests.common import need_shared, write_onnx_conv
 
 
 def _raw(path, batch):
@@ -131,3 +134,40 @@ def test_predict_refuses_frames_it_cannot_mask(model_cache, frame, message):
     engine = engines.load("mediapipe-selfie")
     with pytest.raises(InputShapeError, match=message):
         engine.predict(frame)
+
+
+def _write_nan_model(folder: Path) -> Path:
+    """A real ONNX model whose answer is NaN everywhere (0 / 0), as an fp16 model that overflows may give."""
+    from onnx import helper, numpy_helper
+
+    axes = numpy_helper.from_array(np.array([1], np.int64), "axes")
+    nodes = [helper.make_node("ReduceMean", ["image", "axes"], ["mean"], keepdims=1),
+             helper.make_node("Sub", ["mean", "mean"], ["zero"]),
+             helper.make_node("Div", ["zero", "zero"], ["nan"])]
+    graph = helper.make_graph(nodes, "nan", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 32, 32])],
+                              [helper.make_tensor_value_info("nan", TensorProto.FLOAT, ["N", 1, 32, 32])],
+                              initializer=[axes])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.save(model, str(folder / "nan.onnx"))
+    (folder / "nan.toml").write_text('path = "nan.onnx"\noutput = "probability"\n')
+    return folder / "nan.toml"
+
+
+def test_a_model_answering_nan_is_an_engine_failure_and_fails_closed(tmp_path):
+    """NaN compares false with every threshold: unchecked, every person would go out unmasked."""
+    need_shared()
+    from engines.errors import InferenceError
+    from realtime.pipeline import Pipeline
+    from tests.common import MEDIA
+
+    engine = engines.load(_write_nan_model(tmp_path))
+    with pytest.raises(InferenceError, match="gave NaN or infinite values"):
+        engine.predict(np.zeros((48, 64, 3), np.uint8))
+    with Pipeline(MEDIA / "carphone_pristine.mp4", engine, "fill", None, max_frames=5) as pipeline:
+        results = list(pipeline)
+    assert pipeline.privacy_counts["engine_error"] == 5
+    assert all(r.image is not None and not r.image.any() for r in results), "every frame fully filled (black)"
+    with Pipeline(MEDIA / "carphone_pristine.mp4", engine, "fill", None, max_frames=5, privacy=False) as pipeline, \
+            pytest.raises(InferenceError):
+        list(pipeline)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from engines.errors import BackendError
-from realtime.compositor import MODES, MaskSettings, make_compositor
+from realtime.compositor import MODES, MaskPostprocessor, MaskSettings, make_compositor
 from realtime.compositor.cuda import (
     ARCHITECTURES,
     BLUR_SEGMENT,
@@ -119,6 +119,19 @@ def _check_equal(launcher, mode, options, settings, frames, probabilities):
         assert result["max_diff"] == 0, (mode, result)
     flips_allowed = settings.ema_alpha < 1 and not isinstance(launcher, HostKernels)
     assert result["max_diff"] <= 1 or (flips_allowed and result["share_over_1"] < 1e-5), (mode, result)
+
+
+@pytest.mark.parametrize("settings", [MaskSettings(), MaskSettings(ema_alpha=0.5, dilate_px=2)])
+def test_a_nan_probability_is_masked_by_kernels_and_reference_alike(launcher, settings, tmp_path):
+    """NaN compares false with every threshold: "p >= threshold" would leave a NaN pixel unmasked."""
+    rng = np.random.default_rng()
+    frames = [rng.integers(1, 256, (137, 251, 3), np.uint8) for _ in range(3)]
+    probabilities = [np.zeros((64, 64), np.float32) for _ in range(3)]
+    for probability in probabilities:
+        probability[20:40, 10:30] = np.nan  # an engine that overflowed there
+    _check_equal(launcher, "fill", {"color": "0,0,255"}, settings, frames, probabilities)
+    alpha = MaskPostprocessor(settings)(cv2.resize(probabilities[0], (251, 137)))
+    assert alpha[60:80, 60:100].min() == 1.0 and alpha[:20].max() == 0.0
 
 
 @pytest.mark.parametrize("mode,options,settings", GPU_CASES)
