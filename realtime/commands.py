@@ -142,8 +142,6 @@ def run_command(args: argparse.Namespace) -> int:
     from realtime.capture import SourceOptions
     from realtime.compositor import MODES, MaskSettings
     from realtime.pipeline import Pipeline
-    from realtime.pipeline.paths import check_run_paths
-    from realtime.pipeline.streams import one_per_stream
 
     sources = args.source if isinstance(args.source, list) else [args.source] if args.source else []
     outputs = args.output if isinstance(args.output, list) else [args.output] if args.output else []
@@ -156,12 +154,6 @@ def run_command(args: argparse.Namespace) -> int:
     mode = args.mode or "blur"
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    stats_path = check_writable(args.stats) if args.stats else None
-    output = outputs if len(outputs) > 1 else outputs[0]
-    if stats_path is not None:  # the Pipeline checks its own paths; --stats it never sees
-        check_run_paths(sources, one_per_stream(output, len(sources), "outputs", "--output"),
-                        save_masks=one_per_stream(args.save_masks, len(sources), "mask archives", "--save-masks"),
-                        metadata=args.metadata, stats=stats_path, background=args.background)
     mask = MaskSettings(
         threshold=0.5 if args.threshold is None else args.threshold,
         target=args.target or MODES[mode].default_target,
@@ -177,9 +169,10 @@ def run_command(args: argparse.Namespace) -> int:
     strategy = strategy_from_args(args)
     engine = load_engine(args)
     pipeline = Pipeline(
-        sources, engine, mode, output, batch=len(sources) if args.batch is None else args.batch, mask=mask,
+        sources, engine, mode, outputs if len(outputs) > 1 else outputs[0],
+        batch=len(sources) if args.batch is None else args.batch, mask=mask,
         mode_options=_mode_options(args, mode), source_options=source_options, save_masks=args.save_masks,
-        metadata=args.metadata, max_frames=args.max_frames, strategy=strategy, privacy=args.privacy,
+        metadata=args.metadata, stats=args.stats, max_frames=args.max_frames, strategy=strategy, privacy=args.privacy,
         mask_budget_ms=1000.0 if args.mask_budget is None else args.mask_budget,
     )
     counts = [source.frame_count for source in pipeline.sources]
@@ -197,8 +190,6 @@ def run_command(args: argparse.Namespace) -> int:
         engine.close()
         if pipeline.stats.frames:  # a run that failed before its first frame ends in its one-line error alone
             print(pipeline.stats.table(), file=sys.stderr)
-        if stats_path is not None:
-            pipeline.stats.write_json(stats_path)
     return 0
 
 

@@ -80,6 +80,7 @@ class Pipeline:
         save_masks: ``.npz`` for the raw probabilities (``realtime-mask masks`` format); with several sources,
             a path with ``{stream}`` in it.
         metadata: ``.jsonl`` with one line per frame (its ``stream`` says which source).
+        stats: ``.json`` written on close: the per-stage table (:meth:`RunStats.as_dict`).
         max_frames: stop after this many frames of each source.
         cache: model cache folder.
         privacy: fail closed — a frame whose mask is missing (engine error), later than
@@ -96,6 +97,7 @@ class Pipeline:
                  mask: MaskSettings | None = None,
                  mode_options: dict[str, Any] | None = None, source_options: SourceOptions | None = None,
                  save_masks: str | Path | Sequence[str | Path] | None = None, metadata: str | Path | None = None,
+                 stats: str | Path | None = None,
                  max_frames: int | None = None, cache: str | Path | None = None, queue_size: int = 4,
                  privacy: bool | None = None, mask_budget_ms: float = 1000.0,
                  strategy: StrategySettings | None = None) -> None:
@@ -111,8 +113,9 @@ class Pipeline:
             raise ConfigError("no source given")
         outputs = one_per_stream(output, len(sources), "outputs", "--output")
         archive_paths = one_per_stream(save_masks, len(sources), "mask archives", "--save-masks")
-        check_run_paths(sources, outputs, save_masks=archive_paths, metadata=metadata,
+        check_run_paths(sources, outputs, save_masks=archive_paths, metadata=metadata, stats=stats,
                         background=(mode_options or {}).get("background"))
+        self._stats_path = check_writable(stats) if stats else None
         self._owned: list[Any] = []  # what we opened and must close, in opening order
         try:
             self.compositor = mode if isinstance(mode, Compositor) else self._own(make_compositor(mode, **(mode_options or {})))
@@ -554,7 +557,11 @@ class Pipeline:
                 "strategy_engine_crops": sum(strategy.stats.engine_crops for strategy in self.strategies)})
         if self.privacy:
             self.stats.counters.update({f"privacy_masked_{k}": v for k, v in self.privacy_counts.items()})
-        self._close_owned()
+        try:
+            self._close_owned()
+        finally:
+            if self._stats_path is not None:
+                self.stats.write_json(self._stats_path)
 
     def __enter__(self) -> Pipeline:
         return self
