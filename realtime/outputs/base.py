@@ -38,6 +38,36 @@ def letterbox(image: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
     return out
 
 
+class FirstSize:
+    """Holds a stream of images to the size of its first (a video file, an RTSP stream, a mask archive): a later
+    image of another size (a camera back at another resolution) is letterboxed into it, with one warning.
+
+    Example:
+        >>> sizer = FirstSize("masks", "mask")
+        >>> [sizer.fit(np.zeros(shape, np.uint8)).shape for shape in [(4, 8), (8, 8)]], sizer.letterboxed
+        ([(4, 8), (4, 8)], 1)
+    """
+
+    def __init__(self, where: str, what: str = "frame") -> None:
+        self.where, self.what = where, what
+        self.size: tuple[int, int] | None = None  # (width, height), once the first image came
+        self.letterboxed = 0
+
+    def fit(self, image: np.ndarray) -> np.ndarray:
+        """``image``, or letterboxed into the first size."""
+        size = (image.shape[1], image.shape[0])
+        if self.size is None:
+            self.size = size
+        if size == self.size:
+            return image
+        if not self.letterboxed:
+            log.warning("%s: %s size changed from %dx%d to %dx%d; later ones of another size are letterboxed into "
+                        "%dx%d (write an image folder to keep every size)", self.where, self.what, *self.size, *size,
+                        *self.size)
+        self.letterboxed += 1
+        return letterbox(image, self.size)
+
+
 class Sink(ABC):
     """Writes masked frames somewhere. Closing finalises the output (playable file after errors/Ctrl-C).
 
@@ -49,23 +79,18 @@ class Sink(ABC):
 
     uri: str = ""
     frames_written: int = 0
-    frames_letterboxed: int = 0
     accepts_alpha: bool = False
-    size: tuple[int, int] | None = None  # (width, height) of an output that keeps one size, once fixed
+    _first_size: FirstSize | None = None
 
     def fit_to_first_size(self, image: np.ndarray) -> np.ndarray:
-        """For an output that keeps one size (a video file, an RTSP stream): the first frame fixes it; a later frame
-        of another size (a camera back at another resolution) is letterboxed into it, with one warning."""
-        size = (image.shape[1], image.shape[0])
-        if self.size is None:
-            self.size = size
-        if size == self.size:
-            return image
-        if not self.frames_letterboxed:
-            log.warning("%s: frame size changed from %dx%d to %dx%d; later frames of another size are letterboxed "
-                        "into %dx%d (write an image folder to keep every size)", self.uri, *self.size, *size, *self.size)
-        self.frames_letterboxed += 1
-        return letterbox(image, self.size)
+        """For an output that keeps one size (a video file, an RTSP stream): see :class:`FirstSize`."""
+        if self._first_size is None:
+            self._first_size = FirstSize(self.uri)
+        return self._first_size.fit(image)
+
+    @property
+    def frames_letterboxed(self) -> int:
+        return self._first_size.letterboxed if self._first_size is not None else 0
 
     @abstractmethod
     def write(self, image: np.ndarray, capture_ts: float | None = None) -> None:

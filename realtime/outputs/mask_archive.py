@@ -18,7 +18,6 @@ Example:
 
 from __future__ import annotations
 
-import logging
 import tempfile
 import zipfile
 import zlib
@@ -28,27 +27,24 @@ import numpy as np
 
 from engines.errors import OutputError
 from engines.preprocess import probability_to_uint8
-from realtime.outputs.base import letterbox
+from realtime.outputs.base import FirstSize
 from realtime.outputs.paths import check_writable
 
-log = logging.getLogger(__name__)
 _LENGTH = 8  # bytes of each spooled record's length prefix
 
 
 class MaskArchive:
     """Collects per-frame probabilities and writes them as one ``masks`` array.
 
-    Attributes:
-        shape: (H, W) of the masks, fixed by the first; a later mask of another size is letterboxed into it.
-        letterboxed: how many masks were (a camera back at another resolution).
+    Masks of another size than the first (a camera back at another resolution) are letterboxed into it
+    (:class:`~realtime.outputs.base.FirstSize`; ``letterboxed`` counts them).
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = check_writable(path)
         if self.path.suffix.lower() != ".npz":
             raise OutputError(f"mask archive {self.path} must end in .npz (a NumPy archive, read with numpy.load)")
-        self.shape: tuple[int, int] | None = None
-        self.letterboxed = 0
+        self._first_size = FirstSize(str(self.path), "mask")
         self._count = 0
         try:  # an unnamed temporary file: nothing is left behind, even after a crash
             self._spool = tempfile.TemporaryFile(dir=self.path.parent, prefix=f".{self.path.name}.")  # noqa: SIM115
@@ -59,15 +55,7 @@ class MaskArchive:
     def add(self, probability: np.ndarray) -> None:
         """Append one frame's probability (float HxW in [0, 1]) or an already uint8 mask."""
         mask = probability if probability.dtype == np.uint8 else probability_to_uint8(probability)
-        shape = (mask.shape[0], mask.shape[1])
-        if self.shape is None:
-            self.shape = shape
-        elif shape != self.shape:
-            if not self.letterboxed:
-                log.warning("%s: mask size changed from %dx%d to %dx%d (WxH); later masks of another size are "
-                            "letterboxed into the first", self.path, *self.shape[::-1], *shape[::-1])
-            self.letterboxed += 1
-            mask = letterbox(mask, self.shape[::-1])
+        mask = self._first_size.fit(mask)
         record = zlib.compress(np.ascontiguousarray(mask).tobytes(), 1)
         try:
             self._spool.write(len(record).to_bytes(_LENGTH, "little") + record)
@@ -79,6 +67,10 @@ class MaskArchive:
     def __len__(self) -> int:
         return self._count
 
+    @property
+    def letterboxed(self) -> int:
+        return self._first_size.letterboxed
+
     def close(self) -> None:
         """Write the archive (idempotent)."""
         if self.closed:
@@ -86,7 +78,8 @@ class MaskArchive:
         self.closed = True
         partial = self.path.with_name(self.path.name + ".part.npz")
         header = np.lib.format.header_data_from_array_1_0(np.zeros((0, 0, 0), np.uint8))
-        header["shape"] = (self._count, *self.shape) if self.shape else (0, 0, 0)
+        size = self._first_size.size
+        header["shape"] = (self._count, size[1], size[0]) if size else (0, 0, 0)
         try:
             with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive, \
                     archive.open("masks.npy", "w", force_zip64=True) as member:
