@@ -125,13 +125,10 @@ def matrix_from(values: dict[str, Any]) -> Matrix:
         if not all(isinstance(v, str) for v in data.get(axis, ())):
             raise ConfigError(f"{axis} in the benchmark matrix must be strings, got {list(data[axis])}")
     for axis, what in (("batches", "batch sizes"), ("streams", "stream counts")):
-        if axis in data:
-            try:
-                data[axis] = tuple(int(b) for b in data[axis] if not isinstance(b, bool | float))
-            except (TypeError, ValueError):
-                raise ConfigError(f"{what} must be integers, got {list(data[axis])}") from None
-            if len(data[axis]) != len(_listify(values[axis])):
-                raise ConfigError(f"{what} must be integers, got {list(_listify(values[axis]))}")
+        if axis in data:  # TOML integers, or the digits of a comma-separated flag
+            if not all(type(b) is int or (isinstance(b, str) and b.strip().lstrip("-").isdigit()) for b in data[axis]):
+                raise ConfigError(f"{what} must be integers, got {list(data[axis])}")
+            data[axis] = tuple(int(b) for b in data[axis])
     for key in ("warmup", "frames"):
         if key in data and (isinstance(data[key], bool) or not isinstance(data[key], int)):
             raise ConfigError(f"{key} in the benchmark matrix must be an integer, got {data[key]!r}")
