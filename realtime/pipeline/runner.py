@@ -45,6 +45,7 @@ from realtime.outputs.mask_archive import MaskArchive
 from realtime.outputs.paths import check_writable
 from realtime.pipeline.paths import check_run_paths
 from realtime.pipeline.results import MetadataWriter, Result
+from realtime.pipeline.signals import SignalHold
 from realtime.pipeline.stats import RunStats
 from realtime.pipeline.streams import one_per_stream, same_size_batches
 
@@ -173,6 +174,7 @@ class Pipeline:
         self._ended = 0  # sources whose capture has ended
         self._composite_on_gpu = False  # decided in _start()
         self._threads: list[threading.Thread] = []
+        self._signals = SignalHold()  # a Ctrl-C waits until the frame's outputs are all written
         self._closed = False
         self._started_at = 0.0
 
@@ -485,35 +487,46 @@ class Pipeline:
     # --- main thread ------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Result]:
         """Run the pipeline and yield each result after it is written; closes at the end."""
-        self._start()
+        self._signals.install()
         try:
+            self._start()
             while True:
                 item = self._get(self._results)
                 if item is _END:
                     return
                 if isinstance(item, _Failure):
                     raise item.error
-                start = time.perf_counter()
-                sink, archive = self.sinks[item.frame.stream], self.archives[item.frame.stream]
-                if sink is not None:
-                    try:
-                        sink.write(item.image, capture_ts=item.frame.capture_ts)
-                    except StopRequested:
+                with self._signals:  # the frame, its mask and its metadata line are written together or not at all
+                    if not self._write(item):
                         return
-                if archive is not None:
-                    # a frame without a mask is stored as all-person (255): what the output shows
-                    archive.add(item.probability if item.probability is not None
-                                else np.full(item.frame.bgr.shape[:2], 255, np.uint8))
-                item.written_ts = time.monotonic()
-                item.timings_ms["output"] = (time.perf_counter() - start) * 1000.0
-                if self.metadata is not None:
-                    self.metadata.write(item)
-                self.stats.add(item.timings_ms, item.end_to_end_ms)
                 yield item
                 if self.max_frames is not None and self.stats.frames >= self.max_frames * len(self.sources):
                     return
         finally:
-            self.close()
+            try:
+                self.close()
+            finally:
+                self._signals.uninstall()
+
+    def _write(self, item: Result) -> bool:
+        """Write one result to its sink, mask archive, metadata and statistics; False when the sink asks to stop."""
+        start = time.perf_counter()
+        sink, archive = self.sinks[item.frame.stream], self.archives[item.frame.stream]
+        if sink is not None:
+            try:
+                sink.write(item.image, capture_ts=item.frame.capture_ts)
+            except StopRequested:
+                return False
+        if archive is not None:
+            # a frame without a mask is stored as all-person (255): what the output shows
+            archive.add(item.probability if item.probability is not None
+                        else np.full(item.frame.bgr.shape[:2], 255, np.uint8))
+        item.written_ts = time.monotonic()
+        item.timings_ms["output"] = (time.perf_counter() - start) * 1000.0
+        if self.metadata is not None:
+            self.metadata.write(item)
+        self.stats.add(item.timings_ms, item.end_to_end_ms)
+        return True
 
     def run(self, on_result: Callable[[Result], None] | None = None) -> RunStats:
         """Process until end of stream (or :meth:`close`); ``on_result`` runs on this thread per frame."""
@@ -538,6 +551,10 @@ class Pipeline:
         if getattr(self, "_closed", True):
             return
         self._closed = True
+        with self._signals:  # a second Ctrl-C while files are finalised waits until they are
+            self._close_all()
+
+    def _close_all(self) -> None:
         self.stats.wall_s = time.monotonic() - self._started_at if self._started_at else 0.0
         self._stop.set()
         for source in self.sources:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +16,8 @@ import pytest
 from realtime.capture import SourceOptions
 from realtime.cli import main
 from realtime.compositor import MODES, MaskPostprocessor, MaskSettings
+from realtime.outputs import Sink
+from realtime.outputs.files import VideoFileSink
 from realtime.pipeline import STAGES, Pipeline
 from realtime.pipeline.stats import LatencySamples, RunStats, summarise
 from tests.common import MEDIA, SlowEngine, need_shared
@@ -230,6 +233,49 @@ def test_ctrl_c_or_termination_leaves_a_playable_file_with_every_frame_so_far(mo
     frames = decode(out)
     assert written >= 20 and len(frames) == written
     assert frames[0].shape == (432, 768, 3)
+
+
+class _SignalOnWrite(Sink):
+    """A real sink (it counts what it takes) that sends this process SIGINT while frame 5 is written."""
+
+    def write(self, image, capture_ts=None):
+        self.frames_written += 1
+        if self.frames_written == 5:
+            os.kill(os.getpid(), signal.SIGINT)  # Python acts on it at the next bytecode: mid-way through the frame
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT → KeyboardInterrupt, as in a terminal (a test run in the background has it ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_never_splits_a_frame_from_its_metadata_line(engine, tmp_path, ctrl_c_raises):
+    """Ctrl-C between the video write and the metadata line waits for the line (and the mask) to be written."""
+    sink, meta, masks = _SignalOnWrite(), tmp_path / "meta.jsonl", tmp_path / "masks.npz"
+    with pytest.raises(KeyboardInterrupt):
+        for _ in Pipeline("synthetic:64x48@30?frames=8", engine, "fill", sink, metadata=meta, save_masks=masks):
+            pass
+    assert len(meta.read_text().splitlines()) == len(np.load(masks)["masks"]) == sink.frames_written == 5
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the pipeline put the handler back
+
+
+def test_a_second_ctrl_c_while_files_are_finalised_waits_for_them(engine, tmp_path, ctrl_c_raises, monkeypatch):
+    out, meta, masks = tmp_path / "out.mp4", tmp_path / "meta.jsonl", tmp_path / "masks.npz"
+    finalise = VideoFileSink.close
+
+    def interrupted_close(self):
+        os.kill(os.getpid(), signal.SIGINT)  # lands before the MP4's index is written
+        finalise(self)
+
+    monkeypatch.setattr(VideoFileSink, "close", interrupted_close)
+    with pytest.raises(KeyboardInterrupt):
+        for _ in Pipeline("synthetic:64x48@30?frames=8", engine, "fill", str(out), metadata=meta, save_masks=masks):
+            pass
+    # the mask archive is written after the video: an interrupted close would never get to it
+    assert len(decode(out)) == len(meta.read_text().splitlines()) == len(np.load(masks)["masks"]) == 8
 
 
 def test_config_file_with_flag_override(model_cache, tmp_path):
