@@ -14,11 +14,12 @@ from tqdm import tqdm
 import engines
 from engines import zoo
 from engines.backends.base import Engine
-from engines.errors import ConfigError
+from engines.errors import ConfigError, SourceError
 from engines.spec import ModelSpec
-from realtime.capture import open_source, source_files
+from realtime.capture import open_source, redact, source_files
 from realtime.outputs.mask_archive import MaskArchive
 from realtime.outputs.paths import check_no_overwrites, check_writable
+from realtime.pipeline.signals import SignalHold
 
 
 def _floats(text: str, flag: str) -> tuple[float, ...]:
@@ -105,15 +106,27 @@ def masks_command(args: argparse.Namespace) -> int:
         from engines.strategies import InferenceStrategy
 
         strategy = InferenceStrategy(engine, strategy_settings)
-    with open_source(args.source) as source, archive, engine:
-        total = source.frame_count if args.max_frames is None else min(args.max_frames, source.frame_count or args.max_frames)
-        frames = islice(source, args.max_frames) if args.max_frames else iter(source)
-        with tqdm(total=total, unit="frame", desc="masks", file=sys.stderr, disable=None) as progress:
-            while batch := [f.bgr for f in islice(frames, args.batch)]:
-                merged = [strategy(f) for f in batch] if strategy is not None else engine.predict_batch(batch)
-                for probability in merged:
-                    archive.add(probability)
-                progress.update(len(batch))
+    hold = SignalHold()  # Ctrl-C waits until a batch's masks are kept, and until the archive is written
+    hold.install()
+    try:
+        with open_source(args.source) as source, engine:
+            total = source.frame_count if args.max_frames is None else min(args.max_frames, source.frame_count or args.max_frames)
+            frames = islice(source, args.max_frames) if args.max_frames else iter(source)
+            with tqdm(total=total, unit="frame", desc="masks", file=sys.stderr, disable=None) as progress:
+                while batch := [f.bgr for f in islice(frames, args.batch)]:
+                    merged = [strategy(f) for f in batch] if strategy is not None else engine.predict_batch(batch)
+                    with hold:
+                        for probability in merged:
+                            archive.add(probability)
+                    progress.update(len(batch))
+    finally:
+        try:
+            with hold:
+                archive.close()
+        finally:
+            hold.uninstall()
+    if not len(archive):
+        raise SourceError(f"{redact(args.source)} gave no frame; {archive.path} was not written")
     print(f"wrote {len(archive)} masks to {archive.path}", file=sys.stderr)
     return 0
 

@@ -5,7 +5,8 @@ Format: one array ``masks``, uint8 ``[N, H, W]`` at the source resolution,
 ``../shared/reference``. Memory stays flat however long the run: each mask is
 compressed into a spool file beside the archive as it comes, and close() (also
 after an error, Ctrl-C or SIGTERM) streams them into the ``.npz`` through a
-temporary file and a rename.
+temporary file and a rename. An archive with no masks is not written: a run
+that fails before its first frame leaves an earlier run's archive as it was.
 
 Example:
     >>> import numpy as np, tempfile, os
@@ -72,10 +73,14 @@ class MaskArchive:
         return self._first_size.letterboxed
 
     def close(self) -> None:
-        """Write the archive (idempotent)."""
+        """Write the archive (idempotent). With no mask added (a run that failed before its first frame) nothing is
+        written, and an archive already at the path is left as it was."""
         if self.closed:
             return
         self.closed = True
+        if not self._count:
+            self._spool.close()
+            return
         partial = self.path.with_name(self.path.name + ".part.npz")
         header = np.lib.format.header_data_from_array_1_0(np.zeros((0, 0, 0), np.uint8))
         size = self._first_size.size
@@ -89,9 +94,9 @@ class MaskArchive:
                     member.write(zlib.decompress(self._spool.read(length)))
             partial.replace(self.path)
         except OSError as exc:
-            partial.unlink(missing_ok=True)
             raise OutputError(f"cannot write {self.path}: {exc.strerror}; free space or write elsewhere") from exc
         finally:
+            partial.unlink(missing_ok=True)  # left only by a failure (after the rename there is none)
             self._spool.close()
 
     def __enter__(self) -> MaskArchive:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -56,11 +57,16 @@ class Result:
 
 
 class MetadataWriter:
-    """``--metadata OUT.jsonl``: one JSON line per frame (stream, index, timestamps, coverage, stage ms)."""
+    """``--metadata OUT.jsonl``: one JSON line per frame (stream, index, timestamps, coverage, stage ms).
+
+    The file is created at the first frame, so a run that fails before it (a source path mistyped, a
+    camera that is down) leaves the file of an earlier run as it was. Each line is flushed as written
+    (``tail -f`` follows a live run).
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = check_writable(path)
-        self.handle = open(self.path, "w")  # noqa: SIM115 - closed in close()
+        self.handle: TextIO | None = None
 
     def write(self, result: Result) -> None:
         record = {
@@ -70,12 +76,14 @@ class MetadataWriter:
             "ms": {k: round(v, 4) for k, v in result.timings_ms.items()}, "end_to_end_ms": round(result.end_to_end_ms, 4),
         }
         try:
+            if self.handle is None:
+                self.handle = open(self.path, "w", buffering=1)  # noqa: SIM115 - closed in close(); line-buffered
             self.handle.write(json.dumps(record) + "\n")
         except OSError as exc:
             raise OutputError(f"cannot write {self.path}: {exc.strerror}; free space or write elsewhere") from exc
 
     def close(self) -> None:
-        if not self.handle.closed:
+        if self.handle is not None and not self.handle.closed:
             try:
                 self.handle.close()
             except OSError as exc:

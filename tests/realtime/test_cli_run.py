@@ -131,6 +131,26 @@ def test_no_output_overwrites_an_input_or_another_output(model_cache, tmp_path, 
     assert _tree_digest(tmp_path) == before  # nothing written, nothing truncated
 
 
+@pytest.mark.parametrize("command", [
+    ["run", "-i", "{d}/typo.mp4", "-o", "{d}/out.mp4", "--metadata", "{d}/meta.jsonl", "--save-masks", "{d}/masks.npz",
+     "--stats", "{d}/stats.json"],
+    ["run", "-i", "{d}/broken.mp4", "-o", "{d}/out.mp4", "--metadata", "{d}/meta.jsonl", "--save-masks",
+     "{d}/masks.npz", "--stats", "{d}/stats.json"],
+    ["masks", "{d}/broken.mp4", "--out", "{d}/masks.npz"]], ids=["run-source-missing", "run-source-broken", "masks"])
+def test_a_run_that_fails_to_start_leaves_an_earlier_runs_outputs_as_they_were(model_cache, tmp_path, command):
+    """A mistyped path or a camera that is down must not wipe yesterday's recording, metadata and masks."""
+    need_shared()
+    source = str(MEDIA / "carphone_pristine.mp4")
+    assert run_cli("run", "-i", source, "-o", f"{tmp_path}/out.mp4", "--metadata", f"{tmp_path}/meta.jsonl",
+                   "--save-masks", f"{tmp_path}/masks.npz", "--stats", f"{tmp_path}/stats.json",
+                   "--max-frames", "3").returncode == 0
+    (tmp_path / "broken.mp4").write_bytes((MEDIA / "carphone_pristine.mp4").read_bytes()[:3000])
+    before = _tree_digest(tmp_path)
+    result = run_cli(*[a.format(d=tmp_path) for a in command])
+    assert_one_line_error(result, "broken.mp4" if "broken" in " ".join(command) else "typo.mp4")
+    assert _tree_digest(tmp_path) == before
+
+
 CONFIG_CASES = {
     "string-for-integer": ('mode = "pixelate"\nblock = "big"\n', ["block must be an integer, got 'big'"]),
     "string-for-switch": ('privacy = "no"\n', ["privacy must be true or false, got 'no'"]),  # "no" must not mean on
