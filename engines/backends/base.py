@@ -108,10 +108,14 @@ class Engine(ABC):
         self.check_batch(batch)
         probability = self.to_probability(self._run(batch))
         if not np.isfinite(probability).all():  # a NaN compares false with every threshold: an unmasked person
-            raise InferenceError(f"{self.model_name} ({self.backend}, {self.device}, {self.precision}) gave NaN or "
-                                 "infinite values; with privacy on those frames are written fully masked (an fp16 "
-                                 "model that overflows: try --precision fp32)")
+            raise self.non_finite_error()
         return probability
+
+    def non_finite_error(self) -> InferenceError:
+        """The error for an answer with NaN or infinite values (here, and on the GPU path)."""
+        return InferenceError(f"{self.model_name} ({self.backend}, {self.device}, {self.precision}) gave NaN or "
+                              "infinite values; with privacy on those frames are written fully masked (an fp16 "
+                              "model that overflows: try --precision fp32)")
 
     def to_probability(self, raw: np.ndarray) -> np.ndarray:
         """Turn raw output into probability ``[N, 1, h, w]`` per the spec's output kind."""

@@ -138,6 +138,8 @@ class _Slot:
     device_probability: Any = None
     device_masked: Any = None  # masked pixels per frame, counted on the device
     host_masked: Any = None
+    device_non_finite: Any = None  # NaN or infinite model outputs per frame, counted on the device
+    host_non_finite: Any = None
     shape: tuple[int, int] | None = None  # the frame size its buffers are for
     count: int = 0
     busy: bool = False
@@ -203,6 +205,8 @@ class GpuStage:
         slot.device_out = torch.empty((n, height, width, channels), dtype=torch.uint8, device=self.device)
         slot.device_masked = torch.empty((n,), dtype=torch.int64, device=self.device)
         slot.host_masked = self.timeline.pinned(torch.empty((n,), dtype=torch.int64))
+        slot.device_non_finite = torch.empty((n,), dtype=torch.int64, device=self.device)
+        slot.host_non_finite = self.timeline.pinned(torch.empty((n,), dtype=torch.int64))
         if self.keep_probability:
             slot.device_probability = torch.empty((n, height, width), dtype=torch.float32, device=self.device)
             slot.host_probability = self.timeline.pinned(torch.empty((n, height, width), dtype=torch.float32))
@@ -267,6 +271,11 @@ class GpuStage:
                     slot.stream.wait_event(self._inference_free)
                 raw = self.engine.infer_tensor(slot.model_in[:n])  # type: ignore[attr-defined]
                 probability = self._to_probability(raw).clone()  # off the engine's static output before it is reused
+                # NaN compares false with every threshold; counted here, such a batch fails in collect() (as
+                # Engine.infer does on the CPU path) and, set to 1 meanwhile, never sticks in a moving average
+                non_finite = ~torch.isfinite(probability)
+                slot.device_non_finite[:n].copy_(torch.count_nonzero(non_finite.reshape(n, -1), dim=1))
+                probability.masked_fill_(non_finite, 1.0)
                 self._inference_free = timeline.event(timing=False)
                 self._inference_free.record(slot.stream)
             events[3].record()
@@ -283,6 +292,7 @@ class GpuStage:
             with timeline.range("d2h"):
                 slot.host_out[:n].copy_(slot.device_out[:n], non_blocking=True)
                 slot.host_masked[:n].copy_(slot.device_masked[:n], non_blocking=True)
+                slot.host_non_finite[:n].copy_(slot.device_non_finite[:n], non_blocking=True)
                 if self.keep_probability:
                     slot.host_probability[:n].copy_(slot.device_probability[:n], non_blocking=True)
             events[5].record()
@@ -304,7 +314,9 @@ class GpuStage:
 
     def collect(self, ticket: int, copy: bool = True) -> GpuBatch:
         """Wait for a submitted batch; returns its images, probabilities (when kept), per-frame stage ms and the
-        share of each frame that is masked.
+        share of each frame that is masked. Raises :class:`~engines.errors.InferenceError` when the engine gave
+        NaN or infinite values for a frame of it (the pipeline then writes the batch fully masked, as on the CPU
+        path; the moving average holds 1 where the engine failed, and forgets it at its rate).
 
         ``copy=False`` returns views of the slot's pinned memory instead of copies: valid until the next
         :meth:`submit` after this one (the slot is then reused).
@@ -315,6 +327,8 @@ class GpuStage:
         slot.busy = False  # free again even if waiting for it fails (the next batch may still succeed)
         slot.events[-1].synchronize()
         n = slot.count
+        if slot.host_non_finite[:n].any():
+            raise self.engine.non_finite_error()
         timings = {stage: slot.events[k].elapsed_time(slot.events[k + 1]) / n for k, stage in enumerate(GPU_STAGES)}
         images = [slot.host_out[i].numpy() for i in range(n)]
         probabilities = [slot.host_probability[i].numpy() for i in range(n)] if self.keep_probability else None

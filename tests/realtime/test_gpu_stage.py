@@ -298,3 +298,29 @@ def test_a_folder_of_mixed_sizes_through_the_gpu_loop_matches_the_cpu_run(gpu, t
     assert [image.shape[:2] for image in runs["gpu"]] == [image.shape[:2] for image in runs["cpu"]] \
         == [(200, 240) if k in (2, 4, 5) else (144, 176) for k in range(7)]
     assert_images_close(runs["gpu"], runs["cpu"])
+
+
+def test_an_engine_answering_nan_fails_the_batch_and_never_sticks_in_the_moving_average(gpu):
+    """An fp16 engine that overflows answers NaN, which compares false with every threshold. The GPU stage fails
+    such a batch as Engine.infer does on the CPU path (the pipeline then writes it fully masked), and the moving
+    average does not keep the NaN: later frames are not masked for ever."""
+    need_shared()
+    import torch
+
+    import engines
+    from engines.errors import InferenceError
+    from realtime.capture.files import read_frames
+
+    frames = read_frames(MEDIA / "carphone_pristine.mp4", 8)
+    engine = engines.load("mediapipe-selfie", backend="torch", device=gpu[0].device)  # its own weights to break
+    weights = {name: value.clone() for name, value in engine.module.state_dict().items()}
+    stage = GpuStage(engine, make_compositor("fill"), MaskSettings(ema_alpha=0.7), max_batch=2, emulate=gpu[1])
+    with torch.no_grad():
+        for parameter in engine.module.parameters():
+            parameter.fill_(float("nan"))
+    with pytest.raises(InferenceError, match="gave NaN or infinite values"):
+        stage.collect(stage.submit(frames[0:2]))
+    assert all(torch.isfinite(average.tensor).all() for average in stage.averages.values())
+    engine.module.load_state_dict(weights)  # the engine answers again
+    coverage = [share for k in range(2, 8, 2) for share in stage.collect(stage.submit(frames[k:k + 2])).coverage]
+    assert coverage[-1] < 0.5, f"masked share of later frames {coverage}: the failure stuck in the moving average"
