@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -191,6 +192,58 @@ class MjpegServer:
 
     def stop(self):
         self.stopped.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class WebFileServer:
+    """A real web server on loopback serving one file at ``/clip``, with range requests as nginx answers them.
+
+    ``cut``: the numbers of the responses (1, 2, ...) that are cut off half way, the connection closed (a network
+    drop); ``gone_after``: from that response on, every request gets 503 (a server that does not come back).
+    ``ranges`` lists each request's Range header.
+    """
+
+    def __init__(self, path, cut=(), gone_after=None):
+        import http.server
+        import re
+        import threading
+
+        data, outer = Path(path).read_bytes(), self
+        self.ranges: list[str] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                outer.ranges.append(self.headers.get("Range", ""))
+                number = len(outer.ranges)
+                if self.path != "/clip" or (gone_after is not None and number >= gone_after):
+                    self.send_error(404 if self.path != "/clip" else 503)
+                    return
+                asked = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+                start = int(asked.group(1)) if asked else 0
+                end = int(asked.group(2)) if asked and asked.group(2) else len(data) - 1
+                self.send_response(206 if asked else 200)
+                if asked:
+                    self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+                self.send_header("Content-Length", str(end - start + 1))
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("Content-Type", "video/mp4")
+                self.end_headers()
+                body = data[start:end + 1]
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the reader went away
+                    self.wfile.write(body[:len(body) // 2] if number in cut else body)
+                if number in cut:
+                    self.close_connection = True
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/clip"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
         self.server.shutdown()
         self.server.server_close()
 

@@ -2,14 +2,16 @@
 
 Accepted forms (normalised to ``scheme://location``, then looked up in :data:`SOURCES`):
 
-====================================================  ============================================
-``clip.mp4``, ``clip.gif``, ``file://clip.mp4``        video file (anything OpenCV/FFmpeg reads)
-``frames/``, ``frames/*.png``, ``images://frames``     image folder or glob
-``0``, ``/dev/video0``, ``camera://0``                 camera (live)
-``rtsp://[user:pass@]host[:port]/path``, ``http(s)://``  network stream (live, reconnects)
-``synthetic:``, ``synthetic:1280x720@30?frames=300``   moving test pattern (``&live=1``: real time)
-``sample:carphone``                                    small real clip with a person (fetched once)
-====================================================  ============================================
+=========================================================  ===============================================
+``clip.mp4``, ``clip.gif``, ``file://clip.mp4``            video file (anything OpenCV/FFmpeg reads)
+``frames/``, ``frames/*.png``, ``images://frames``         image folder or glob
+``0``, ``/dev/video0``, ``camera://0``                     camera (live)
+``rtsp://[user:pass@]host[:port]/path``                    network stream (live, reconnects)
+``http(s)://host/cam.mjpg``, ``http(s)://host/live.m3u8``  network stream (live, reconnects)
+``http(s)://host/clip.mp4`` (its length known)             a file on a web server: read as a file
+``synthetic:``, ``synthetic:1280x720@30?frames=300``       moving test pattern (``&live=1``: real time)
+``sample:carphone``                                        small real clip with a person (fetched once)
+=========================================================  ===============================================
 
 Example:
     >>> normalise_uri("frames/*.png"), normalise_uri("0"), normalise_uri("synthetic:640x360@30")
@@ -24,10 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
+
 from engines.errors import ConfigError, SourceError
 from realtime.capture.base import Source
 from realtime.capture.files import IMAGE_SUFFIXES, ImageFolderSource, SourceNotFoundError, VideoFileSource, image_paths
-from realtime.capture.live import CaptureSource, LiveSource, SourceTimeoutError, redact
+from realtime.capture.live import CaptureSource, LiveSource, SourceTimeoutError, open_stream, redact
 from realtime.capture.sample import SampleSource
 from realtime.capture.synthetic import LiveSyntheticSource, SyntheticSource, parse_synthetic
 
@@ -74,6 +78,17 @@ def _capture(location: str, o: SourceOptions, scheme: str) -> Source:
                          reconnect=o.reconnect)
 
 
+def _web(location: str, o: SourceOptions, scheme: str) -> Source:
+    """``http(s)://``: a file on a web server (its length is known) is read like a local file, every frame in
+    order; anything else (an MJPEG camera, a live HLS stream) is a live stream."""
+    url = f"{scheme}://{location}"
+    capture = open_stream(url, o.open_timeout, o.read_timeout, resume=True)
+    if capture.get(cv2.CAP_PROP_FRAME_COUNT) > 0:
+        return VideoFileSource(url, realtime=o.realtime, capture=capture)
+    capture.release()  # live: its reader thread opens it again, and handles its drops itself
+    return _capture(location, o, scheme)
+
+
 def _synthetic(location: str, o: SourceOptions) -> Source:
     if parse_synthetic(location)[4]:
         return LiveSyntheticSource(location, read_timeout=o.read_timeout)
@@ -90,8 +105,8 @@ SOURCES: dict[str, Callable[[str, SourceOptions], Source]] = {
     "camera": lambda loc, o: _capture(loc, o, "camera"),
     "rtsp": lambda loc, o: _capture(loc, o, "rtsp"),
     "rtsps": lambda loc, o: _capture(loc, o, "rtsps"),
-    "http": lambda loc, o: _capture(loc, o, "http"),
-    "https": lambda loc, o: _capture(loc, o, "https"),
+    "http": lambda loc, o: _web(loc, o, "http"),
+    "https": lambda loc, o: _web(loc, o, "https"),
     "synthetic": _synthetic,
     "sample": _sample,
 }
@@ -148,7 +163,7 @@ def source_files(source: str | Source) -> list[Path]:
         ([], [])
     """
     if isinstance(source, VideoFileSource):
-        return [source.path]
+        return [source.path] if source.path is not None else []
     if isinstance(source, ImageFolderSource):
         return list(source.paths)
     if not isinstance(source, str):

@@ -18,6 +18,7 @@ import numpy as np
 
 from engines.errors import SourceError
 from realtime.capture.base import Source
+from realtime.capture.live import redact
 from realtime.frame import Frame
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -31,25 +32,33 @@ class VideoFileSource(Source):
     """Every frame of a video file, in order.
 
     Args:
-        path: the video file.
+        path: the video file (or, with ``capture``, the URL of a file on a web server).
         realtime: pace frames at the file's fps (as a camera would deliver them).
+        capture: an open capture of ``path`` to read (a file served over HTTP: see ``open_source``).
     """
 
-    def __init__(self, path: str | Path, realtime: bool = False) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            if self.path.exists():
-                raise SourceError(f"source {self.path} is not a regular file; give a video file, an image folder or a "
-                                  "glob")
-            raise SourceNotFoundError(f"source file {self.path} does not exist; check the path")
-        self.capture: cv2.VideoCapture | None = cv2.VideoCapture(str(self.path))
-        if not self.capture.isOpened():
-            raise SourceError(f"cannot decode {self.path} as video; give a file OpenCV/FFmpeg can read")
-        self.uri = f"file://{self.path}"
-        self.fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0.0)
-        count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    def __init__(self, path: str | Path, realtime: bool = False, capture: cv2.VideoCapture | None = None) -> None:
+        self.path = Path(path) if capture is None else None  # a local file (what a run must not write over)
+        if capture is None:
+            self.uri = f"file://{path}"
+            capture = cv2.VideoCapture(str(self._check_file(Path(path))))
+        else:
+            self.uri = redact(str(path))
+        self.capture: cv2.VideoCapture | None = capture
+        if not capture.isOpened():
+            raise SourceError(f"cannot decode {self.path or self.uri} as video; give a file OpenCV/FFmpeg can read")
+        self.fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count = count if count > 0 else None
         self.realtime = realtime
+
+    @staticmethod
+    def _check_file(path: Path) -> Path:
+        if not path.is_file():
+            if path.exists():
+                raise SourceError(f"source {path} is not a regular file; give a video file, an image folder or a glob")
+            raise SourceNotFoundError(f"source file {path} does not exist; check the path")
+        return path
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
@@ -60,7 +69,11 @@ class VideoFileSource(Source):
             ok, bgr = self.capture.read()
             if not ok:
                 if index == 0:
-                    raise SourceError(f"{self.path} has no decodable frames")
+                    raise SourceError(f"{self.path or self.uri} has no decodable frames")
+                if self.path is None and self.frame_count and index < self.frame_count - max(2.0, self.fps):
+                    raise SourceError(f"{self.uri} ended at frame {index} of the {self.frame_count} it states: the "
+                                      "connection was lost and could not be resumed; the output has the frames up "
+                                      "to there; run again when the server is back")
                 return
             if self.realtime and period:
                 delay = start + index * period - time.monotonic()

@@ -53,6 +53,49 @@ def redact(uri: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
 
 
+def open_stream(url: str, open_timeout: float = 10.0, read_timeout: float = 10.0, tcp: bool = True,
+                resume: bool = False) -> cv2.VideoCapture:
+    """An open OpenCV/FFmpeg capture of an ``rtsp://`` or ``http(s)://`` URL.
+
+    ``resume``: a dropped HTTP connection is resumed where it was (a file: with a range request), for up to
+    8 s, inside FFmpeg. For files on web servers; a live stream's drops are the reader thread's to handle.
+    ``$OPENCV_FFMPEG_CAPTURE_OPTIONS`` (``key;value|...``) is added after ours, so it can override them.
+
+    Raises:
+        SourceError: it did not open within ``open_timeout`` s.
+
+    Example:
+        >>> open_stream("rtsp://127.0.0.1:9/none", open_timeout=1)  # doctest: +SKIP
+        Traceback (most recent call last):
+        engines.errors.SourceError: cannot open rtsp://127.0.0.1:9/none within 1 s; ...
+    """
+    params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout * 1000), cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+              int(read_timeout * 1000)]
+    options = []
+    if url.startswith("rtsp"):
+        # FFmpeg's default probing reads ~3 s of a 10 fps camera before the first frame; half a second is plenty
+        # for one H.264/H.265 video stream and makes reconnects fast.
+        options.append(f"rtsp_transport;{'tcp' if tcp else 'udp'}|analyzeduration;500000|probesize;200000")
+    if resume:
+        options.append("reconnect;1|reconnect_on_network_error;1|reconnect_delay_max;8")
+    with _FFMPEG_OPTIONS_LOCK:
+        previous = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")
+        if options:
+            os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "|".join([*options, *([previous] if previous else [])])
+        try:
+            capture = cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
+        finally:
+            if previous is None:
+                os.environ.pop("OPENCV_FFMPEG_CAPTURE_OPTIONS", None)
+            else:
+                os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = previous
+    if not capture.isOpened():
+        capture.release()
+        raise SourceError(f"cannot open {redact(url)} within {open_timeout:g} s; check the address, path, "
+                          "credentials and that the camera/server is up")
+    return capture
+
+
 @dataclass
 class LiveStats:
     """Counters of a live source."""
@@ -241,32 +284,13 @@ class CaptureSource(LiveSource):
 
     def _open(self) -> None:
         if self.is_stream:
-            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout * 1000),
-                      cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout * 1000)]
-            with _FFMPEG_OPTIONS_LOCK:
-                previous = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")
-                if str(self.target).startswith("rtsp"):
-                    # FFmpeg's default probing reads ~3 s of a 10 fps camera before the first frame; half a
-                    # second is plenty for one H.264/H.265 video stream and makes reconnects fast.
-                    transport = "tcp" if self.tcp else "udp"
-                    os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = (
-                        f"rtsp_transport;{transport}|analyzeduration;500000|probesize;200000")
-                try:
-                    capture = cv2.VideoCapture(str(self.target), cv2.CAP_FFMPEG, params)
-                finally:
-                    if previous is None:
-                        os.environ.pop("OPENCV_FFMPEG_CAPTURE_OPTIONS", None)
-                    else:
-                        os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = previous
+            capture = open_stream(str(self.target), self.open_timeout, self.read_timeout, self.tcp)
         else:
             index = int(self.target) if str(self.target).isdigit() else str(self.target)
             capture = cv2.VideoCapture(index)
-        if not capture.isOpened():
-            capture.release()
-            if not self.is_stream:
+            if not capture.isOpened():
+                capture.release()
                 raise SourceError(self._camera_problem())
-            raise SourceError(f"cannot open {self.uri} within {self.open_timeout:g} s; check the address, path, "
-                              "credentials and that the camera/server is up")
         self.capture = capture
         self.fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
         if not 0 < self.fps < 1000:
@@ -290,14 +314,6 @@ class CaptureSource(LiveSource):
             return None
         position = self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
         return bgr, position if position > 0 else time.monotonic()
-
-    def _ended(self) -> bool:
-        """A file served over HTTP (it states its length) has ended when read to the end. An RTSP session
-        that ends is a camera going away: it is reconnected, never taken as the end of the stream."""
-        if self.capture is None or not str(self.target).startswith(("http://", "https://")):
-            return False
-        total = self.capture.get(cv2.CAP_PROP_FRAME_COUNT)
-        return bool(total and total > 0 and self.capture.get(cv2.CAP_PROP_POS_FRAMES) >= total - 1)
 
     def _release(self) -> None:
         if self.capture is not None:

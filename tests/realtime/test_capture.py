@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from engines.errors import ConfigError, SourceError
-from realtime.capture import SourceNotFoundError, normalise_uri, open_source, redact
+from realtime.capture import SourceNotFoundError, normalise_uri, open_source, redact, source_files
 from realtime.frame import Frame
-from tests.common import MEDIA, MjpegServer, need_shared
+from tests.common import MEDIA, MjpegServer, WebFileServer, need_shared
 
 
 @pytest.mark.parametrize("text,uri", [
@@ -122,3 +122,47 @@ def test_http_mjpeg_camera_is_read_live_and_reconnects():
         server.stop()
     with pytest.raises(SourceError, match="cannot open"):
         open_source(f"http://127.0.0.1:{port}/missing", SourceOptions(open_timeout=2))
+
+
+@pytest.mark.parametrize("cut", [(), (3,)], ids=["whole", "connection-dropped-mid-file"])
+def test_a_file_on_a_web_server_is_read_as_a_file_every_frame_in_order(model_cache, tmp_path, cut):
+    """http(s):// to a clip on a web server: every frame, as from the local file (read live, the pipeline would drop
+    what it had no time for: a masked recording missing most of its frames). A connection dropped half way is
+    resumed with a range request."""
+    need_shared()
+    from realtime.cli import main
+
+    server = WebFileServer(MEDIA / "carphone_pristine.mp4")
+    with open_source(server.url) as source:
+        assert not source.live and source.frame_count == 120 and source_files(source) == []
+    server.stop()
+    server = WebFileServer(MEDIA / "carphone_pristine.mp4", cut=cut)  # response 3: the frames (1, 2: the index)
+    try:
+        assert main(["run", "-i", server.url, "-o", str(tmp_path / "web.mp4"), "--metadata", str(tmp_path / "web.jsonl"),
+                     "--mode", "pixelate"]) == 0
+    finally:
+        server.stop()
+    assert ("bytes=294426-" in server.ranges) == bool(cut)  # resumed where the cut left it
+    assert main(["run", "-i", str(MEDIA / "carphone_pristine.mp4"), "-o", str(tmp_path / "local.mp4"),
+                 "--mode", "pixelate"]) == 0
+    assert len((tmp_path / "web.jsonl").read_text().splitlines()) == 120
+    web, local = cv2.VideoCapture(str(tmp_path / "web.mp4")), cv2.VideoCapture(str(tmp_path / "local.mp4"))
+    for _ in range(120):
+        np.testing.assert_array_equal(web.read()[1], local.read()[1])
+    assert not web.read()[0]
+
+
+def test_a_web_file_whose_server_goes_away_ends_with_an_error_and_every_frame_so_far(model_cache, tmp_path, capsys):
+    need_shared()
+    from realtime.cli import main
+
+    server = WebFileServer(MEDIA / "carphone_pristine.mp4", cut=(3,), gone_after=4)  # cut off, then 503
+    try:
+        code = main(["run", "-i", server.url, "-o", str(tmp_path / "o.mp4"), "--metadata", str(tmp_path / "m.jsonl")])
+    finally:
+        server.stop()
+    error = capsys.readouterr().err
+    assert code == 2 and "ended at frame 57 of the 120 it states" in error and "Traceback" not in error
+    assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 57
+    capture = cv2.VideoCapture(str(tmp_path / "o.mp4"))
+    assert sum(1 for _ in iter(lambda: capture.read()[0], False)) == 57
