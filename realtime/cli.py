@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "sources)")
     run.add_argument("--metadata", help=".jsonl with one line per frame (stream, index, timestamps, coverage, stage ms)")
     run.add_argument("--stats", help="write the per-stage latency table as JSON here")
+    run.add_argument("--audio", choices=["drop", "copy"],
+                     help="a video file output from a video file source: copy its sound in (copy), or leave it out "
+                          "(drop: the default, as voices are personal data)")
     mask = run.add_argument_group("mask post-processing")
     mask.add_argument("--threshold", type=float, help="probability that counts as the target (default: 0.5)")
     mask.add_argument("--dilate", type=int, help="grow the masked region by N pixels, a privacy margin (default: 0)")

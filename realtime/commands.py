@@ -186,7 +186,7 @@ def run_command(args: argparse.Namespace) -> int:
         batch=len(sources) if args.batch is None else args.batch, mask=mask,
         mode_options=_mode_options(args, mode), source_options=source_options, save_masks=args.save_masks,
         metadata=args.metadata, stats=args.stats, max_frames=args.max_frames, strategy=strategy, privacy=args.privacy,
-        mask_budget_ms=1000.0 if args.mask_budget is None else args.mask_budget,
+        mask_budget_ms=1000.0 if args.mask_budget is None else args.mask_budget, audio=args.audio == "copy",
     )
     counts = [source.frame_count for source in pipeline.sources]
     known = [n for n in counts if n is not None]

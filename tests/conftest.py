@@ -49,3 +49,19 @@ def cuda_torch_engine(model_cache):
     torch.backends.cudnn.allow_tf32 = False
     with engines.load("mediapipe-selfie", backend="torch", device="cuda") as loaded:
         yield loaded
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 5 MB filesystem (tmpfs), to fill up; needs root's mount."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip() or 'not root'}); the full-disk test needs it")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -39,6 +39,7 @@ class VideoFileSource(Source):
 
     def __init__(self, path: str | Path, realtime: bool = False, capture: cv2.VideoCapture | None = None) -> None:
         self.path = Path(path) if capture is None else None  # a local file (what a run must not write over)
+        self.location = str(path)  # to open it again (its audio): the URL unredacted
         if capture is None:
             self.uri = f"file://{path}"
             capture = cv2.VideoCapture(str(self._check_file(Path(path))))

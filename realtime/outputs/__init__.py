@@ -69,8 +69,10 @@ def normalise_sink(text: str) -> str:
     raise OutputError(f"cannot tell what output {text!r} is (suffix {suffix!r}); give {FORMS_HELP}")
 
 
-def open_sink(text: str, fps: float = 25.0) -> Sink:
+def open_sink(text: str, fps: float = 25.0, audio_from: str | Path | None = None) -> Sink:
     """Open a sink from one string.
+
+    ``audio_from``: a video file whose audio a video-file output copies in when it is finalised.
 
     Raises:
         OutputError: unknown form, or a path that cannot be written.
@@ -79,6 +81,10 @@ def open_sink(text: str, fps: float = 25.0) -> Sink:
     scheme, location = uri.split("://", 1)
     if scheme not in SINKS:
         raise OutputError(f"unknown output scheme '{scheme}://'; accepted: {FORMS_HELP}")
+    if audio_from is not None:
+        if scheme != "file":
+            raise OutputError(f"{text} cannot hold sound; --audio copy writes it into a video file output")
+        return VideoFileSink(location, fps, audio_from)
     return SINKS[scheme](location, fps)
 
 

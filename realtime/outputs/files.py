@@ -25,11 +25,13 @@ class VideoFileSink(Sink):
     """A video file; the codec follows the extension (:data:`VIDEO_CODECS`), the fps the source.
 
     The writer opens on the first frame (its size fixes the video's). ``close()`` finalises the
-    container, so the file plays after an error or Ctrl-C with every frame written so far.
+    container, so the file plays after an error or Ctrl-C with every frame written so far, and copies in
+    the audio of ``audio_from`` (:func:`realtime.outputs.audio.add_audio`) when given.
     """
 
-    def __init__(self, path: str | Path, fps: float = 25.0) -> None:
+    def __init__(self, path: str | Path, fps: float = 25.0, audio_from: str | Path | None = None) -> None:
         self.path = check_writable(path)
+        self.audio_from = audio_from  # a video file (or URL) whose audio track close() copies in
         suffix = self.path.suffix.lower()
         if suffix not in VIDEO_CODECS:
             raise OutputError(f"unknown video type {suffix!r} for {self.path}; use one of {', '.join(VIDEO_CODECS)}")
@@ -66,6 +68,10 @@ class VideoFileSink(Sink):
         if self.writer is not None:
             self.writer.release()
             self.writer = None
+            if self.audio_from is not None:
+                from realtime.outputs.audio import add_audio
+
+                add_audio(self.path, self.audio_from, self.frames_written, self.fps)
 
 
 class ImageFolderSink(Sink):

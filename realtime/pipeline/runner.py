@@ -47,7 +47,7 @@ from realtime.pipeline.paths import check_run_paths
 from realtime.pipeline.results import MetadataWriter, Result
 from realtime.pipeline.signals import SignalHold
 from realtime.pipeline.stats import RunStats
-from realtime.pipeline.streams import one_per_stream, same_size_batches
+from realtime.pipeline.streams import audio_source, one_per_stream, same_size_batches
 
 EMULATE_GPU_ENV = "REALTIME_MASK_EMULATE_GPU"
 _END = object()
@@ -90,6 +90,8 @@ class Pipeline:
             (target person, any mode but overlay and mask).
         mask_budget_ms: how late a mask may be (capture → composite) before its frame is fully masked.
         strategy: tiled / motion-ROI inference for small people (:mod:`engines.strategies`); default full frame.
+        audio: copy each video-file source's audio track into its video-file output (default: the output is
+            silent, and a source with sound says so once; :mod:`realtime.outputs.audio`).
     """
 
     def __init__(self, source: SourceLike | Sequence[SourceLike], model: str | Engine = engines.DEFAULT_MODEL,
@@ -101,7 +103,7 @@ class Pipeline:
                  stats: str | Path | None = None,
                  max_frames: int | None = None, cache: str | Path | None = None, queue_size: int = 4,
                  privacy: bool | None = None, mask_budget_ms: float = 1000.0,
-                 strategy: StrategySettings | None = None) -> None:
+                 strategy: StrategySettings | None = None, audio: bool = False) -> None:
         if batch < 1:
             raise ConfigError(f"batch must be >= 1, got {batch}")
         if max_frames is not None and max_frames < 1:
@@ -143,8 +145,9 @@ class Pipeline:
             self.strategies = None
             if strategy is not None and (strategy.name != "full" or strategy.privacy_union_motion):
                 self.strategies = [InferenceStrategy(self.engine, strategy) for _ in self.sources]  # stateful
-            self.sinks = [out if isinstance(out, Sink) or out is None else self._own(open_sink(out, src.fps or 25.0))
-                          for out, src in zip(outputs, self.sources, strict=True)]
+            self.sinks = [out if isinstance(out, Sink) or out is None else self._own(
+                open_sink(out, src.fps or 25.0, audio_from=audio_source(src, out, audio)))
+                for out, src in zip(outputs, self.sources, strict=True)]
             for sink in self.sinks:
                 if sink is not None and self.compositor.output_channels == 4 and not sink.accepts_alpha:
                     raise OutputError(f"mode {self.compositor.name} makes BGRA frames, which {sink.uri} cannot hold; "

@@ -1,4 +1,4 @@
-"""Several streams in one pipeline: an output per stream, and GPU batches that hold one frame size.
+"""Several streams in one pipeline: an output per stream, its sound, and GPU batches that hold one frame size.
 
 Example:
     >>> one_per_stream("masked-{stream}.mp4", 2, "outputs", "--output")
@@ -7,11 +7,18 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from engines.errors import ConfigError
+from realtime.capture import Source, VideoFileSource
 from realtime.frame import Frame
+from realtime.outputs import Sink, sink_path
+from realtime.outputs.audio import audio_codec
+from realtime.outputs.files import VIDEO_CODECS
+
+log = logging.getLogger(__name__)
 
 
 def one_per_stream(value: Any, count: int, what: str, flag: str) -> list[Any]:
@@ -56,3 +63,24 @@ def same_size_batches(items: list[tuple[Frame, float]]) -> list[list[tuple[Frame
         else:
             runs.append([item])
     return runs
+
+
+def audio_source(source: Source, output: str | Sink | None, copy: bool) -> str | None:
+    """Where a stream's video-file output takes its sound from: with ``copy``, its video-file source (a source
+    or an output that cannot give or hold sound is an error); without, None, and a source with sound says so."""
+    writes_video = isinstance(output, str) and sink_path(output) is not None \
+        and Path(output).suffix.lower() in VIDEO_CODECS
+    if copy:
+        if not writes_video:
+            raise ConfigError(f"--audio copy writes sound into a video file output (.mp4 .mov .mkv .avi), got {output}")
+        if not isinstance(source, VideoFileSource):
+            raise ConfigError(f"--audio copy takes the sound of a video file source; {source.uri} has none to give")
+        if audio_codec(source.location) is None:
+            log.warning("%s has no audio track; %s is written without sound", source.uri, output)
+            return None
+        return source.location
+    codec = audio_codec(source.location) if writes_video and isinstance(source, VideoFileSource) else None
+    if codec is not None:
+        log.warning("%s has sound (%s); %s is written without it, as voices are personal data: --audio copy keeps "
+                    "it", source.uri, codec, output)
+    return None

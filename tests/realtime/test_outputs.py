@@ -189,22 +189,6 @@ def _assert_ends_in_error(result, *fragments):
     assert last.startswith("realtime-mask: error: ") and all(f in last for f in fragments), last
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 5 MB filesystem (tmpfs), to fill up; needs root's mount."""
-    import subprocess
-
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(mount)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip() or 'not root'}); the full-disk test needs it")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def test_a_full_disk_stops_the_run_with_a_playable_file(model_cache, small_disk):
     """OpenCV's writer drops frames silently on a full disk and the MP4's index would not fit: the run used to end
     with exit 0 and an unplayable file. It must stop while the file can still be finalised, and say so."""

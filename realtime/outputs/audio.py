@@ -1,0 +1,124 @@
+"""The source's sound in a masked video file (``run --audio copy``), through PyAV (FFmpeg's libraries).
+
+OpenCV writes video only. When asked, a video-file output gets the first audio track of its source file
+copied in after the video is finalised: packets copied as they are (no re-encoding; a codec the container
+cannot hold, such as a camera's G.711 in an MP4, is encoded to AAC), cut to the video's length (a run
+stopped early, ``--max-frames``), aligned so that the source's first video frame is time 0.
+The file is rewritten beside the video and renamed over it, so the video-only file stays if this fails.
+
+Audio is not copied by default: voices are personal data too, and a privacy product keeps what it was not
+asked to keep out of its outputs; a run whose source has sound says so once.
+
+Example:
+    >>> audio_codec("/nonexistent.mp4") is None
+    True
+"""
+
+from __future__ import annotations
+
+import errno
+import heapq
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from engines.errors import OutputError
+
+
+def audio_codec(source: str | Path) -> str | None:
+    """The codec of the first audio track of a video file or URL (``"aac"``), or None: none, or unreadable."""
+    try:
+        import av
+    except ImportError:  # PyAV is a dependency; without it there is nothing to tell
+        return None
+    try:
+        with av.open(str(source), timeout=10.0) as container:
+            return str(container.streams.audio[0].codec_context.name) if container.streams.audio else None
+    except (av.FFmpegError, OSError):
+        return None
+
+
+def _copied(container: Any, stream: Any, start_s: float, end_s: float, output: Any) -> Iterator[tuple[float, Any]]:
+    """The stream's packets from ``start_s`` to ``end_s`` (source seconds), re-timed to start at 0, as (time, packet)
+    for merging with another stream's."""
+    shift = round(start_s / stream.time_base)
+    for packet in container.demux(stream):
+        if packet.pts is None or packet.dts is None:  # a flush packet
+            continue
+        at = float(packet.pts * stream.time_base)
+        if at < start_s:
+            continue
+        if at >= end_s:
+            return
+        packet.pts, packet.dts = packet.pts - shift, packet.dts - shift
+        packet.stream = output
+        yield at - start_s, packet
+
+
+def _to_aac(container: Any, stream: Any, start_s: float, end_s: float, output: Any) -> Iterator[tuple[float, Any]]:
+    """The stream decoded from ``start_s`` to ``end_s`` and encoded to AAC (PyAV resamples to what it takes)."""
+    def encoded(frame: Any) -> Iterator[tuple[float, Any]]:
+        for packet in output.encode(frame):
+            yield float(packet.pts * packet.time_base) if packet.pts is not None else 0.0, packet
+
+    for frame in container.decode(stream):
+        at = float(frame.pts * stream.time_base) if frame.pts is not None else start_s
+        if at < start_s:
+            continue
+        if at >= end_s:
+            break
+        frame.pts = None  # the encoder counts samples from 0
+        yield from encoded(frame)
+    yield from encoded(None)
+
+
+def _remux(video: Path, source: str | Path, seconds: float, partial: Path, to_aac: bool) -> bool:
+    import av
+
+    with av.open(str(source)) as original, av.open(str(video)) as masked, av.open(str(partial), "w") as out:
+        if not original.streams.audio:
+            return False
+        audio_in, video_in = original.streams.audio[0], masked.streams.video[0]
+        first = original.streams.video[0] if original.streams.video else None
+        start_s = 0.0  # the source's first video frame is time 0 of the masked video
+        if first is not None and first.start_time is not None and first.time_base is not None:
+            start_s = float(first.start_time * first.time_base)
+        video_out = out.add_stream_from_template(video_in)
+        if to_aac:
+            audio_out = out.add_stream("aac", rate=audio_in.codec_context.sample_rate)
+            audio = _to_aac(original, audio_in, start_s, start_s + seconds, audio_out)
+        else:
+            audio = _copied(original, audio_in, start_s, start_s + seconds, out.add_stream_from_template(audio_in))
+        for _, packet in heapq.merge(_copied(masked, video_in, 0.0, float("inf"), video_out), audio,
+                                     key=lambda item: item[0]):
+            out.mux(packet)
+    return True
+
+
+def add_audio(video: str | Path, source: str | Path, frames: int, fps: float) -> None:
+    """Copy the first audio track of ``source`` into ``video`` (written from ``frames`` of it at ``fps``): its packets
+    as they are, or, for a codec the container cannot hold (G.711 in an MP4), encoded to AAC.
+
+    Raises:
+        OutputError: the audio could not be copied (the video is left as it was, without sound).
+
+    Example:
+        >>> add_audio("masked.mp4", "clip.mp4", frames=120, fps=30.0)  # doctest: +SKIP
+    """
+    import av
+
+    video = Path(video)
+    partial = video.with_name(f".{video.stem}.audio{video.suffix}")  # the suffix picks the container
+    try:
+        try:
+            added = _remux(video, source, frames / fps, partial, to_aac=False)
+        except (av.FFmpegError, ValueError):  # a codec this container does not take
+            added = _remux(video, source, frames / fps, partial, to_aac=True)
+        if added:
+            partial.replace(video)
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        full = isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+        raise OutputError(f"could not copy the audio of {source} into {video} ({exc}); the video is written without "
+                          f"it{': free space, or write elsewhere' if full else ''}") from exc
+    finally:
+        partial.unlink(missing_ok=True)

@@ -1,0 +1,117 @@
+"""The source's sound in the masked video (`run --audio copy`), on the shared clip with an AAC track and on clips
+with a camera's G.711 sound made here; left out, and said so, by default."""
+
+from __future__ import annotations
+
+import shutil
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from realtime.cli import main
+from tests.common import MEDIA, need_shared
+from tests.realtime.test_cli_models import assert_one_line_error, run_cli
+
+CLIP = "car-detection.mp4"  # 768x432 at 12.5 fps, AAC 48 kHz
+
+
+def _frames(path) -> int:
+    capture = cv2.VideoCapture(str(path))
+    return sum(1 for _ in iter(lambda: capture.read()[0], False))
+
+
+def _audio(path):
+    """(codec, seconds of sound, the packets' bytes) of the first audio track; None without one."""
+    with av.open(str(path)) as container:
+        if not container.streams.audio:
+            return None
+        stream = container.streams.audio[0]
+        packets = [bytes(p) for p in container.demux(stream) if p.size]
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        samples = sum(frame.samples for frame in container.decode(stream))
+        return stream.codec_context.name, samples / stream.codec_context.sample_rate, packets
+
+
+def test_audio_is_left_out_by_default_and_said_so(model_cache, tmp_path):
+    need_shared()
+    result = run_cli("run", "-i", str(MEDIA / CLIP), "-o", str(tmp_path / "o.mp4"), "--max-frames", "10")
+    assert result.returncode == 0, result.stderr
+    assert "has sound (aac)" in result.stderr and "--audio copy keeps it" in result.stderr
+    assert _audio(tmp_path / "o.mp4") is None and _frames(tmp_path / "o.mp4") == 10
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".mkv", ".avi"])
+def test_audio_copy_puts_the_sources_packets_in_cut_to_the_video(model_cache, tmp_path, suffix):
+    """50 frames at 12.5 fps: 4 s of the source's AAC, its packets as they were (not encoded again)."""
+    need_shared()
+    out = tmp_path / f"o{suffix}"
+    assert main(["run", "-i", str(MEDIA / CLIP), "-o", str(out), "--max-frames", "50", "--audio", "copy"]) == 0
+    codec, seconds, packets = _audio(out)
+    source_packets = _audio(MEDIA / CLIP)[2]
+    assert codec == "aac" and abs(seconds - 4.0) < 0.05
+    assert packets == source_packets[:len(packets)]
+    assert _frames(out) == 50
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no partial file left
+
+
+def _camera_clip(path, codec, frames=20, size_wh=(128, 96)):
+    """A clip as an IP camera records it: MPEG-4 video at 10 fps (noise: it compresses badly) and 2 s of 8 kHz mono
+    G.711 sound."""
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("mpeg4", rate=10)
+        (video.width, video.height), video.pix_fmt = size_wh, "yuv420p"
+        audio = out.add_stream(codec, rate=8000)
+        audio.layout = "mono"
+        for _ in range(frames):
+            noise = rng.integers(0, 256, (size_wh[1], size_wh[0], 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(noise, format="bgr24")
+            for packet in video.encode(frame):
+                out.mux(packet)
+        tone = (np.sin(np.arange(16000) * 0.3) * 8000).astype(np.int16).reshape(1, -1)
+        sound = av.AudioFrame.from_ndarray(tone, format="s16", layout="mono")
+        sound.sample_rate = 8000
+        for packet in [*audio.encode(sound), *audio.encode(None), *video.encode(None)]:
+            out.mux(packet)
+
+
+@pytest.mark.parametrize("codec", ["pcm_mulaw", "pcm_alaw"])
+def test_a_camera_g711_track_goes_into_an_mp4_as_aac(model_cache, tmp_path, codec):
+    """An MP4 cannot hold G.711: the sound is encoded to AAC rather than lost."""
+    source = tmp_path / "camera.avi"
+    _camera_clip(source, codec)
+    out = tmp_path / "masked.mp4"
+    assert main(["run", "-i", str(source), "-o", str(out), "--audio", "copy"]) == 0
+    name, seconds, _ = _audio(out)
+    assert name == "aac" and 1.95 < seconds < 2.3  # 2 s, and the AAC encoder's priming and padding
+    assert _frames(out) == 20
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["-i", "synthetic:64x48@10?frames=3", "-o", "{d}/o.mp4"], ["--audio copy takes the sound of a video file source"]),
+    (["-i", str(MEDIA / CLIP), "-o", "{d}/frames/"], ["--audio copy writes sound into a video file output"]),
+], ids=["no-sound-to-give", "output-holds-no-sound"])
+def test_audio_copy_where_it_cannot_be_is_a_one_line_error(model_cache, tmp_path, args, fragments):
+    need_shared()
+    result = run_cli("run", *[a.format(d=tmp_path) for a in args], "--audio", "copy")
+    assert_one_line_error(result, *fragments)
+
+
+def test_audio_that_does_not_fit_on_the_disk_leaves_the_video_as_it_was(model_cache, tmp_path, small_disk):
+    """Copying the sound rewrites the file beside it: on a disk without room for that, the video stays, silent,
+    every frame playable, and the run says so (exit 2)."""
+    source = tmp_path / "camera.avi"
+    _camera_clip(source, "pcm_mulaw", frames=100, size_wh=(320, 240))
+    assert main(["run", "-i", str(source), "-o", str(tmp_path / "probe.mp4"), "--mode", "fill"]) == 0
+    size = (tmp_path / "probe.mp4").stat().st_size  # ~2.5 MB of noise
+    keep = (1 << 20) + 2 * 320 * 240 * 3 + (200 << 10)  # what the video sink keeps free to finalise, and a margin
+    (small_disk / "filler").write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - size - keep))
+    result = run_cli("run", "-i", str(source), "-o", str(small_disk / "o.mp4"), "--mode", "fill", "--audio", "copy")
+    last = result.stderr.strip().splitlines()[-1]  # after the run's latency table
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert last.startswith("realtime-mask: error: could not copy the audio") and "written without it" in last, last
+    assert _audio(small_disk / "o.mp4") is None and _frames(small_disk / "o.mp4") == 100
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "o.mp4"]
