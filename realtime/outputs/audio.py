@@ -75,7 +75,8 @@ def _to_aac(container: Any, stream: Any, start_s: float, end_s: float, output: A
 def _remux(video: Path, source: str | Path, seconds: float, partial: Path, to_aac: bool) -> bool:
     import av
 
-    with av.open(str(source)) as original, av.open(str(video)) as masked, av.open(str(partial), "w") as out:
+    with av.open(str(source), timeout=10.0) as original, av.open(str(video)) as masked, \
+            av.open(str(partial), "w") as out:
         if not original.streams.audio:
             return False
         audio_in, video_in = original.streams.audio[0], masked.streams.video[0]

@@ -115,3 +115,16 @@ def test_audio_that_does_not_fit_on_the_disk_leaves_the_video_as_it_was(model_ca
     assert last.startswith("realtime-mask: error: could not copy the audio") and "written without it" in last, last
     assert _audio(small_disk / "o.mp4") is None and _frames(small_disk / "o.mp4") == 100
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "o.mp4"]
+
+
+def test_audio_copy_from_a_file_on_a_web_server(model_cache, tmp_path):
+    need_shared()
+    from tests.common import WebFileServer
+
+    server = WebFileServer(MEDIA / CLIP)
+    try:
+        assert main(["run", "-i", server.url, "-o", str(tmp_path / "o.mkv"), "--max-frames", "25", "--audio", "copy"]) == 0
+    finally:
+        server.stop()
+    codec, seconds, _ = _audio(tmp_path / "o.mkv")
+    assert codec == "aac" and abs(seconds - 2.0) < 0.05 and _frames(tmp_path / "o.mkv") == 25
