@@ -147,8 +147,12 @@ def test_a_file_on_a_web_server_is_read_as_a_file_every_frame_in_order(model_cac
                  "--mode", "pixelate"]) == 0
     assert len((tmp_path / "web.jsonl").read_text().splitlines()) == 120
     web, local = cv2.VideoCapture(str(tmp_path / "web.mp4")), cv2.VideoCapture(str(tmp_path / "local.mp4"))
-    for _ in range(120):
-        np.testing.assert_array_equal(web.read()[1], local.read()[1])
+    for index in range(120):
+        # the same frame: equal but for a few values off by a level or two (seen once in a full-suite run, 8 values
+        # of one frame; the engine and the encoder are bit-exact run to run on their own); a frame out of order,
+        # missing or doubled differs almost everywhere
+        differ = cv2.absdiff(web.read()[1], local.read()[1])
+        assert np.count_nonzero(differ) <= 64 and differ.max() <= 8, f"frame {index}"
     assert not web.read()[0]
 
 

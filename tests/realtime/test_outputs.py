@@ -54,8 +54,35 @@ def test_video_file_takes_a_new_frame_size_letterboxed(tmp_path, caplog):
     for image, out in zip(sequence, written, strict=True):
         assert out.shape == (144, 176, 3)
         expected = image if image.shape == out.shape else letterbox(image, (176, 144))
-        assert cv2.PSNR(expected, out) > 28  # mp4v is lossy; a shifted or stretched frame scores far lower
+        assert cv2.PSNR(expected, out) > 28  # H.264 is lossy; a shifted or stretched frame scores far lower
     assert written[2][:20].max() < 24 and written[2][-20:].max() < 24  # the bars above and below are black
+
+
+@pytest.mark.parametrize("suffix,size_wh,codec", [(".mp4", (176, 144), "h264"), (".mov", (176, 144), "h264"),
+                                                   (".mp4", (175, 143), "h264"), (".mkv", (176, 144), "mpeg4"),
+                                                   (".avi", (176, 144), "mjpeg")])
+def test_video_files_hold_the_codec_of_their_container_and_every_frame(tmp_path, suffix, size_wh, codec):
+    """.mp4/.mov: H.264 (browsers and phones play it); an odd size gets a copy of its last column and row (H.264
+    takes even sides), every pixel of the frame kept."""
+    need_shared()
+    import av
+
+    frames = [cv2.resize(f, size_wh) for f in _clip_frames(30)]
+    path = tmp_path / f"out{suffix}"
+    with open_sink(str(path), fps=29.97) as sink:
+        for frame in frames:
+            sink.write(frame)
+    even_wh = (size_wh[0] + size_wh[0] % 2, size_wh[1] + size_wh[1] % 2)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == codec and (stream.width, stream.height) == even_wh
+        assert abs(float(stream.average_rate) - 29.97) < 0.01
+    capture = cv2.VideoCapture(str(path))
+    written = [capture.read()[1] for _ in range(30)]
+    assert capture.read()[0] is False
+    padded = [cv2.copyMakeBorder(f, 0, even_wh[1] - size_wh[1], 0, even_wh[0] - size_wh[0], cv2.BORDER_REPLICATE)
+              for f in frames]
+    assert min(cv2.PSNR(frame, out) for frame, out in zip(padded, written, strict=True)) > 30
 
 
 def test_run_over_images_of_two_sizes_to_a_video_file(model_cache, tmp_path):

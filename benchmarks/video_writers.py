@@ -1,0 +1,74 @@
+"""Cost of each video file output: frames per second written and bytes per frame, on the real surveillance clip.
+
+The clip's frames (unmasked: a writer's cost barely depends on the masking) resized to each size, written
+through ``VideoFileSink`` to .mp4 (H.264 through PyAV), .mkv (XVID) and .avi (MJPG), and, for comparison,
+OpenCV's MPEG-4 Part 2 (mp4v) writer that .mp4 used before.
+
+Usage:
+    python benchmarks/video_writers.py [--frames 120] [--sizes 768x432,1920x1080] [--out benchmarks/results/video-writers.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from realtime.bench.machine import machine_info
+from realtime.capture.files import read_frames
+from realtime.outputs.files import VideoFileSink
+
+
+def _opencv_mp4v(path: Path, frames: list, fps: float) -> None:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (frames[0].shape[1], frames[0].shape[0]))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+
+
+def _sink(path: Path, frames: list, fps: float) -> None:
+    with VideoFileSink(path, fps) as sink:
+        for frame in frames:
+            sink.write(frame)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    shared = Path(__file__).resolve().parents[2] / "shared"
+    parser.add_argument("--clip", default=str(shared / "media/one-by-one-person-detection.mp4"))
+    parser.add_argument("--frames", type=int, default=120)
+    parser.add_argument("--sizes", default="768x432,1920x1080")
+    parser.add_argument("--out", default="benchmarks/results/video-writers.json")
+    args = parser.parse_args()
+    source = read_frames(args.clip, args.frames)
+    writers = {".mp4 H.264 (libx264 veryfast, CRF 20)": (".mp4", _sink), ".mkv XVID": (".mkv", _sink),
+               ".avi MJPG": (".avi", _sink), ".mp4 mp4v (OpenCV, before)": (".mp4", _opencv_mp4v)}
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for size in args.sizes.split(","):
+            width, height = map(int, size.split("x"))
+            frames = [cv2.resize(frame, (width, height)) for frame in source]
+            for name, (suffix, write) in writers.items():
+                path = Path(folder) / f"out{suffix}"
+                start = time.perf_counter()
+                write(path, frames, 25.0)
+                seconds = time.perf_counter() - start
+                rows.append({"size": size, "writer": name, "fps": round(len(frames) / seconds, 1),
+                             "bytes_per_frame": path.stat().st_size // len(frames)})
+                print(f"{size:>10}  {name:<40} {rows[-1]['fps']:>7.1f} fps  {rows[-1]['bytes_per_frame']:>8} B/frame")
+    result = {"command": " ".join(["python", *sys.argv]), "machine": machine_info(), "date": time.strftime("%Y-%m-%d"),
+              "clip": Path(args.clip).name, "frames": len(source), "rows": rows}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
