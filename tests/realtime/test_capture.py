@@ -139,20 +139,20 @@ def test_a_file_on_a_web_server_is_read_as_a_file_every_frame_in_order(model_cac
     server = WebFileServer(MEDIA / "carphone_pristine.mp4", cut=cut)  # response 3: the frames (1, 2: the index)
     try:
         assert main(["run", "-i", server.url, "-o", str(tmp_path / "web.mp4"), "--metadata", str(tmp_path / "web.jsonl"),
-                     "--mode", "pixelate"]) == 0
+                     "--mode", "pixelate", "--save-masks", str(tmp_path / "web.npz")]) == 0
     finally:
         server.stop()
     assert ("bytes=294426-" in server.ranges) == bool(cut)  # resumed where the cut left it
     assert main(["run", "-i", str(MEDIA / "carphone_pristine.mp4"), "-o", str(tmp_path / "local.mp4"),
-                 "--mode", "pixelate"]) == 0
+                 "--mode", "pixelate", "--save-masks", str(tmp_path / "local.npz")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "web.npz")["masks"], np.load(tmp_path / "local.npz")["masks"])
     assert len((tmp_path / "web.jsonl").read_text().splitlines()) == 120
     web, local = cv2.VideoCapture(str(tmp_path / "web.mp4")), cv2.VideoCapture(str(tmp_path / "local.mp4"))
     for index in range(120):
-        # the same frame: equal but for a few values off by a level or two (seen once in a full-suite run, 8 values
-        # of one frame; the engine and the encoder are bit-exact run to run on their own); a frame out of order,
-        # missing or doubled differs almost everywhere
-        differ = cv2.absdiff(web.read()[1], local.read()[1])
-        assert np.count_nonzero(differ) <= 64 and differ.max() <= 8, f"frame {index}"
+        # the same frame once encoded: the masks above are equal, but H.264 (libx264) is not bit-exact from run to run
+        # in a long test process (seen: ~100 values of one frame off by a level or two; alone, runs are equal), so
+        # compare as images: the same frame scores over 50 dB, the neighbouring frames of this clip at most 39.3 dB
+        assert cv2.PSNR(web.read()[1], local.read()[1]) > 50, f"frame {index}"
     assert not web.read()[0]
 
 
