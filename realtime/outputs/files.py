@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 # What each container holds: H.264 (libx264 through PyAV, FFmpeg's libraries: plays in browsers and phones),
 # or a FourCC that OpenCV's own FFmpeg encodes.
 VIDEO_CODECS = {".mp4": "h264", ".mov": "h264", ".mkv": "XVID", ".avi": "MJPG"}
-H264_OPTIONS = {"preset": "veryfast", "crf": "20"}  # about 50 fps at 1080p on two cores; visually lossless
+H264_OPTIONS = {"preset": "veryfast", "crf": "20"}  # 51 fps at 1080p on two cores (benchmarks/video_writers.py)
 
 
 class H264Writer:
@@ -33,8 +33,11 @@ class H264Writer:
     frame is lost; OpenCV's MPEG-4 writer would drop one).
 
     Example:
-        >>> writer = H264Writer("/tmp/h264-example.mp4", 25.0, (64, 48))
-        >>> writer.write(np.zeros((48, 64, 3), np.uint8)); writer.release()
+        >>> import tempfile, os
+        >>> writer = H264Writer(os.path.join(tempfile.mkdtemp(), "out.mp4"), 25.0, (63, 48))
+        >>> writer.write(np.zeros((48, 63, 3), np.uint8)); writer.release()
+        >>> writer.stream.width, writer.frames
+        (64, 1)
     """
 
     def __init__(self, path: str | Path, fps: float, size_wh: tuple[int, int]) -> None:
@@ -51,14 +54,13 @@ class H264Writer:
         self.stream.width, self.stream.height = width + self.pad_wh[0], height + self.pad_wh[1]
         self.stream.pix_fmt = "yuv420p"
         self.stream.codec_context.time_base = 1 / rate
+        self.video_frame = av.VideoFrame
         self.frames = 0
 
     def write(self, bgr: np.ndarray) -> None:
-        import av
-
         if any(self.pad_wh):
             bgr = cv2.copyMakeBorder(bgr, 0, self.pad_wh[1], 0, self.pad_wh[0], cv2.BORDER_REPLICATE)
-        frame = av.VideoFrame.from_ndarray(bgr, format="bgr24")
+        frame = self.video_frame.from_ndarray(bgr, format="bgr24")
         frame.pts = self.frames
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
