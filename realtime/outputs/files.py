@@ -63,7 +63,8 @@ class H264Writer:
         # to 4:2:0 with OpenCV: bit-exact run to run (FFmpeg's swscale, through PyAV, was not in a long process), and
         # closer to the source once decoded (dev machine, 2026-11-30, 30 frames of the surveillance clip: 41.6 dB
         # mean PSNR against swscale's 39.9)
-        frame = self.video_frame.from_ndarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
+        i420: np.ndarray = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).astype(np.uint8, copy=False)
+        frame = self.video_frame.from_ndarray(i420, format="yuv420p")
         frame.pts = self.frames
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
