@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 # What each container holds: H.264 (libx264 through PyAV, FFmpeg's libraries: plays in browsers and phones),
 # or a FourCC that OpenCV's own FFmpeg encodes.
 VIDEO_CODECS = {".mp4": "h264", ".mov": "h264", ".mkv": "XVID", ".avi": "MJPG"}
-H264_OPTIONS = {"preset": "veryfast", "crf": "20"}  # 51 fps at 1080p on two cores (benchmarks/video_writers.py)
+H264_OPTIONS = {"preset": "veryfast", "crf": "20"}  # 65 fps at 1080p on two cores (benchmarks/video_writers.py)
 
 
 class H264Writer:
