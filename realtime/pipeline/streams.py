@@ -70,17 +70,18 @@ def audio_source(source: Source, output: str | Sink | None, copy: bool) -> str |
     or an output that cannot give or hold sound is an error); without, None, and a source with sound says so."""
     writes_video = isinstance(output, str) and sink_path(output) is not None \
         and Path(output).suffix.lower() in VIDEO_CODECS
-    if copy:
-        if not writes_video:
-            raise ConfigError(f"--audio copy writes sound into a video file output (.mp4 .mov .mkv .avi), got {output}")
-        if not isinstance(source, VideoFileSource):
-            raise ConfigError(f"--audio copy takes the sound of a video file source; {source.uri} has none to give")
-        if audio_codec(source.location) is None:
+    from_file = isinstance(source, VideoFileSource)
+    if copy and not writes_video:
+        raise ConfigError(f"--audio copy writes sound into a video file output (.mp4 .mov .mkv .avi), got {output}")
+    if copy and not from_file:
+        raise ConfigError(f"--audio copy takes the sound of a video file source; {source.uri} has none to give")
+    codec = audio_codec(source.location) if writes_video and from_file else None  # type: ignore[attr-defined]
+    if codec is None:
+        if copy:
             log.warning("%s has no audio track; %s is written without sound", source.uri, output)
-            return None
-        return source.location
-    codec = audio_codec(source.location) if writes_video and isinstance(source, VideoFileSource) else None
-    if codec is not None:
+        return None
+    if not copy:
         log.warning("%s has sound (%s); %s is written without it, as voices are personal data: --audio copy keeps "
                     "it", source.uri, codec, output)
-    return None
+        return None
+    return source.location  # type: ignore[attr-defined]
