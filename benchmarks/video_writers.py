@@ -1,8 +1,10 @@
-"""Cost of each video file output: frames per second written and bytes per frame, on the real surveillance clip.
+"""Cost of each video file output: frames per second written, bytes per frame and PSNR once decoded, on the real
+surveillance clip.
 
 The clip's frames (unmasked: a writer's cost barely depends on the masking) resized to each size, written
 through ``VideoFileSink`` to .mp4 (H.264 through PyAV), .mkv (XVID) and .avi (MJPG), and, for comparison,
-OpenCV's MPEG-4 Part 2 (mp4v) writer that .mp4 used before.
+OpenCV's MPEG-4 Part 2 (mp4v) writer that .mp4 used before and H.264 with FFmpeg's own colour conversion
+(swscale, inside PyAV) instead of OpenCV's. PSNR: each written frame decoded by OpenCV against the frame given.
 
 Usage:
     python benchmarks/video_writers.py [--frames 120] [--sizes 768x432,1920x1080] [--out benchmarks/results/video-writers.json]
@@ -18,12 +20,13 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from realtime.bench.machine import machine_info
 from realtime.capture.files import read_frames
-from realtime.outputs.files import VideoFileSink
+from realtime.outputs.files import H264_OPTIONS, VideoFileSink
 
 
 def _opencv_mp4v(path: Path, frames: list, fps: float) -> None:
@@ -31,6 +34,26 @@ def _opencv_mp4v(path: Path, frames: list, fps: float) -> None:
     for frame in frames:
         writer.write(frame)
     writer.release()
+
+
+def _pyav_swscale(path: Path, frames: list, fps: float) -> None:
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=int(fps), options=H264_OPTIONS)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        for index, frame in enumerate(frames):
+            video_frame = av.VideoFrame.from_ndarray(frame, format="bgr24")
+            video_frame.pts = index
+            for packet in stream.encode(video_frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def _psnr(path: Path, frames: list) -> float:
+    capture = cv2.VideoCapture(str(path))
+    return float(np.mean([cv2.PSNR(frame, capture.read()[1]) for frame in frames]))
 
 
 def _sink(path: Path, frames: list, fps: float) -> None:
@@ -49,7 +72,8 @@ def main() -> None:
     args = parser.parse_args()
     source = read_frames(args.clip, args.frames)
     writers = {".mp4 H.264 (libx264 veryfast, CRF 20)": (".mp4", _sink), ".mkv XVID": (".mkv", _sink),
-               ".avi MJPG": (".avi", _sink), ".mp4 mp4v (OpenCV, before)": (".mp4", _opencv_mp4v)}
+               ".avi MJPG": (".avi", _sink), ".mp4 mp4v (OpenCV, before)": (".mp4", _opencv_mp4v),
+               ".mp4 H.264, swscale's 4:2:0": (".mp4", _pyav_swscale)}
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for size in args.sizes.split(","):
@@ -61,8 +85,10 @@ def main() -> None:
                 write(path, frames, 25.0)
                 seconds = time.perf_counter() - start
                 rows.append({"size": size, "writer": name, "fps": round(len(frames) / seconds, 1),
-                             "bytes_per_frame": path.stat().st_size // len(frames)})
-                print(f"{size:>10}  {name:<40} {rows[-1]['fps']:>7.1f} fps  {rows[-1]['bytes_per_frame']:>8} B/frame")
+                             "bytes_per_frame": path.stat().st_size // len(frames),
+                             "psnr_db": round(_psnr(path, frames), 2)})
+                print(f"{size:>10}  {name:<40} {rows[-1]['fps']:>7.1f} fps  {rows[-1]['bytes_per_frame']:>8} B/frame  "
+                      f"{rows[-1]['psnr_db']:>6.2f} dB")
     result = {"command": " ".join(["python", *sys.argv]), "machine": machine_info(), "date": time.strftime("%Y-%m-%d"),
               "clip": Path(args.clip).name, "frames": len(source), "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
