@@ -60,8 +60,8 @@ class H264Writer:
     def write(self, bgr: np.ndarray) -> None:
         if any(self.pad_wh):
             bgr = cv2.copyMakeBorder(bgr, 0, self.pad_wh[1], 0, self.pad_wh[0], cv2.BORDER_REPLICATE)
-        # to 4:2:0 with OpenCV: bit-exact run to run (FFmpeg's swscale, through PyAV, was not in a long process), and
-        # closer to the source once decoded (benchmarks/video_writers.py: 43.0 dB at 1080p against swscale's 40.7)
+        # to 4:2:0 with OpenCV: closer to the source once decoded than FFmpeg's swscale inside PyAV
+        # (benchmarks/video_writers.py: 43.0 dB at 1080p against 40.7)
         i420: np.ndarray = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).astype(np.uint8, copy=False)
         frame = self.video_frame.from_ndarray(i420, format="yuv420p")
         frame.pts = self.frames
