@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 from pathlib import Path
@@ -241,6 +242,88 @@ class WebFileServer:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/clip"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def hls_segments(clip: Path, folder: Path, frames: int, segment_frames: int) -> list[str]:
+    """The first ``frames`` frames of ``clip`` as HLS segments of ``segment_frames`` frames each (H.264 in MPEG-TS,
+    FFmpeg's own HLS muxer, through PyAV), written to ``folder``; returns the segment names in order."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(clip)) as source:
+        stream = source.streams.video[0]
+        rate = Fraction(stream.average_rate).limit_denominator(1000)
+        with av.open(str(folder / "all.m3u8"), "w", format="hls",
+                     options={"hls_time": f"{float(segment_frames / rate):.3f}", "hls_list_size": "0"}) as out:
+            video = out.add_stream("libx264", rate=rate, options={"g": str(segment_frames), "sc_threshold": "0"})
+            video.width, video.height, video.pix_fmt = stream.width, stream.height, "yuv420p"
+            for index, decoded in enumerate(source.decode(stream)):
+                if index == frames:
+                    break
+                frame = av.VideoFrame.from_ndarray(decoded.to_ndarray(format="bgr24"), format="bgr24")
+                frame.pts, frame.time_base = index, 1 / rate
+                out.mux(video.encode(frame))
+            out.mux(video.encode())
+    return [line for line in (folder / "all.m3u8").read_text().splitlines() if line.endswith(".ts")]
+
+
+class HlsServer:
+    """A live HLS server on loopback, as a camera's or an event's: segment ``k`` (see :func:`hls_segments`) is
+    published ``k * segment_s`` seconds after the first request of ``/live.m3u8`` (the event starts as its first
+    viewer joins), which lists the newest ``window`` of them, and gets ``#EXT-X-ENDLIST`` once the last is out when
+    ``ends`` (the event is over). ``/vod.m3u8`` lists them all, ended.
+    """
+
+    def __init__(self, folder: Path, segments: list[str], segment_s: float, window: int = 1000, ends: bool = True):
+        import http.server
+        import threading
+
+        outer = self
+        self.started: float | None = None
+
+        def playlist(live: bool) -> str:
+            if live and outer.started is None:
+                outer.started = time.monotonic()
+            published = len(segments) if outer.started is None or not live else \
+                min(len(segments), int((time.monotonic() - outer.started) / segment_s) + 1)
+            first = max(0, published - window) if live else 0
+            lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{math.ceil(segment_s)}",
+                     f"#EXT-X-MEDIA-SEQUENCE:{first}"]
+            for name in segments[first:published]:
+                lines += [f"#EXTINF:{segment_s:.3f},", name]
+            if published == len(segments) and (ends or not live):
+                lines.append("#EXT-X-ENDLIST")
+            return "\n".join(lines) + "\n"
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                name = self.path.lstrip("/")
+                if name in ("live.m3u8", "vod.m3u8"):
+                    body, kind = playlist(name == "live.m3u8").encode(), "application/vnd.apple.mpegurl"
+                elif name in segments:
+                    body, kind = (folder / name).read_bytes(), "video/mp2t"
+                else:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self):

@@ -7,8 +7,9 @@ Accepted forms (normalised to ``scheme://location``, then looked up in :data:`SO
 ``frames/``, ``frames/*.png``, ``images://frames``         image folder or glob
 ``0``, ``/dev/video0``, ``camera://0``                     camera (live)
 ``rtsp://[user:pass@]host[:port]/path``                    network stream (live, reconnects)
-``http(s)://host/cam.mjpg``, ``http(s)://host/live.m3u8``  network stream (live, reconnects)
-``http(s)://host/clip.mp4`` (its length known)             a file on a web server: read as a file
+``http(s)://host/cam.mjpg``                                 network stream (live, reconnects)
+``http(s)://host/live.m3u8``                               live HLS: every frame, ends with the event
+``http(s)://host/clip.mp4``, ``…/vod.m3u8`` (length known)  a file on a web server: read as a file
 ``synthetic:``, ``synthetic:1280x720@30?frames=300``       moving test pattern (``&live=1``: real time)
 ``sample:carphone``                                        small real clip with a person (fetched once)
 =========================================================  ===============================================
@@ -31,6 +32,7 @@ import cv2
 from engines.errors import ConfigError, SourceError
 from realtime.capture.base import Source
 from realtime.capture.files import IMAGE_SUFFIXES, ImageFolderSource, SourceNotFoundError, VideoFileSource, image_paths
+from realtime.capture.hls import HlsSource, is_hls
 from realtime.capture.live import CaptureSource, LiveSource, SourceTimeoutError, open_stream, redact
 from realtime.capture.sample import SampleSource
 from realtime.capture.synthetic import LiveSyntheticSource, SyntheticSource, parse_synthetic
@@ -80,12 +82,15 @@ def _capture(location: str, o: SourceOptions, scheme: str) -> Source:
 
 def _web(location: str, o: SourceOptions, scheme: str) -> Source:
     """``http(s)://``: a file on a web server (its length is known) is read like a local file, every frame in
-    order; anything else (an MJPEG camera, a live HLS stream) is a live stream."""
+    order; a live HLS playlist, every frame until the event ends; anything else (an MJPEG camera) is a live
+    stream, newest frame first."""
     url = f"{scheme}://{location}"
     capture = open_stream(url, o.open_timeout, o.read_timeout, resume=True)
     if capture.get(cv2.CAP_PROP_FRAME_COUNT) > 0:
         return VideoFileSource(url, realtime=o.realtime, capture=capture)
     capture.release()  # live: its reader thread opens it again, and handles its drops itself
+    if is_hls(url):
+        return HlsSource(url, open_timeout=o.open_timeout, read_timeout=o.read_timeout, reconnect=o.reconnect)
     return _capture(location, o, scheme)
 
 

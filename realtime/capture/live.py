@@ -1,7 +1,8 @@
 """Live sources — cameras and network streams — read in their own thread, newest frame only.
 
 The reader thread keeps only the newest frame; a frame replaced before the consumer took it is
-dropped and counted, so latency never builds up. Streams reconnect with capped exponential backoff
+dropped and counted, so latency never builds up (a source that sets ``keeps_every_frame``, live HLS in
+:mod:`realtime.capture.hls`, waits for the consumer instead). Streams reconnect with capped exponential backoff
 when they drop. End of stream, timeout and error are distinct: iteration ends at end of stream, a
 :class:`SourceTimeoutError` says no frame came in time, a :class:`~engines.errors.SourceError` says
 the source failed.
@@ -118,6 +119,9 @@ class LiveSource(Source):
     """
 
     live = True
+    #: hand every frame over, the reader waiting for the consumer (a stream its server paces, that delivers
+    #: frames in bursts: HLS); False: the newest frame wins and a replaced one is dropped (cameras)
+    keeps_every_frame = False
 
     def __init__(self, read_timeout: float = 10.0, reconnect: bool = False, backoff_initial: float = 0.25,
                  backoff_max: float = 1.0, max_reconnects: int | None = None) -> None:
@@ -166,6 +170,8 @@ class LiveSource(Source):
 
     def _publish(self, bgr: np.ndarray, source_ts: float) -> None:
         with self._condition:
+            while self.keeps_every_frame and self._newest is not None and not self._stop.is_set():
+                self._condition.wait(0.1)
             if self._newest is not None:
                 self.stats.dropped += 1
             self._newest = Frame(self.stats.captured, bgr, source_ts, time.monotonic())
@@ -206,8 +212,9 @@ class LiveSource(Source):
                     continue
                 if self._stop.is_set():
                     break
-                if self._ended() or not self.reconnect:
-                    self._finish(None if self._ended() else SourceError(f"{self.uri}: reading failed (stream dropped)"))
+                ended = self._ended()
+                if ended or not self.reconnect:
+                    self._finish(None if ended else SourceError(f"{self.uri}: reading failed (stream dropped)"))
                     return
                 if not self._reopen():
                     self._finish(SourceError(f"{self.uri}: could not reconnect after {self.stats.disconnects} drop(s)"))
@@ -229,6 +236,7 @@ class LiveSource(Source):
             if self._newest is None and not self._finished:
                 self._condition.wait(timeout)
             frame, self._newest = self._newest, None
+            self._condition.notify_all()  # a reader keeping every frame waits for the slot to empty
             if frame is None and self._finished:
                 if self._error is not None:
                     raise self._error

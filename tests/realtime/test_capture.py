@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import json
+import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -11,7 +14,7 @@ import pytest
 from engines.errors import ConfigError, SourceError
 from realtime.capture import SourceNotFoundError, normalise_uri, open_source, redact, source_files
 from realtime.frame import Frame
-from tests.common import MEDIA, MjpegServer, WebFileServer, need_shared
+from tests.common import MEDIA, HlsServer, MjpegServer, WebFileServer, hls_segments, need_shared
 
 
 @pytest.mark.parametrize("text,uri", [
@@ -174,3 +177,52 @@ def test_a_web_file_whose_server_goes_away_ends_with_an_error_and_every_frame_so
     assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 57
     capture = cv2.VideoCapture(str(tmp_path / "o.mp4"))
     assert sum(1 for _ in iter(lambda: capture.read()[0], False)) == 57
+
+
+@pytest.fixture(scope="module")
+def hls_event(tmp_path_factory):
+    """60 frames of the surveillance clip (10 fps) as HLS segments of 10 frames (1 s)."""
+    need_shared()
+    folder = tmp_path_factory.mktemp("hls")
+    return folder, hls_segments(MEDIA / "one-by-one-person-detection.mp4", folder, frames=60, segment_frames=10)
+
+
+def test_a_live_hls_event_is_masked_every_frame_in_order_and_the_run_ends_with_it(model_cache, tmp_path, hls_event):
+    """An HLS server hands out whole segments at once: a camera's newest-frame rule dropped most of each (a 10 fps
+    stream came out at 4 fps). Every frame is masked, in order, with the masks the finished event gets when read as a
+    file; when the playlist ends so does the run (before: it reconnected and replayed the event, until Ctrl-C)."""
+    from realtime.cli import main
+
+    server = HlsServer(*hls_event, segment_s=1.0)
+    live, vod = tmp_path / "live", tmp_path / "vod"
+    try:
+        assert main(["run", "-i", f"{server.url}/live.m3u8", "-o", f"{live}.mp4", "--metadata", f"{live}.jsonl",
+                     "--save-masks", f"{live}.npz", "--max-frames", "100"]) == 0  # the limit: a guard against a replay
+        assert main(["run", "-i", f"{server.url}/vod.m3u8", "-o", "null", "--save-masks", f"{vod}.npz"]) == 0  # ended: a file
+    finally:
+        server.stop()
+    lines = [json.loads(line) for line in Path(f"{live}.jsonl").read_text().splitlines()]
+    assert [round(line["source_ts"] * 10) for line in lines] == list(range(60))
+    np.testing.assert_array_equal(np.load(f"{live}.npz")["masks"], np.load(f"{vod}.npz")["masks"])
+    assert np.load(f"{live}.npz")["masks"].any(axis=(1, 2)).sum() > 30  # people in them
+    capture = cv2.VideoCapture(f"{live}.mp4")
+    assert sum(1 for _ in iter(lambda: capture.read()[0], False)) == 60
+
+
+def test_a_live_hls_reader_that_falls_behind_counts_the_skipped_segments_as_dropped(hls_event):
+    """A reader slower than the stream falls behind until FFmpeg skips the segments that left the playlist: every
+    frame from the first to the last is either read or counted dropped; the source ends with the event."""
+    server = HlsServer(*hls_event, segment_s=0.5, window=2)
+    deadline, stamps = time.monotonic() + 40, []
+    try:
+        with open_source(f"{server.url}/live.m3u8") as source:
+            assert source.live and source.keeps_every_frame
+            for frame in source:  # 20 frames/s published, about 7 read
+                stamps.append(frame.source_ts)
+                time.sleep(0.15)
+                assert time.monotonic() < deadline, "the source did not end with the event"
+            dropped = source.dropped
+    finally:
+        server.stop()
+    assert dropped > 0 and all(b > a for a, b in itertools.pairwise(stamps))
+    assert len(stamps) + dropped == round((stamps[-1] - stamps[0]) * 10) + 1

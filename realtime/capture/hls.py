@@ -1,0 +1,72 @@
+"""Live HLS streams (``http(s)://host/live.m3u8``): every frame, in order, until the event ends.
+
+An HLS server hands out whole segments (seconds of video) at once, so a camera's rule — the newest frame
+wins — would drop most of every segment. Here the reader waits for the pipeline instead and the server's
+playlist paces the run. A pipeline slower than the stream falls behind until FFmpeg skips the segments that
+left the playlist: those frames are counted as dropped, from the gap in the stream's timestamps. When the
+event ends (the playlist gets ``#EXT-X-ENDLIST``) the stream ends cleanly; it is not reconnected, which would
+play the finished event again from the start of its playlist.
+
+A playlist that has ended already (video on demand) has a known length and is read as a file by
+:func:`realtime.capture.open_source`, not by this class.
+
+Example:
+    >>> is_hls("https://cdn.example.com/cam/index.m3u8?token=1"), is_hls("http://cam.local/video.mjpg")
+    (True, False)
+    >>> with HlsSource("http://127.0.0.1:8080/live.m3u8") as source:  # doctest: +SKIP
+    ...     for frame in source:
+    ...         print(frame.index, frame.source_ts, source.dropped)
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+
+import cv2
+import numpy as np
+
+from engines.errors import SourceError
+from realtime.capture.live import CaptureSource, open_stream
+
+HLS_SUFFIXES = (".m3u8", ".m3u")  # how RFC 8216 (section 4) names a playlist's URI
+
+
+def is_hls(url: str) -> bool:
+    """True for an HLS playlist's URL (its path ends in ``.m3u8`` or ``.m3u``; the query does not count)."""
+    return urllib.parse.urlsplit(url).path.lower().endswith(HLS_SUFFIXES)
+
+
+class HlsSource(CaptureSource):
+    """A live HLS stream read through OpenCV/FFmpeg, every frame handed over (see the module doc).
+
+    Args are :class:`~realtime.capture.live.CaptureSource`'s.
+    """
+
+    keeps_every_frame = True
+
+    def _open(self) -> None:
+        super()._open()
+        self._last_position: float | None = None  # the stream's clock restarts with each connection
+
+    def _read(self) -> tuple[np.ndarray, float] | None:
+        if self.capture is None:
+            return None
+        ok, bgr = self.capture.read()
+        if not ok or bgr is None:
+            return None
+        position = self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        if self._last_position is not None and self.fps:
+            self.stats.dropped += max(round((position - self._last_position) * self.fps) - 1, 0)
+        self._last_position = position
+        return bgr, position
+
+    def _ended(self) -> bool:
+        """A failed read is the event's end when the playlist now says so (FFmpeg then states its length)."""
+        try:
+            capture = open_stream(str(self.target), self.open_timeout, self.read_timeout)
+        except SourceError:
+            return False  # the server is gone for now: a drop, reconnected
+        try:
+            return bool(capture.get(cv2.CAP_PROP_FRAME_COUNT) > 0)
+        finally:
+            capture.release()
