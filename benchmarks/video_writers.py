@@ -2,9 +2,10 @@
 surveillance clip.
 
 The clip's frames (unmasked: a writer's cost barely depends on the masking) resized to each size, written
-through ``VideoFileSink`` to .mp4 (H.264 through PyAV), .mkv (XVID) and .avi (MJPG), and, for comparison,
-OpenCV's MPEG-4 Part 2 (mp4v) writer that .mp4 used before and H.264 with FFmpeg's own colour conversion
-(swscale, inside PyAV) instead of OpenCV's. PSNR: each written frame decoded by OpenCV against the frame given.
+through ``VideoFileSink`` to .mp4 (H.264 through PyAV, in one-second fragments), .mkv (MPEG-4 Part 2 through PyAV)
+and .avi (MJPG), and, for comparison, OpenCV's MPEG-4 Part 2 writers that .mp4 (mp4v) and .mkv (XVID) used before,
+and H.264 with FFmpeg's own colour conversion (swscale, inside PyAV) instead of OpenCV's.
+PSNR: each written frame decoded by OpenCV against the frame given.
 
 Usage:
     python benchmarks/video_writers.py [--frames 120] [--sizes 768x432,1920x1080] [--out benchmarks/results/video-writers.json]
@@ -29,11 +30,14 @@ from realtime.capture.files import read_frames
 from realtime.outputs.files import H264_OPTIONS, VideoFileSink
 
 
-def _opencv_mp4v(path: Path, frames: list, fps: float) -> None:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (frames[0].shape[1], frames[0].shape[0]))
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
+def _opencv(fourcc: str):
+    def write(path: Path, frames: list, fps: float) -> None:
+        size = (frames[0].shape[1], frames[0].shape[0])
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), fps, size)
+        for frame in frames:
+            writer.write(frame)
+        writer.release()
+    return write
 
 
 def _pyav_swscale(path: Path, frames: list, fps: float) -> None:
@@ -71,8 +75,9 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/video-writers.json")
     args = parser.parse_args()
     source = read_frames(args.clip, args.frames)
-    writers = {".mp4 H.264 (libx264 veryfast, CRF 20)": (".mp4", _sink), ".mkv XVID": (".mkv", _sink),
-               ".avi MJPG": (".avi", _sink), ".mp4 mp4v (OpenCV, before)": (".mp4", _opencv_mp4v),
+    writers = {".mp4 H.264 (libx264 veryfast, CRF 20)": (".mp4", _sink), ".mkv MPEG-4 Part 2 (PyAV)": (".mkv", _sink),
+               ".avi MJPG": (".avi", _sink), ".mp4 mp4v (OpenCV, before)": (".mp4", _opencv("mp4v")),
+               ".mkv XVID (OpenCV, before)": (".mkv", _opencv("XVID")),
                ".mp4 H.264, swscale's 4:2:0": (".mp4", _pyav_swscale)}
     rows = []
     with tempfile.TemporaryDirectory() as folder:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from engines.errors import OutputError
 from realtime.outputs.base import Sink
-from realtime.outputs.files import VIDEO_CODECS, ImageFolderSink, VideoFileSink
+from realtime.outputs.files import VIDEO_FORMATS, ImageFolderSink, VideoFileSink
 from realtime.outputs.screen import DisplaySink, NullSink, StopRequested
 
 FORMS_HELP = ("a video file (.mp4 .avi .mkv .mov), an image folder (frames/ or frames/%05d.png), "
@@ -62,7 +62,7 @@ def normalise_sink(text: str) -> str:
     if "://" in text:
         return text
     suffix = Path(text).suffix.lower()
-    if suffix in VIDEO_CODECS:
+    if suffix in VIDEO_FORMATS:
         return f"file://{text}"
     if "%" in text or text.endswith("/") or not suffix or Path(text).is_dir():
         return f"images://{text}"

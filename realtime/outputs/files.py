@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,36 +22,62 @@ from realtime.outputs.paths import check_writable
 
 log = logging.getLogger(__name__)
 
-# What each container holds: H.264 (libx264 through PyAV, FFmpeg's libraries: plays in browsers and phones),
-# or a FourCC that OpenCV's own FFmpeg encodes.
-VIDEO_CODECS = {".mp4": "h264", ".mov": "h264", ".mkv": "XVID", ".avi": "MJPG"}
 H264_OPTIONS = {"preset": "veryfast", "crf": "20"}  # 65 fps at 1080p on two cores (benchmarks/video_writers.py)
+# Every file is written in pieces of at most a second, each on disk as it closes: a run killed outright (kill -9, the
+# OOM killer, a crash) leaves a file that plays up to about its last second or two, where a plain MP4 - its index
+# written at the end - would not play at all. Finalised normally, it reads, counts and seeks as a plain one.
+_MP4_CRASH_SAFE = {"movflags": "empty_moov+default_base_moof+frag_keyframe", "frag_duration": "1000000",
+                   "flush_packets": "1"}
+_MKV_CRASH_SAFE = {"cluster_time_limit": "1000", "flush_packets": "1"}
 
 
-class H264Writer:
-    """H.264 in an MP4/MOV through PyAV, with ``cv2.VideoWriter``'s calls (``write``, ``release``). H.264 (4:2:0)
-    takes even sides only: an odd width or height gets one more column or row, a copy of the last (nothing of the
-    frame is lost; OpenCV's MPEG-4 writer would drop one).
+@dataclass(frozen=True)
+class VideoFormat:
+    """How a container is written: by PyAV (an FFmpeg encoder, and the muxer's options) or by OpenCV (a FourCC)."""
+
+    codec: str  # the FFmpeg encoder (PyAV) or the FourCC (OpenCV)
+    options: dict[str, str] = field(default_factory=dict)  # the encoder's
+    container_options: dict[str, str] = field(default_factory=dict)  # the muxer's
+    pyav: bool = True
+
+
+# .mp4/.mov: H.264, which browsers and phones play; .mkv: MPEG-4 Part 2, the fast one; .avi: Motion JPEG, each frame
+# a JPEG (crash-safe by nature: OpenCV's AVI writer puts every frame on disk as it comes).
+VIDEO_FORMATS = {
+    ".mp4": VideoFormat("libx264", H264_OPTIONS, _MP4_CRASH_SAFE),
+    ".mov": VideoFormat("libx264", H264_OPTIONS, _MP4_CRASH_SAFE),
+    ".mkv": VideoFormat("mpeg4", {"qmin": "3", "qmax": "3"}, _MKV_CRASH_SAFE),  # quantiser 3: XVID-sized files
+    ".avi": VideoFormat("MJPG", pyav=False),
+}
+
+
+class PyAVWriter:
+    """A video file through PyAV (FFmpeg's encoders and muxers), with ``cv2.VideoWriter``'s calls (``write``,
+    ``release``). 4:2:0 takes even sides only: an odd width or height gets one more column or row, a copy of the last
+    (nothing of the frame is lost; OpenCV's writers would drop one).
 
     Example:
         >>> import tempfile, os
-        >>> writer = H264Writer(os.path.join(tempfile.mkdtemp(), "out.mp4"), 25.0, (63, 48))
+        >>> writer = PyAVWriter(os.path.join(tempfile.mkdtemp(), "out.mp4"), 25.0, (63, 48), VIDEO_FORMATS[".mp4"])
         >>> writer.write(np.zeros((48, 63, 3), np.uint8)); writer.release()
-        >>> writer.stream.width, writer.frames
-        (64, 1)
+        >>> writer.stream.codec_context.name, writer.stream.width, writer.frames
+        ('libx264', 64, 1)
     """
 
-    def __init__(self, path: str | Path, fps: float, size_wh: tuple[int, int]) -> None:
+    def __init__(self, path: str | Path, fps: float, size_wh: tuple[int, int], video_format: VideoFormat) -> None:
         import av
 
         width, height = size_wh
         self.pad_wh = width % 2, height % 2
         if any(self.pad_wh):
-            log.info("%s: frames of odd size %dx%d get a copy of their last column or row: H.264 takes even sides",
+            log.info("%s: frames of odd size %dx%d get a copy of their last column or row: 4:2:0 takes even sides",
                      path, width, height)
-        self.container = av.open(str(path), "w")
+        self.container = av.open(str(path), "w", options=video_format.container_options)
         rate = Fraction(fps).limit_denominator(1001)  # 29.97 as 30000/1001
-        self.stream = self.container.add_stream("libx264", rate=rate, options=H264_OPTIONS)
+        stream = self.container.add_stream(video_format.codec, rate=rate, options=video_format.options)
+        if not isinstance(stream, av.VideoStream):
+            raise OutputError(f"{video_format.codec} is not a video encoder")
+        self.stream = stream
         self.stream.width, self.stream.height = width + self.pad_wh[0], height + self.pad_wh[1]
         self.stream.pix_fmt = "yuv420p"
         self.stream.codec_context.time_base = 1 / rate
@@ -79,7 +106,7 @@ class H264Writer:
 
 
 class VideoFileSink(Sink):
-    """A video file; the codec follows the extension (:data:`VIDEO_CODECS`), the fps the source.
+    """A video file; the codec follows the extension (:data:`VIDEO_FORMATS`), the fps the source.
 
     The writer opens on the first frame (its size fixes the video's). ``close()`` finalises the
     container, so the file plays after an error or Ctrl-C with every frame written so far, and copies in
@@ -90,12 +117,12 @@ class VideoFileSink(Sink):
         self.path = check_writable(path)
         self.audio_from = audio_from  # a video file (or URL) whose audio track close() copies in
         suffix = self.path.suffix.lower()
-        if suffix not in VIDEO_CODECS:
-            raise OutputError(f"unknown video type {suffix!r} for {self.path}; use one of {', '.join(VIDEO_CODECS)}")
-        self.codec = VIDEO_CODECS[suffix]
+        if suffix not in VIDEO_FORMATS:
+            raise OutputError(f"unknown video type {suffix!r} for {self.path}; use one of {', '.join(VIDEO_FORMATS)}")
+        self.format = VIDEO_FORMATS[suffix]
         self.fps = fps if 0 < fps <= 1000 else 25.0
         self.uri = f"file://{self.path}"
-        self.writer: cv2.VideoWriter | H264Writer | None = None
+        self.writer: cv2.VideoWriter | PyAVWriter | None = None
         self.frames_written = 0
 
     def write(self, image: np.ndarray, capture_ts: float | None = None) -> None:
@@ -112,15 +139,16 @@ class VideoFileSink(Sink):
             raise OutputError(f"cannot write {self.path}: {exc.strerror}; free space or write elsewhere") from exc
         self.frames_written += 1
 
-    def _open_writer(self, width: int, height: int) -> cv2.VideoWriter | H264Writer:
-        if self.codec == "h264":
+    def _open_writer(self, width: int, height: int) -> cv2.VideoWriter | PyAVWriter:
+        if self.format.pyav:
             try:
-                return H264Writer(self.path, self.fps, (width, height))
+                return PyAVWriter(self.path, self.fps, (width, height), self.format)
             except OSError as exc:
                 raise OutputError(f"cannot write {self.path}: {exc.strerror}") from exc
-        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*self.codec), self.fps, (width, height))
+        codec = self.format.codec
+        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*codec), self.fps, (width, height))
         if not writer.isOpened():
-            raise OutputError(f"cannot open a {self.codec} video writer for {self.path}")
+            raise OutputError(f"cannot open a {codec} video writer for {self.path}")
         return writer
 
     def _check_room(self, frame_bytes: int) -> None:

@@ -40,7 +40,7 @@ from realtime.capture import LiveSource, Source, SourceOptions, SourceTimeoutErr
 from realtime.compositor import Compositor, MaskPostprocessor, MaskSettings, make_compositor
 from realtime.frame import Frame
 from realtime.outputs import Sink, StopRequested, open_sink
-from realtime.outputs.files import VIDEO_CODECS
+from realtime.outputs.files import VIDEO_FORMATS
 from realtime.outputs.mask_archive import MaskArchive
 from realtime.outputs.paths import check_writable
 from realtime.pipeline.paths import check_run_paths
@@ -133,7 +133,7 @@ class Pipeline:
             self.archives = [self._own(MaskArchive(path)) if path else None for path in archive_paths]
             self.metadata = self._own(MetadataWriter(metadata)) if metadata else None
             for out in outputs:
-                if isinstance(out, str) and Path(out).suffix.lower() in VIDEO_CODECS:
+                if isinstance(out, str) and Path(out).suffix.lower() in VIDEO_FORMATS:
                     check_writable(out)  # fail before the model loads and the source opens
             self.engine = model if isinstance(model, Engine) else self._own(
                 engines.load(model, backend=backend, device=device, precision=precision, cache=cache))

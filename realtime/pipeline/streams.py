@@ -16,7 +16,7 @@ from realtime.capture import Source, VideoFileSource
 from realtime.frame import Frame
 from realtime.outputs import Sink, sink_path
 from realtime.outputs.audio import audio_codec
-from realtime.outputs.files import VIDEO_CODECS
+from realtime.outputs.files import VIDEO_FORMATS
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def audio_source(source: Source, output: str | Sink | None, copy: bool) -> str |
     """Where a stream's video-file output takes its sound from: with ``copy``, its video-file source (a source
     or an output that cannot give or hold sound is an error); without, None, and a source with sound says so."""
     writes_video = isinstance(output, str) and sink_path(output) is not None \
-        and Path(output).suffix.lower() in VIDEO_CODECS
+        and Path(output).suffix.lower() in VIDEO_FORMATS
     from_file = isinstance(source, VideoFileSource)
     if copy and not writes_video:
         raise ConfigError(f"--audio copy writes sound into a video file output (.mp4 .mov .mkv .avi), got {output}")

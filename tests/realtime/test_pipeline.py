@@ -235,6 +235,37 @@ def test_ctrl_c_or_termination_leaves_a_playable_file_with_every_frame_so_far(mo
     assert frames[0].shape == (432, 768, 3)
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".avi"])
+def test_a_run_killed_outright_leaves_a_video_that_plays_up_to_about_its_last_second(model_cache, tmp_path, suffix):
+    """kill -9, the OOM killer, a crash: no chance to finalise. Files are written in pieces of a second, each on
+    disk as it closes, so they play up to about their last second (a plain MP4, its index written at the end, did not
+    play at all, nor did OpenCV's MKV); finalised normally, they count and seek as plain files."""
+    need_shared()
+    out, meta = tmp_path / f"out{suffix}", tmp_path / "meta.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "realtime.cli", "run", "--source", str(MEDIA / "one-by-one-person-detection.mp4"),
+         "--output", str(out), "--metadata", str(meta), "--realtime"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not meta.exists() or len(meta.read_text().splitlines()) < 50):
+        time.sleep(0.2)
+    process.kill()
+    process.communicate()
+    written = len(meta.read_text().splitlines())  # line-buffered: on disk as each frame is written
+    playable = decode(out)
+    assert written >= 50 and written - 25 <= len(playable) <= written  # 10 fps: at most 2.5 s lost
+    clip = cv2.VideoCapture(str(MEDIA / "one-by-one-person-detection.mp4"))
+    first = clip.read()[1]
+    assert cv2.PSNR(playable[0], first) > 20  # the first frame, masked: the file starts where the run did
+
+    assert main(["run", "-i", str(MEDIA / "one-by-one-person-detection.mp4"), "-o", str(out), "--max-frames",
+                 "30"]) == 0
+    video = cv2.VideoCapture(str(out))
+    assert video.get(cv2.CAP_PROP_FRAME_COUNT) == 30
+    frames = [video.read()[1] for _ in range(30)]
+    video.set(cv2.CAP_PROP_POS_FRAMES, 20)
+    np.testing.assert_array_equal(video.read()[1], frames[20])
+
+
 class _SignalOnWrite(Sink):
     """A real sink (it counts what it takes) that sends this process SIGINT while frame 5 is written."""
 
