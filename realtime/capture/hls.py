@@ -49,12 +49,10 @@ class HlsSource(CaptureSource):
         self._last_position: float | None = None  # the stream's clock restarts with each connection
 
     def _read(self) -> tuple[np.ndarray, float] | None:
-        if self.capture is None:
+        got = self._read_positioned()
+        if got is None:
             return None
-        ok, bgr = self.capture.read()
-        if not ok or bgr is None:
-            return None
-        position = self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        bgr, position = got
         if self._last_position is not None and self.fps:
             self.stats.dropped += max(round((position - self._last_position) * self.fps) - 1, 0)
         self._last_position = position
