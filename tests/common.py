@@ -277,10 +277,12 @@ class HlsServer:
     """A live HLS server on loopback, as a camera's or an event's: segment ``k`` (see :func:`hls_segments`) is
     published ``k * segment_s`` seconds after the first request of ``/live.m3u8`` (the event starts as its first
     viewer joins), which lists the newest ``window`` of them, and gets ``#EXT-X-ENDLIST`` once the last is out when
-    ``ends`` (the event is over). ``/vod.m3u8`` lists them all, ended.
+    ``ends`` (the event is over). ``/vod.m3u8`` lists them all, ended. ``down``: from when to when (seconds after the
+    start) every request is answered 503, a server that is away for a while.
     """
 
-    def __init__(self, folder: Path, segments: list[str], segment_s: float, window: int = 1000, ends: bool = True):
+    def __init__(self, folder: Path, segments: list[str], segment_s: float, window: int = 1000, ends: bool = True,
+                 down: tuple[float, float] | None = None):
         import http.server
         import threading
 
@@ -307,6 +309,9 @@ class HlsServer:
 
             def do_GET(self):
                 name = self.path.lstrip("/")
+                if down and outer.started and down[0] <= time.monotonic() - outer.started < down[1]:
+                    self.send_error(503)
+                    return
                 if name in ("live.m3u8", "vod.m3u8"):
                     body, kind = playlist(name == "live.m3u8").encode(), "application/vnd.apple.mpegurl"
                 elif name in segments:

@@ -3,9 +3,11 @@
 An HLS server hands out whole segments (seconds of video) at once, so a camera's rule — the newest frame
 wins — would drop most of every segment. Here the reader waits for the pipeline instead and the server's
 playlist paces the run. A pipeline slower than the stream falls behind until FFmpeg skips the segments that
-left the playlist: those frames are counted as dropped, from the gap in the stream's timestamps. When the
-event ends (the playlist gets ``#EXT-X-ENDLIST``) the stream ends cleanly; it is not reconnected, which would
-play the finished event again from the start of its playlist.
+left the playlist: those frames are counted as dropped, from the gap in the stream's timestamps (``source_ts``
+is the stream's own clock, continued across connections). A dropped connection is reopened at the live edge,
+a few segments back: what was handed over already is not handed over again, and what left the playlist
+meanwhile is counted as dropped. When the event ends (the playlist gets ``#EXT-X-ENDLIST``) the stream ends
+cleanly; it is not reconnected, which would play the finished event again from the start of its playlist.
 
 A playlist that has ended already (video on demand) has a known length and is read as a file by
 :func:`realtime.capture.open_source`, not by this class.
@@ -29,6 +31,9 @@ from engines.errors import SourceError
 from realtime.capture.live import CaptureSource, open_stream
 
 HLS_SUFFIXES = (".m3u8", ".m3u")  # how RFC 8216 (section 4) names a playlist's URI
+# Timestamps further apart than this are another timeline (a restarted encoder, the MPEG-TS clock wrapping after
+# 26.5 h), not a replay or a gap: a reconnect replays at most a few segments
+_SAME_TIMELINE_S = 60.0
 
 
 def is_hls(url: str) -> bool:
@@ -43,20 +48,31 @@ class HlsSource(CaptureSource):
     """
 
     keeps_every_frame = True
+    _last_pts: float | None = None  # the last frame handed over, on the stream's own clock (in frames)
+    _reconnected = False
 
     def _open(self) -> None:
         super()._open()
-        self._last_position: float | None = None  # the stream's clock restarts with each connection
+        self._reconnected = self._last_pts is not None
 
     def _read(self) -> tuple[np.ndarray, float] | None:
-        got = self._read_positioned()
-        if got is None:
-            return None
-        bgr, position = got
-        if self._last_position is not None and self.fps:
-            self.stats.dropped += max(round((position - self._last_position) * self.fps) - 1, 0)
-        self._last_position = position
-        return bgr, position
+        while True:
+            got = self._read_positioned()
+            if got is None or not self.fps:
+                return got
+            bgr, _ = got
+            # the stream's timestamps, in frames (OpenCV: in the time base of its fps) and, unlike the position,
+            # continued across connections: an MPEG-TS clock
+            pts = self.capture.get(cv2.CAP_PROP_PTS) if self.capture is not None else 0.0
+            last = self._last_pts
+            if last is not None and abs(pts - last) <= _SAME_TIMELINE_S * self.fps:
+                if self._reconnected and pts <= last:
+                    continue  # handed over before the drop: FFmpeg restarts a live playlist segments back
+                if pts > last + 1:
+                    self.stats.dropped += round(pts - last - 1)
+            self._reconnected = False
+            self._last_pts = pts
+            return bgr, pts / self.fps
 
     def _ended(self) -> bool:
         """A failed read is the event's end when the playlist now says so (FFmpeg then states its length)."""

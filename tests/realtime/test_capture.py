@@ -201,12 +201,35 @@ def test_a_live_hls_event_is_masked_every_frame_in_order_and_the_run_ends_with_i
         assert main(["run", "-i", f"{server.url}/vod.m3u8", "-o", "null", "--save-masks", f"{vod}.npz"]) == 0  # ended: a file
     finally:
         server.stop()
-    lines = [json.loads(line) for line in Path(f"{live}.jsonl").read_text().splitlines()]
-    assert [round(line["source_ts"] * 10) for line in lines] == list(range(60))
+    ticks = [round(json.loads(line)["source_ts"] * 10) for line in Path(f"{live}.jsonl").read_text().splitlines()]
+    assert ticks == list(range(ticks[0], ticks[0] + 60))  # the stream's clock, in frames: each frame once, in order
     np.testing.assert_array_equal(np.load(f"{live}.npz")["masks"], np.load(f"{vod}.npz")["masks"])
     assert np.load(f"{live}.npz")["masks"].any(axis=(1, 2)).sum() > 30  # people in them
     capture = cv2.VideoCapture(f"{live}.mp4")
     assert sum(1 for _ in iter(lambda: capture.read()[0], False)) == 60
+
+
+def test_a_live_hls_server_away_for_a_while_is_reconnected_and_the_run_still_ends_with_the_event(model_cache, tmp_path,
+                                                                                                 hls_event):
+    """503 for two seconds mid-event: the frames meanwhile are written fully masked (privacy is on for live sources),
+    the stream is reconnected at its live edge — a few segments back, and what was written already is not written
+    again (before: a second of the event twice) — and the end of the event still ends the run (the check for the
+    end must not take the outage for it, nor the end for an outage)."""
+    from realtime.cli import main
+
+    server = HlsServer(*hls_event, segment_s=1.0, window=3, down=(2.5, 4.5))
+    meta, stats = tmp_path / "m.jsonl", tmp_path / "s.json"
+    try:
+        assert main(["run", "-i", f"{server.url}/live.m3u8", "-o", "null", "--metadata", str(meta), "--stats",
+                     str(stats), "--max-frames", "300"]) == 0
+    finally:
+        server.stop()
+    counters = json.loads(stats.read_text())["counters"]
+    assert counters["disconnects"] >= 1 and counters["reconnects"] >= 1 and counters["privacy_masked_reconnecting"] > 0
+    ticks = [round(json.loads(line)["source_ts"] * 10) for line in meta.read_text().splitlines()]
+    assert ticks == sorted(ticks) and len(ticks) < 300  # never back in time (placeholders repeat the last frame's)
+    assert len(set(ticks)) + counters["dropped"] == 60  # each frame of the event once, or counted as dropped
+    assert ticks[-1] == ticks[0] + 59  # resumed after the outage, and ended with the event
 
 
 def test_a_live_hls_reader_that_falls_behind_counts_the_skipped_segments_as_dropped(hls_event):
