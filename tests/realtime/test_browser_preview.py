@@ -14,7 +14,7 @@ import pytest
 import engines
 from realtime.outputs.http_preview import HttpPreviewSink
 from realtime.pipeline import Pipeline
-from tests.common import MEDIA, MjpegServer, need_shared
+from tests.common import MEDIA, MjpegServer, WebFileServer, need_shared
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install playwright)")
@@ -103,3 +103,39 @@ def test_several_streams_previewed_on_one_port_side_by_side(model_cache):
     for shot in shots:
         image = cv2.imdecode(np.frombuffer(shot, np.uint8), cv2.IMREAD_COLOR)
         assert np.all(np.abs(image.astype(int) - MAGENTA_BGR) < 40, axis=2).mean() > 0.02, "each stream is masked"
+
+
+def test_an_mp4_output_plays_and_seeks_in_chromium(model_cache, tmp_path):
+    """The .mp4 (H.264 in one-second fragments) as a browser gets it from a web server with range requests: it
+    loads, states its length, seeks, and the frame there shows the masked person."""
+    need_shared()
+    from realtime.cli import main
+
+    out = tmp_path / "out.mp4"
+    assert main(["run", "-i", str(MEDIA / "carphone_pristine.mp4"), "-o", str(out), "--max-frames", "60",
+                 "--mode", "fill", "--color", "255,0,255"]) == 0
+    server = WebFileServer(out)
+    try:
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page()
+            page.goto(server.url.replace("/clip", "/"))  # the server's origin: the video is same-origin, readable
+            page.set_content(f'<video id="v" src="{server.url}" muted></video>')
+            seen = page.evaluate("""() => new Promise(done => {
+                const v = document.getElementById('v');
+                const seek = () => { v.onseeked = () => {
+                    const c = document.createElement('canvas'); c.width = v.videoWidth; c.height = v.videoHeight;
+                    const g = c.getContext('2d'); g.drawImage(v, 0, 0);
+                    const d = g.getImageData(0, 0, c.width, c.height).data; let magenta = 0;
+                    for (let i = 0; i < d.length; i += 4) magenta += d[i] > 200 && d[i + 1] < 60 && d[i + 2] > 200;
+                    done({duration: v.duration, time: v.currentTime, size: [v.videoWidth, v.videoHeight],
+                          magenta: magenta / (d.length / 4)}); }; v.currentTime = 1.0; };
+                v.onerror = () => done({error: v.error && v.error.code});
+                if (v.readyState >= 2) seek(); else v.onloadeddata = seek;
+                setTimeout(() => done({timeout: v.readyState}), 20000); })""")
+            browser.close()
+    finally:
+        server.stop()
+    assert "error" not in seen and "timeout" not in seen, seen
+    assert abs(seen["duration"] - 60 / 29.97) < 0.1 and seen["time"] == 1.0 and seen["size"] == [176, 144]
+    assert 0.05 < seen["magenta"] < 0.8, seen  # the person, filled
