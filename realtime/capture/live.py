@@ -170,8 +170,11 @@ class LiveSource(Source):
 
     def _publish(self, bgr: np.ndarray, source_ts: float) -> None:
         with self._condition:
-            while self.keeps_every_frame and self._newest is not None and not self._stop.is_set():
-                self._condition.wait(0.1)
+            if self.keeps_every_frame:
+                while self._newest is not None and not self._stop.is_set():
+                    self._condition.wait(0.1)
+                if self._stop.is_set():
+                    return  # closing: nobody takes it, and it was not dropped for being late
             if self._newest is not None:
                 self.stats.dropped += 1
             self._newest = Frame(self.stats.captured, bgr, source_ts, time.monotonic())

@@ -249,3 +249,18 @@ def test_a_live_hls_reader_that_falls_behind_counts_the_skipped_segments_as_drop
         server.stop()
     assert dropped > 0 and all(b > a for a, b in itertools.pairwise(stamps))
     assert len(stamps) + dropped == round((stamps[-1] - stamps[0]) * 10) + 1
+
+
+def test_a_live_hls_source_closed_mid_stream_counts_no_frame_dropped(hls_event):
+    """Ctrl-C with the reader waiting to hand over the next frame: that frame was not dropped for being late."""
+    server = HlsServer(*hls_event, segment_s=1.0)
+    try:
+        source = open_source(f"{server.url}/live.m3u8")
+        frames = list(itertools.islice(iter(source), 5))
+        time.sleep(0.5)  # the reader has the next frame ready, and waits
+        source.close()
+    finally:
+        server.stop()
+    first = round(frames[0].source_ts * 10)
+    assert [round(f.source_ts * 10) for f in frames] == list(range(first, first + 5))
+    assert source.dropped == 0 and source.stats.captured == 6  # the sixth waited in the slot, not taken
