@@ -7,9 +7,9 @@ Accepted forms (normalised to ``scheme://location``, then looked up in :data:`SO
 ``frames/``, ``frames/*.png``, ``images://frames``         image folder or glob
 ``0``, ``/dev/video0``, ``camera://0``                     camera (live)
 ``rtsp://[user:pass@]host[:port]/path``                    network stream (live, reconnects)
-``http(s)://host/cam.mjpg``                                 network stream (live, reconnects)
+``http(s)://host/cam.mjpg``                                network stream (live, reconnects)
 ``http(s)://host/live.m3u8``                               live HLS: every frame, ends with the event
-``http(s)://host/clip.mp4``, ``…/vod.m3u8`` (length known)  a file on a web server: read as a file
+``http(s)://host/clip.mp4``, ``vod.m3u8`` (ended)          a file on a web server (its length known): read as a file
 ``synthetic:``, ``synthetic:1280x720@30?frames=300``       moving test pattern (``&live=1``: real time)
 ``sample:carphone``                                        small real clip with a person (fetched once)
 =========================================================  ===============================================
