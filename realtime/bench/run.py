@@ -31,6 +31,7 @@ class ResizedSource(Source):
     def __init__(self, inner: Source, resolution_wh: tuple[int, int]) -> None:
         self.inner, self.resolution_wh = inner, resolution_wh
         self.uri, self.fps, self.frame_count, self.live = inner.uri, inner.fps, inner.frame_count, inner.live
+        self.keeps_every_frame = inner.keeps_every_frame
 
     @property
     def dropped(self) -> int:  # type: ignore[override]

@@ -22,7 +22,9 @@ class Source(ABC):
         uri: the normalised ``scheme://location`` it was opened from (credentials redacted).
         fps: nominal frames per second (0.0 when unknown).
         frame_count: frames in the source when known (files), else None.
-        live: True for cameras and streams (frames are dropped rather than queued).
+        live: True for cameras and streams (frames come in real time, their end unknown).
+        keeps_every_frame: False where a frame the consumer had no time for is dropped for the newer one
+            (cameras, RTSP and MJPEG streams); True for files and for live HLS, whose server paces it.
         dropped: frames skipped because the consumer was slower than the source.
     """
 
@@ -30,6 +32,7 @@ class Source(ABC):
     fps: float = 0.0
     frame_count: int | None = None
     live: bool = False
+    keeps_every_frame: bool = True
     dropped: int = 0
 
     @abstractmethod

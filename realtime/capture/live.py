@@ -119,9 +119,7 @@ class LiveSource(Source):
     """
 
     live = True
-    #: hand every frame over, the reader waiting for the consumer (a stream its server paces, that delivers
-    #: frames in bursts: HLS); False: the newest frame wins and a replaced one is dropped (cameras)
-    keeps_every_frame = False
+    keeps_every_frame = False  # the newest frame wins; True: the reader waits for the consumer (HLS)
 
     def __init__(self, read_timeout: float = 10.0, reconnect: bool = False, backoff_initial: float = 0.25,
                  backoff_max: float = 1.0, max_reconnects: int | None = None) -> None:

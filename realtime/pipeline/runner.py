@@ -255,7 +255,7 @@ class Pipeline:
             # capture = from the frame's capture time until the pipeline holds it: the decode for files,
             # the wait since arrival for live sources. Every stage lies inside the end-to-end interval.
             capture_ms = max(time.monotonic() - frame.capture_ts, 0.0) * 1000.0
-            if self.live and not getattr(source, "keeps_every_frame", False):
+            if not source.keeps_every_frame:
                 self._put_newest(frame, capture_ms)
             elif not self._put(self._frames, (frame, capture_ms)):
                 return
