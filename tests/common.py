@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
 import math
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -146,13 +148,31 @@ def write_onnx_conv(path: Path, out_channels: int = 1, in_channels: int = 3, out
     return path
 
 
-class MjpegServer:
+class _QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A request handler that keeps the test output clean (no line per request)."""
+
+    def log_message(self, *args):
+        pass
+
+
+class _LoopbackHttp:
+    """A threaded HTTP server on 127.0.0.1, started by :meth:`_serve`; :meth:`stop` ends it."""
+
+    def _serve(self, handler: type[http.server.BaseHTTPRequestHandler], port: int = 0) -> int:
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self.server.server_address[1]
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class MjpegServer(_LoopbackHttp):
     """A real HTTP camera on loopback: the clip's frames as a multipart MJPEG stream, looping, paced at ``fps``."""
 
     def __init__(self, clip, fps=60.0, port=0):
-        import http.server
-        import threading
-
         capture = cv2.VideoCapture(str(clip))
         self.jpegs = []
         while True:
@@ -162,10 +182,7 @@ class MjpegServer:
             self.jpegs.append(cv2.imencode(".jpg", frame)[1].tobytes())
         outer = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(_QuietHandler):
             def do_GET(self):
                 if self.path != "/cam":
                     self.send_error(404)
@@ -185,19 +202,15 @@ class MjpegServer:
                     pass
 
         self.stopped = threading.Event()
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
+        self.port = self._serve(Handler, port)
         self.url = f"http://127.0.0.1:{self.port}/cam"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self):
         self.stopped.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().stop()
 
 
-class WebFileServer:
+class WebFileServer(_LoopbackHttp):
     """A real web server on loopback serving one file at ``/clip``, with range requests as nginx answers them.
 
     ``cut``: the numbers of the responses (1, 2, ...) that are cut off half way, the connection closed (a network
@@ -206,17 +219,12 @@ class WebFileServer:
     """
 
     def __init__(self, path, cut=(), gone_after=None):
-        import http.server
         import re
-        import threading
 
         data, outer = Path(path).read_bytes(), self
         self.ranges: list[str] = []
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(_QuietHandler):
             def do_GET(self):
                 outer.ranges.append(self.headers.get("Range", ""))
                 number = len(outer.ranges)
@@ -239,14 +247,7 @@ class WebFileServer:
                 if number in cut:
                     self.close_connection = True
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/clip"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.url = f"http://127.0.0.1:{self._serve(Handler)}/clip"
 
 
 def hls_segments(clip: Path, folder: Path, frames: int, segment_frames: int) -> list[str]:
@@ -273,7 +274,7 @@ def hls_segments(clip: Path, folder: Path, frames: int, segment_frames: int) -> 
     return [line for line in (folder / "all.m3u8").read_text().splitlines() if line.endswith(".ts")]
 
 
-class HlsServer:
+class HlsServer(_LoopbackHttp):
     """A live HLS server on loopback, as a camera's or an event's: segment ``k`` (see :func:`hls_segments`) is
     published ``k * segment_s`` seconds after the first request of ``/live.m3u8`` (the event starts as its first
     viewer joins), which lists the newest ``window`` of them, and gets ``#EXT-X-ENDLIST`` once the last is out when
@@ -283,9 +284,6 @@ class HlsServer:
 
     def __init__(self, folder: Path, segments: list[str], segment_s: float, window: int = 1000, ends: bool = True,
                  down: tuple[float, float] | None = None):
-        import http.server
-        import threading
-
         outer = self
         self.started: float | None = None
 
@@ -303,10 +301,7 @@ class HlsServer:
                 lines.append("#EXT-X-ENDLIST")
             return "\n".join(lines) + "\n"
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
+        class Handler(_QuietHandler):
             def do_GET(self):
                 name = self.path.lstrip("/")
                 if down and outer.started and down[0] <= time.monotonic() - outer.started < down[1]:
@@ -326,14 +321,7 @@ class HlsServer:
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(body)
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.url = f"http://127.0.0.1:{self._serve(Handler)}"
 
 
 def free_port() -> int:
