@@ -56,14 +56,15 @@ class HlsSource(CaptureSource):
         self._reconnected = self._last_pts is not None
 
     def _read(self) -> tuple[np.ndarray, float] | None:
+        if not self.fps:  # no frame rate, no clock in frames to follow
+            return super()._read()
         while True:
-            got = self._read_positioned()
-            if got is None or not self.fps:
-                return got
-            bgr, _ = got
+            bgr = self._grab()
+            if bgr is None or self.capture is None:
+                return None
             # the stream's timestamps, in frames (OpenCV: in the time base of its fps) and, unlike the position,
             # continued across connections: an MPEG-TS clock
-            pts = self.capture.get(cv2.CAP_PROP_PTS) if self.capture is not None else 0.0
+            pts = self.capture.get(cv2.CAP_PROP_PTS)
             last = self._last_pts
             if last is not None and abs(pts - last) <= _SAME_TIMELINE_S * self.fps:
                 if self._reconnected and pts <= last:

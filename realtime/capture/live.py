@@ -315,20 +315,18 @@ class CaptureSource(LiveSource):
         return (f"cannot open camera {self.target}: it exists but did not start (in use by another program, or no "
                 "permission: add yourself to the video group)")
 
-    def _read_positioned(self) -> tuple[np.ndarray, float] | None:
-        """The next frame and the stream's position in seconds (0.0 where the source has no clock: a camera)."""
+    def _grab(self) -> np.ndarray | None:
+        """The next frame of the open capture, or None when reading failed."""
         if self.capture is None:
             return None
         ok, bgr = self.capture.read()
-        if not ok or bgr is None:
-            return None
-        return bgr, self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        return bgr if ok else None
 
     def _read(self) -> tuple[np.ndarray, float] | None:
-        got = self._read_positioned()
-        if got is None:
+        bgr = self._grab()
+        if bgr is None or self.capture is None:
             return None
-        bgr, position = got
+        position = self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0  # 0.0 where the source has no clock: a camera
         return bgr, position if position > 0 else time.monotonic()
 
     def _release(self) -> None:
