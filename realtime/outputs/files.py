@@ -51,15 +51,28 @@ VIDEO_FORMATS = {
 }
 
 
+def to_even_sides(bgr: np.ndarray) -> np.ndarray:
+    """The frame with a copy of its last column or row added where its width or height is odd: 4:2:0 video (H.264,
+    MPEG-4, Motion JPEG) takes even sides only, and OpenCV's writers would drop the odd one silently.
+
+    Example:
+        >>> to_even_sides(np.zeros((481, 853, 3), np.uint8)).shape
+        (482, 854, 3)
+    """
+    height, width = bgr.shape[:2]
+    if not (width % 2 or height % 2):
+        return bgr
+    return cv2.copyMakeBorder(bgr, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)
+
+
 class PyAVWriter:
     """A video file through PyAV (FFmpeg's encoders and muxers), with ``cv2.VideoWriter``'s calls (``write``,
-    ``release``). 4:2:0 takes even sides only: an odd width or height gets one more column or row, a copy of the last
-    (nothing of the frame is lost; OpenCV's writers would drop one).
+    ``release``). Frames have even sides (:func:`to_even_sides`).
 
     Example:
         >>> import tempfile, os
-        >>> writer = PyAVWriter(os.path.join(tempfile.mkdtemp(), "out.mp4"), 25.0, (63, 48), VIDEO_FORMATS[".mp4"])
-        >>> writer.write(np.zeros((48, 63, 3), np.uint8)); writer.release()
+        >>> writer = PyAVWriter(os.path.join(tempfile.mkdtemp(), "out.mp4"), 25.0, (64, 48), VIDEO_FORMATS[".mp4"])
+        >>> writer.write(np.zeros((48, 64, 3), np.uint8)); writer.release()
         >>> writer.stream.codec_context.name, writer.stream.width, writer.frames
         ('libx264', 64, 1)
     """
@@ -68,25 +81,19 @@ class PyAVWriter:
         import av
 
         width, height = size_wh
-        self.pad_wh = width % 2, height % 2
-        if any(self.pad_wh):
-            log.info("%s: frames of odd size %dx%d get a copy of their last column or row: 4:2:0 takes even sides",
-                     path, width, height)
         self.container = av.open(str(path), "w", options=video_format.container_options)
         rate = Fraction(fps).limit_denominator(1001)  # 29.97 as 30000/1001
         stream = self.container.add_stream(video_format.codec, rate=rate, options=video_format.options)
         if not isinstance(stream, av.VideoStream):
             raise OutputError(f"{video_format.codec} is not a video encoder")
         self.stream = stream
-        self.stream.width, self.stream.height = width + self.pad_wh[0], height + self.pad_wh[1]
+        self.stream.width, self.stream.height = width, height
         self.stream.pix_fmt = "yuv420p"
         self.stream.codec_context.time_base = 1 / rate
         self.video_frame = av.VideoFrame
         self.frames = 0
 
     def write(self, bgr: np.ndarray) -> None:
-        if any(self.pad_wh):
-            bgr = cv2.copyMakeBorder(bgr, 0, self.pad_wh[1], 0, self.pad_wh[0], cv2.BORDER_REPLICATE)
         # to 4:2:0 with OpenCV: closer to the source once decoded than FFmpeg's swscale inside PyAV
         # (benchmarks/video_writers.py: 43.0 dB at 1080p against 40.7)
         i420: np.ndarray = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).astype(np.uint8, copy=False)
@@ -131,6 +138,10 @@ class VideoFileSink(Sink):
                                   "for BGRA (cutout) write an image folder, or use --cutout-format green")
         image = self.fit_to_first_size(image)
         self._check_room(image.nbytes)
+        if self.writer is None and (image.shape[0] % 2 or image.shape[1] % 2):
+            log.info("%s: frames of odd size %dx%d get a copy of their last column or row: video takes even sides",
+                     self.path, image.shape[1], image.shape[0])
+        image = to_even_sides(image)
         if self.writer is None:
             self.writer = self._open_writer(image.shape[1], image.shape[0])
         try:

@@ -60,10 +60,11 @@ def test_video_file_takes_a_new_frame_size_letterboxed(tmp_path, caplog):
 
 @pytest.mark.parametrize("suffix,size_wh,codec", [(".mp4", (176, 144), "h264"), (".mov", (176, 144), "h264"),
                                                    (".mp4", (175, 143), "h264"), (".mkv", (176, 144), "mpeg4"),
-                                                   (".avi", (176, 144), "mjpeg")])
+                                                   (".mkv", (175, 143), "mpeg4"), (".avi", (176, 144), "mjpeg"),
+                                                   (".avi", (175, 143), "mjpeg")])
 def test_video_files_hold_the_codec_of_their_container_and_every_frame(tmp_path, suffix, size_wh, codec):
-    """.mp4/.mov: H.264 (browsers and phones play it); an odd size gets a copy of its last column and row (H.264
-    takes even sides), every pixel of the frame kept."""
+    """.mp4/.mov: H.264 (browsers and phones play it); an odd size gets a copy of its last column and row (4:2:0
+    video takes even sides; OpenCV's AVI writer would drop them), every pixel of the frame kept."""
     need_shared()
     import av
 
