@@ -38,6 +38,20 @@ def letterbox(image: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
     return out
 
 
+def to_even_sides(bgr: np.ndarray) -> np.ndarray:
+    """The frame with a copy of its last column or row added where its width or height is odd: 4:2:0 video (H.264,
+    MPEG-4, Motion JPEG) takes even sides only, and OpenCV's writers and x264 in GStreamer would drop the odd one.
+
+    Example:
+        >>> to_even_sides(np.zeros((481, 853, 3), np.uint8)).shape
+        (482, 854, 3)
+    """
+    height, width = bgr.shape[:2]
+    if not (width % 2 or height % 2):
+        return bgr
+    return cv2.copyMakeBorder(bgr, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)
+
+
 class FirstSize:
     """Holds a stream of images to the size of its first (a video file, an RTSP stream, a mask archive): a later
     image of another size (a camera back at another resolution) is letterboxed into it, with one warning.

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from engines.errors import InputShapeError, OutputError
-from realtime.outputs.base import Sink
+from realtime.outputs.base import Sink, to_even_sides
 from realtime.outputs.paths import check_writable
 
 log = logging.getLogger(__name__)
@@ -51,23 +51,9 @@ VIDEO_FORMATS = {
 }
 
 
-def to_even_sides(bgr: np.ndarray) -> np.ndarray:
-    """The frame with a copy of its last column or row added where its width or height is odd: 4:2:0 video (H.264,
-    MPEG-4, Motion JPEG) takes even sides only, and OpenCV's writers would drop the odd one silently.
-
-    Example:
-        >>> to_even_sides(np.zeros((481, 853, 3), np.uint8)).shape
-        (482, 854, 3)
-    """
-    height, width = bgr.shape[:2]
-    if not (width % 2 or height % 2):
-        return bgr
-    return cv2.copyMakeBorder(bgr, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)
-
-
 class PyAVWriter:
     """A video file through PyAV (FFmpeg's encoders and muxers), with ``cv2.VideoWriter``'s calls (``write``,
-    ``release``). Frames have even sides (:func:`to_even_sides`).
+    ``release``). Frames have even sides (:func:`~realtime.outputs.base.to_even_sides`).
 
     Example:
         >>> import tempfile, os

@@ -100,9 +100,13 @@ def test_run_over_images_of_two_sizes_to_a_video_file(model_cache, tmp_path):
 
 
 @pytest.mark.skipif(RtspServer.available() is not None, reason=str(RtspServer.available()))
-def test_rtsp_stream_takes_a_new_frame_size_letterboxed():
+@pytest.mark.parametrize("first_wh,later_wh", [((176, 144), (320, 240)), ((175, 143), (175, 143))],
+                         ids=["new-size-letterboxed", "odd-size-padded"])
+def test_rtsp_stream_keeps_the_size_of_its_first_frame(first_wh, later_wh):
+    """A camera back at another size is letterboxed into the first; an odd size gets a copy of its last column and
+    row (x264 would drop them), every pixel kept."""
     need_shared()
-    frames = _clip_frames(20)
+    frames = [cv2.resize(frame, first_wh) for frame in _clip_frames(20)]
     port = free_port()
     sink = open_sink(f"rtsp://127.0.0.1:{port}/masked", fps=25)
     errors: list[BaseException] = []
@@ -114,7 +118,7 @@ def test_rtsp_stream_takes_a_new_frame_size_letterboxed():
                 if stop.is_set():
                     return
                 image = frames[index % len(frames)]
-                sink.write(image if index < 25 else cv2.resize(image, (320, 240)))  # a new size after 1 s
+                sink.write(image if index < 25 else cv2.resize(image, later_wh))  # a new size after 1 s
                 time.sleep(0.04)
         except BaseException as exc:
             errors.append(exc)
@@ -123,12 +127,16 @@ def test_rtsp_stream_takes_a_new_frame_size_letterboxed():
     feeder.start()
     try:
         deadline = time.monotonic() + 20
-        while (sink.process is None or sink.frames_letterboxed < 10) and time.monotonic() < deadline:
+        while (sink.process is None or sink.frames_written < 40) and time.monotonic() < deadline:
             time.sleep(0.1)
         with open_source(f"rtsp://127.0.0.1:{port}/masked", SourceOptions(open_timeout=5, read_timeout=5)) as client:
-            shapes = [frame.bgr.shape for _, frame in zip(range(10), client, strict=False)]
+            received = [frame.bgr for _, frame in zip(range(10), client, strict=False)]
         assert not errors, errors
-        assert shapes == [(144, 176, 3)] * 10 and sink.frames_letterboxed >= 10
+        assert [image.shape for image in received] == [(144, 176, 3)] * 10
+        assert sink.frames_letterboxed >= 10 if later_wh != first_wh else sink.frames_letterboxed == 0
+        if first_wh == (175, 143):  # the added column and row are copies of the last (H.264 is lossy: close)
+            edges = [(image[:, -1], image[:, -2]) for image in received] + [(image[-1], image[-2]) for image in received]
+            assert max(cv2.absdiff(added, last).mean() for added, last in edges) < 6
     finally:
         stop.set()
         feeder.join(timeout=5)
