@@ -3,8 +3,8 @@ surveillance clip.
 
 The clip's frames (unmasked: a writer's cost barely depends on the masking) resized to each size, written
 through ``VideoFileSink`` to .mp4 (H.264 through PyAV, in one-second fragments), .mkv (MPEG-4 Part 2 through PyAV)
-and .avi (MJPG), and, for comparison, OpenCV's MPEG-4 Part 2 writers that .mp4 (mp4v) and .mkv (XVID) used before,
-and H.264 with FFmpeg's own colour conversion (swscale, inside PyAV) instead of OpenCV's.
+and .avi (Motion JPEG through PyAV), and, for comparison, OpenCV's writers that .avi (MJPG), .mp4 (mp4v) and .mkv
+(XVID) used before, and H.264 with FFmpeg's own colour conversion (swscale, inside PyAV) instead of OpenCV's.
 PSNR: each written frame decoded by OpenCV against the frame given.
 
 Usage:
@@ -76,8 +76,8 @@ def main() -> None:
     args = parser.parse_args()
     source = read_frames(args.clip, args.frames)
     writers = {".mp4 H.264 (libx264 veryfast, CRF 20)": (".mp4", _sink), ".mkv MPEG-4 Part 2 (PyAV)": (".mkv", _sink),
-               ".avi MJPG": (".avi", _sink), ".mp4 mp4v (OpenCV, before)": (".mp4", _opencv("mp4v")),
-               ".mkv XVID (OpenCV, before)": (".mkv", _opencv("XVID")),
+               ".avi Motion JPEG (PyAV)": (".avi", _sink), ".avi MJPG (OpenCV, before)": (".avi", _opencv("MJPG")),
+               ".mp4 mp4v (OpenCV, before)": (".mp4", _opencv("mp4v")), ".mkv XVID (OpenCV, before)": (".mkv", _opencv("XVID")),
                ".mp4 H.264, swscale's 4:2:0": (".mp4", _pyav_swscale)}
     rows = []
     with tempfile.TemporaryDirectory() as folder:

@@ -10,10 +10,13 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from engines.errors import InputShapeError
+
+Timeline = Literal["frames", "source_ts", "capture_ts"]  # see Source.timeline
 
 
 @dataclass(frozen=True)
@@ -49,3 +52,13 @@ class Frame:
     def resolution_wh(self) -> tuple[int, int]:
         """(width, height) in pixels."""
         return self.bgr.shape[1], self.bgr.shape[0]
+
+    def time_on(self, timeline: Timeline) -> float | None:
+        """The frame's time in seconds on a source's ``timeline`` (``Source.timeline``); None on ``"frames"``,
+        where the nth frame of an output is at n / fps.
+
+        Example:
+            >>> Frame(3, np.zeros((2, 2, 3), np.uint8), source_ts=0.12, capture_ts=7.5).time_on("capture_ts")
+            7.5
+        """
+        return None if timeline == "frames" else self.source_ts if timeline == "source_ts" else self.capture_ts

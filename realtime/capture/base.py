@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
-from realtime.frame import Frame
+from realtime.frame import Frame, Timeline
 
 
 class Source(ABC):
@@ -26,6 +26,9 @@ class Source(ABC):
         keeps_every_frame: False where a frame the consumer had no time for is dropped for the newer one
             (cameras, RTSP and MJPEG streams); True for files and for live HLS, whose server paces it.
         dropped: frames skipped because the consumer was slower than the source.
+        timeline: where its frames go in a video file: ``"frames"``, the nth at n / fps (files, image folders);
+            ``"source_ts"``, the stream's own clock (live HLS); ``"capture_ts"``, when each arrived (cameras, RTSP
+            and MJPEG streams), so that dropped frames and a camera's changing rate keep the recording in real time.
     """
 
     uri: str = ""
@@ -34,6 +37,7 @@ class Source(ABC):
     live: bool = False
     keeps_every_frame: bool = True
     dropped: int = 0
+    timeline: Timeline = "frames"
 
     @abstractmethod
     def __iter__(self) -> Iterator[Frame]:

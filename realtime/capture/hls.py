@@ -4,7 +4,8 @@ An HLS server hands out whole segments (seconds of video) at once, so a camera's
 wins — would drop most of every segment. Here the reader waits for the pipeline instead and the server's
 playlist paces the run. A pipeline slower than the stream falls behind until FFmpeg skips the segments that
 left the playlist: those frames are counted as dropped, from the gap in the stream's timestamps (``source_ts``
-is the stream's own clock, continued across connections). A dropped connection is reopened at the live edge,
+is the stream's own clock, continued across connections and, past a restarted encoder or the clock's wrap,
+going on from the last frame's). A dropped connection is reopened at the live edge,
 a few segments back: what was handed over already is not handed over again, and what left the playlist
 meanwhile is counted as dropped. When the event ends (the playlist gets ``#EXT-X-ENDLIST``) the stream ends
 cleanly; it is not reconnected, which would play the finished event again from the start of its playlist.
@@ -29,6 +30,7 @@ import numpy as np
 
 from engines.errors import SourceError
 from realtime.capture.live import CaptureSource, open_stream
+from realtime.frame import Timeline
 
 HLS_SUFFIXES = (".m3u8", ".m3u")  # how RFC 8216 (section 4) names a playlist's URI
 # Timestamps further apart than this are another timeline (a restarted encoder, the MPEG-TS clock wrapping after
@@ -48,7 +50,9 @@ class HlsSource(CaptureSource):
     """
 
     keeps_every_frame = True
+    timeline: Timeline = "source_ts"
     _last_pts: float | None = None  # the last frame handed over, on the stream's own clock (in frames)
+    _offset = 0.0  # frames added to the clock, so that it goes on from the last frame over a new timeline
     _reconnected = False
 
     def _open(self) -> None:
@@ -71,9 +75,11 @@ class HlsSource(CaptureSource):
                     continue  # handed over before the drop: FFmpeg restarts a live playlist segments back
                 if pts > last + 1:
                     self.stats.dropped += round(pts - last - 1)
+            elif last is not None:  # another timeline: source_ts goes on from the last frame's
+                self._offset += last + 1 - pts
             self._reconnected = False
             self._last_pts = pts
-            return bgr, pts / self.fps
+            return bgr, (pts + self._offset) / self.fps
 
     def _ended(self) -> bool:
         """A failed read is the event's end when the playlist now says so (FFmpeg then states its length)."""

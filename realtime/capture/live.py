@@ -29,7 +29,7 @@ import numpy as np
 
 from engines.errors import SourceError
 from realtime.capture.base import Source
-from realtime.frame import Frame
+from realtime.frame import Frame, Timeline
 
 _FFMPEG_OPTIONS_LOCK = threading.Lock()
 
@@ -120,6 +120,7 @@ class LiveSource(Source):
 
     live = True
     keeps_every_frame = False  # the newest frame wins; True: the reader waits for the consumer (HLS)
+    timeline: Timeline = "capture_ts"
 
     def __init__(self, read_timeout: float = 10.0, reconnect: bool = False, backoff_initial: float = 0.25,
                  backoff_max: float = 1.0, max_reconnects: int | None = None) -> None:
@@ -326,8 +327,9 @@ class CaptureSource(LiveSource):
         bgr = self._grab()
         if bgr is None or self.capture is None:
             return None
-        position = self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0  # 0.0 where the source has no clock: a camera
-        return bgr, position if position > 0 else time.monotonic()
+        # a stream's position (0.0 for its first frame); a camera without a clock says 0.0 for every frame
+        position = self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+        return bgr, position if position > 0 or self.is_stream else time.monotonic()
 
     def _release(self) -> None:
         if self.capture is not None:

@@ -107,10 +107,12 @@ class Sink(ABC):
         return self._first_size.letterboxed if self._first_size is not None else 0
 
     @abstractmethod
-    def write(self, image: np.ndarray, capture_ts: float | None = None) -> None:
+    def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:
         """Write one uint8 HxWx3 BGR (or HxWx4 BGRA where ``accepts_alpha``) image.
 
-        ``capture_ts`` (the frame's monotonic capture time) lets live sinks report latency.
+        ``capture_ts`` (the frame's monotonic capture time) lets live sinks report latency. ``present_ts`` is
+        where the frame goes on the output's timeline, in seconds on any clock (``Frame.time_on``; a video
+        file's first frame is at 0); None: after the last frame, one frame period (1 / fps) on.
         """
 
     def close(self) -> None:

@@ -31,42 +31,71 @@ _MP4_CRASH_SAFE = {"movflags": "empty_moov+default_base_moof+frag_keyframe", "fr
 _MKV_CRASH_SAFE = {"cluster_time_limit": "1000", "flush_packets": "1"}
 
 
+_AVI = {"flush_packets": "1"}  # an AVI's frames are on disk as they come; its index, at the end, is not needed
+
+
 @dataclass(frozen=True)
 class VideoFormat:
-    """How a container is written: by PyAV (an FFmpeg encoder, and the muxer's options) or by OpenCV (a FourCC)."""
+    """How a container is written by PyAV: an FFmpeg encoder, its options and the muxer's."""
 
-    codec: str  # the FFmpeg encoder (PyAV) or the FourCC (OpenCV)
+    codec: str  # the FFmpeg encoder
     options: dict[str, str] = field(default_factory=dict)  # the encoder's
     container_options: dict[str, str] = field(default_factory=dict)  # the muxer's
-    pyav: bool = True
+    pix_fmt: str = "yuv420p"  # 4:2:0; "yuvj420p": full range, as JPEG takes it
+    constant_rate: bool = False  # True: one frame per 1 / fps (AVI), a gap held as the frame before
 
 
 # .mp4/.mov: H.264, which browsers and phones play; .mkv: MPEG-4 Part 2, the fast one; .avi: Motion JPEG, each frame
-# a JPEG (crash-safe by nature: OpenCV's AVI writer puts every frame on disk as it comes).
+# a JPEG (quantiser 4: the size of OpenCV's MJPG at 1 dB more and twice its speed, benchmarks/video_writers.py)
 VIDEO_FORMATS = {
     ".mp4": VideoFormat("libx264", H264_OPTIONS, _MP4_CRASH_SAFE),
     ".mov": VideoFormat("libx264", H264_OPTIONS, _MP4_CRASH_SAFE),
     ".mkv": VideoFormat("mpeg4", {"qmin": "3", "qmax": "3"}, _MKV_CRASH_SAFE),  # quantiser 3: XVID-sized files
-    ".avi": VideoFormat("MJPG", pyav=False),
+    ".avi": VideoFormat("mjpeg", {"qmin": "4", "qmax": "4"}, _AVI, "yuvj420p", constant_rate=True),
 }
 
 
+def to_planes(bgr: np.ndarray, pix_fmt: str) -> np.ndarray:
+    """A BGR frame (even sides) as the planes of ``pix_fmt`` (``yuv420p``: limited range, ``yuvj420p``: full), one
+    array of 3/2 its height, converted by OpenCV: closer to the source once decoded than FFmpeg's swscale inside PyAV
+    (benchmarks/video_writers.py: 43.0 dB at 1080p against 40.7 for H.264).
+
+    Example:
+        >>> to_planes(np.full((2, 4, 3), 255, np.uint8), "yuvj420p").tolist()
+        [[255, 255, 255, 255], [255, 255, 255, 255], [128, 128, 128, 128]]
+    """
+    if pix_fmt != "yuvj420p":
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).astype(np.uint8, copy=False)
+    height, width = bgr.shape[:2]
+    luma, red, blue = cv2.split(cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb))
+    chroma = [cv2.resize(plane, (width // 2, height // 2), interpolation=cv2.INTER_AREA) for plane in (blue, red)]
+    return np.concatenate([plane.ravel() for plane in (luma, *chroma)]).reshape(height * 3 // 2, width)
+
+
 class PyAVWriter:
-    """A video file through PyAV (FFmpeg's encoders and muxers), with ``cv2.VideoWriter``'s calls (``write``,
-    ``release``). Frames have even sides (:func:`~realtime.outputs.base.to_even_sides`).
+    """A video file through PyAV (FFmpeg's encoders and muxers). Frames have even sides
+    (:func:`~realtime.outputs.base.to_even_sides`).
+
+    With ``timed``, each frame is written at the time it is given (seconds from the first frame; a camera's
+    arrival times), not one period after the one before: a container with timestamps (MP4, MKV) holds them to the
+    millisecond; a constant-rate one (AVI) holds each frame until the next, and of frames in one period keeps the
+    first (``merged`` counts the others).
 
     Example:
         >>> import tempfile, os
         >>> writer = PyAVWriter(os.path.join(tempfile.mkdtemp(), "out.mp4"), 25.0, (64, 48), VIDEO_FORMATS[".mp4"])
         >>> writer.write(np.zeros((48, 64, 3), np.uint8)); writer.release()
+        True
         >>> writer.stream.codec_context.name, writer.stream.width, writer.frames
         ('libx264', 64, 1)
     """
 
-    def __init__(self, path: str | Path, fps: float, size_wh: tuple[int, int], video_format: VideoFormat) -> None:
+    def __init__(self, path: str | Path, fps: float, size_wh: tuple[int, int], video_format: VideoFormat,
+                 timed: bool = False) -> None:
         import av
 
         width, height = size_wh
+        self.format = video_format
         self.container = av.open(str(path), "w", options=video_format.container_options)
         rate = Fraction(fps).limit_denominator(1001)  # 29.97 as 30000/1001
         stream = self.container.add_stream(video_format.codec, rate=rate, options=video_format.options)
@@ -74,20 +103,31 @@ class PyAVWriter:
             raise OutputError(f"{video_format.codec} is not a video encoder")
         self.stream = stream
         self.stream.width, self.stream.height = width, height
-        self.stream.pix_fmt = "yuv420p"
-        self.stream.codec_context.time_base = 1 / rate
+        self.stream.pix_fmt = video_format.pix_fmt
+        self.time_base = Fraction(1, 1000) if timed and not video_format.constant_rate else 1 / rate
+        self.stream.codec_context.time_base = self.time_base
+        self.timed = timed
+        self.period = max(1, round(1 / (rate * self.time_base)))  # one frame period, in ticks of the time base
         self.video_frame = av.VideoFrame
-        self.frames = 0
+        self.frames = self.merged = 0
+        self.last_pts = -self.period
 
-    def write(self, bgr: np.ndarray) -> None:
-        # to 4:2:0 with OpenCV: closer to the source once decoded than FFmpeg's swscale inside PyAV
-        # (benchmarks/video_writers.py: 43.0 dB at 1080p against 40.7)
-        i420: np.ndarray = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).astype(np.uint8, copy=False)
-        frame = self.video_frame.from_ndarray(i420, format="yuv420p")
-        frame.pts = self.frames
+    def write(self, bgr: np.ndarray, seconds: float | None = None) -> bool:
+        """Encode one frame at ``seconds`` from the first (with ``timed``; None: one period after the last). False
+        when a constant-rate file merged it into the frame of its period."""
+        pts = self.last_pts + self.period
+        if self.timed and seconds is not None:
+            at = round(seconds / self.time_base)
+            if at <= self.last_pts and self.format.constant_rate:
+                self.merged += 1
+                return False
+            pts = max(at, self.last_pts + 1)  # a clock that stood still, or went back: never two frames at one time
+        frame = self.video_frame.from_ndarray(to_planes(bgr, self.format.pix_fmt), format=self.format.pix_fmt)
+        frame.pts = self.last_pts = pts
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
         self.frames += 1
+        return True
 
     def release(self) -> None:
         """Flush the encoder's last frames and write the container's index."""
@@ -101,7 +141,9 @@ class PyAVWriter:
 class VideoFileSink(Sink):
     """A video file; the codec follows the extension (:data:`VIDEO_FORMATS`), the fps the source.
 
-    The writer opens on the first frame (its size fixes the video's). ``close()`` finalises the
+    Frames written with ``present_ts`` (a camera's arrival times) are placed at those times from the first, so the
+    video keeps real time however many frames were dropped and however the camera's rate changed; without it, the
+    nth frame is at n / fps. The writer opens on the first frame (its size fixes the video's). ``close()`` finalises the
     container, so the file plays after an error or Ctrl-C with every frame written so far, and copies in
     the audio of ``audio_from`` (:func:`realtime.outputs.audio.add_audio`) when given.
     """
@@ -115,10 +157,11 @@ class VideoFileSink(Sink):
         self.format = VIDEO_FORMATS[suffix]
         self.fps = fps if 0 < fps <= 1000 else 25.0
         self.uri = f"file://{self.path}"
-        self.writer: cv2.VideoWriter | PyAVWriter | None = None
+        self.writer: PyAVWriter | None = None
+        self._origin: float | None = None
         self.frames_written = 0
 
-    def write(self, image: np.ndarray, capture_ts: float | None = None) -> None:
+    def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise InputShapeError(f"video files take uint8 HxWx3 BGR frames, got {image.shape} {image.dtype}; "
                                   "for BGRA (cutout) write an image folder, or use --cutout-format green")
@@ -129,28 +172,22 @@ class VideoFileSink(Sink):
                      self.path, image.shape[1], image.shape[0])
         image = to_even_sides(image)
         if self.writer is None:
-            self.writer = self._open_writer(image.shape[1], image.shape[0])
-        try:
-            self.writer.write(image)
-        except OSError as exc:  # PyAV says what OpenCV's writer would not
-            raise OutputError(f"cannot write {self.path}: {exc.strerror}; free space or write elsewhere") from exc
-        self.frames_written += 1
-
-    def _open_writer(self, width: int, height: int) -> cv2.VideoWriter | PyAVWriter:
-        if self.format.pyav:
+            self._origin = present_ts  # the first frame is at 0; without a time, frames are 1 / fps apart
             try:
-                return PyAVWriter(self.path, self.fps, (width, height), self.format)
+                self.writer = PyAVWriter(self.path, self.fps, (image.shape[1], image.shape[0]), self.format,
+                                         timed=present_ts is not None)
             except OSError as exc:
                 raise OutputError(f"cannot write {self.path}: {exc.strerror}") from exc
-        codec = self.format.codec
-        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*codec), self.fps, (width, height))
-        if not writer.isOpened():
-            raise OutputError(f"cannot open a {codec} video writer for {self.path}")
-        return writer
+        seconds = None if present_ts is None or self._origin is None else present_ts - self._origin
+        try:
+            written = self.writer.write(image, seconds)
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {exc.strerror}; free space or write elsewhere") from exc
+        self.frames_written += written
 
     def _check_room(self, frame_bytes: int) -> None:
-        """Stop while the disk still has room to finalise the file: OpenCV's writer drops frames silently on a full
-        disk and the container's index, written on close, would not fit (an MP4 without it does not play)."""
+        """Stop while the disk still has room to finalise the file: the container's index, written on close, would
+        not fit on a full disk."""
         free = shutil.disk_usage(self.path.parent).free
         reserve = (1 << 20) + 2 * frame_bytes + 64 * self.frames_written  # a frame or two, and the index
         if free < reserve:
@@ -192,7 +229,7 @@ class ImageFolderSink(Sink):
         self.uri = f"images://{self.pattern}"
         self.frames_written = 0
 
-    def write(self, image: np.ndarray, capture_ts: float | None = None) -> None:
+    def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:
         path = self.pattern % self.frames_written
         if not cv2.imwrite(path, image):
             Path(path).unlink(missing_ok=True)  # no truncated image left behind

@@ -186,7 +186,7 @@ class HttpPreviewSink(Sink):
         fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
         return {"frames": self.frames_written, "fps": fps, "latency_ms": self._latency_ms}
 
-    def write(self, image: np.ndarray, capture_ts: float | None = None) -> None:
+    def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:
         ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         if not ok:
             raise OutputError("cannot JPEG-encode a frame for the preview")

@@ -130,7 +130,7 @@ class RtspSink(Sink):
         """How often the server process died and was started again."""
         return self.server.restarts
 
-    def write(self, image: np.ndarray, capture_ts: float | None = None) -> None:
+    def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise InputShapeError(f"RTSP output takes uint8 HxWx3 BGR frames, got {image.shape} {image.dtype}")
         image = to_even_sides(self.fit_to_first_size(image))  # x264 would drop an odd last column or row

@@ -28,7 +28,7 @@ class DisplaySink(Sink):
                 "pip install opencv-python instead of opencv-python-headless), or write a file / use http:// output"
             ) from exc
 
-    def write(self, image: np.ndarray, capture_ts: float | None = None) -> None:
+    def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:
         cv2.imshow(self.title, image)
         self.frames_written += 1
         if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
@@ -47,5 +47,5 @@ class NullSink(Sink):
     def __init__(self) -> None:
         self.uri, self.frames_written = "null://", 0
 
-    def write(self, image: np.ndarray, capture_ts: float | None = None) -> None:
+    def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:
         self.frames_written += 1

@@ -61,7 +61,7 @@ def test_video_file_takes_a_new_frame_size_letterboxed(tmp_path, caplog):
 @pytest.mark.parametrize("suffix,size_wh,codec", [(".mp4", (176, 144), "h264"), (".mov", (176, 144), "h264"),
                                                    (".mp4", (175, 143), "h264"), (".mkv", (176, 144), "mpeg4"),
                                                    (".mkv", (175, 143), "mpeg4"), (".avi", (176, 144), "mjpeg"),
-                                                   (".avi", (175, 143), "mjpeg")])
+                                                   (".avi", (173, 141), "mjpeg")])
 def test_video_files_hold_the_codec_of_their_container_and_every_frame(tmp_path, suffix, size_wh, codec):
     """.mp4/.mov: H.264 (browsers and phones play it); an odd size gets a copy of its last column and row (4:2:0
     video takes even sides; OpenCV's AVI writer would drop them), every pixel of the frame kept."""
@@ -84,6 +84,32 @@ def test_video_files_hold_the_codec_of_their_container_and_every_frame(tmp_path,
     padded = [cv2.copyMakeBorder(f, 0, even_wh[1] - size_wh[1], 0, even_wh[0] - size_wh[0], cv2.BORDER_REPLICATE)
               for f in frames]
     assert min(cv2.PSNR(frame, out) for frame, out in zip(padded, written, strict=True)) > 30
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".avi"])
+def test_frames_given_times_are_written_at_those_times(tmp_path, suffix):
+    """Times (a camera's arrival times) from the first frame: MP4 and MKV hold them to the millisecond, also a clock
+    that stood still (one millisecond on); AVI, one frame per period, holds each frame until the next and keeps the
+    first of two in one period."""
+    need_shared()
+    import av
+
+    frames = _clip_frames(6)
+    times = [100.0, 100.013, 100.05, 100.31, 100.31, 102.0]  # seconds on any clock
+    path = tmp_path / f"out{suffix}"
+    with open_sink(str(path), fps=25) as sink:
+        for frame, ts in zip(frames, times, strict=True):
+            sink.write(frame, present_ts=ts)
+    with av.open(str(path)) as container:
+        played = [(float(f.time), f.to_ndarray(format="bgr24")) for f in container.decode(video=0)]
+    offsets = [ts - played[0][0] for ts, _ in played]
+    if suffix == ".avi":  # periods 0, 0 (merged), 1, 8 (7.75), 8 (merged), 50
+        assert sink.frames_written == 4 and offsets == pytest.approx([0.0, 0.04, 0.32, 2.0])
+        kept = [frames[0], frames[2], frames[3], frames[5]]
+    else:
+        assert sink.frames_written == 6 and offsets == pytest.approx([0.0, 0.013, 0.05, 0.31, 0.311, 2.0], abs=1e-6)
+        kept = frames
+    assert min(cv2.PSNR(frame, image) for frame, (_, image) in zip(kept, played, strict=True)) > 30
 
 
 def test_run_over_images_of_two_sizes_to_a_video_file(model_cache, tmp_path):

@@ -20,7 +20,7 @@ from realtime.outputs import Sink
 from realtime.outputs.files import VideoFileSink
 from realtime.pipeline import STAGES, Pipeline
 from realtime.pipeline.stats import LatencySamples, RunStats, summarise
-from tests.common import MEDIA, SlowEngine, need_shared
+from tests.common import MEDIA, MjpegServer, SlowEngine, need_shared
 
 GIF = "head-pose-face-detection-female-and-male.gif"
 
@@ -269,7 +269,7 @@ def test_a_run_killed_outright_leaves_a_video_that_plays_up_to_about_its_last_se
 class _SignalOnWrite(Sink):
     """A real sink (it counts what it takes) that sends this process SIGINT while frame 5 is written."""
 
-    def write(self, image, capture_ts=None):
+    def write(self, image, capture_ts=None, present_ts=None):
         self.frames_written += 1
         if self.frames_written == 5:
             os.kill(os.getpid(), signal.SIGINT)  # Python acts on it at the next bytecode: mid-way through the frame
@@ -353,6 +353,35 @@ def test_file_realtime_pacing(engine):
                             source_options=SourceOptions(realtime=True), max_frames=15))
     assert len(results) == 15
     assert time.monotonic() - start >= 1.3  # 15 frames at the file's 10 fps
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".avi"])
+def test_a_video_file_of_a_live_camera_keeps_real_time(engine, tmp_path, suffix):
+    """A real HTTP camera at 30 fps (MJPEG states no rate: FFmpeg assumes 25) and an engine too slow for it: frames are
+    dropped, yet each written frame is at its arrival time, so the file plays as long as the run took (before, the
+    nth frame was at n / 25: the recording ran fast, by the drops and by the rate it assumed)."""
+    need_shared()
+    import av
+
+    camera = MjpegServer(MEDIA / "carphone_pristine.mp4", fps=30)
+    out = tmp_path / f"out{suffix}"
+    try:
+        with Pipeline(camera.url, SlowEngine(engine, 0.06), "blur", str(out), max_frames=30) as pipeline:
+            arrived = [result.frame.capture_ts for result in pipeline]
+    finally:
+        camera.stop()
+    assert pipeline.stats.dropped > 0 and pipeline.sources[0].fps == 25.0  # dropped; FFmpeg assumes 25 fps
+    arrived = [ts - arrived[0] for ts in arrived]
+    with av.open(str(out)) as container:
+        played = [float(frame.time) for frame in container.decode(video=0)]
+    played = [ts - played[0] for ts in played]  # H.264's first frame comes after its reorder delay
+    assert abs(played[-1] - arrived[-1]) < 0.045, "the file lasts as long as the run did"
+    if suffix == ".avi":  # one frame per 1/25 s: each at the period it arrived in, frames of one period kept once
+        assert len(played) == pipeline.sink.frames_written <= len(arrived) == 30
+        assert all(any(abs(p - a) < 0.021 for a in arrived) for p in played)
+    else:  # every frame, at its arrival time to the millisecond
+        assert len(played) == len(arrived) == 30
+        assert max(abs(p - a) for p, a in zip(played, arrived, strict=True)) < 0.0015
 
 
 def test_max_frames_counts_written_frames_on_a_live_source(engine):
