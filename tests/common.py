@@ -250,9 +250,11 @@ class WebFileServer(_LoopbackHttp):
         self.url = f"http://127.0.0.1:{self._serve(Handler)}/clip"
 
 
-def hls_segments(clip: Path, folder: Path, frames: int, segment_frames: int) -> list[str]:
+def hls_segments(clip: Path, folder: Path, frames: int, segment_frames: int, name: str = "all",
+                 start_s: float = 0.0) -> list[str]:
     """The first ``frames`` frames of ``clip`` as HLS segments of ``segment_frames`` frames each (H.264 in MPEG-TS,
-    FFmpeg's own HLS muxer, through PyAV), written to ``folder``; returns the segment names in order."""
+    FFmpeg's own HLS muxer, through PyAV), written to ``folder`` as ``{name}0.ts``, ...; returns their names in order.
+    ``start_s``: the stream's clock at the first frame (another encoder's, or one restarted)."""
     from fractions import Fraction
 
     import av
@@ -260,7 +262,7 @@ def hls_segments(clip: Path, folder: Path, frames: int, segment_frames: int) -> 
     with av.open(str(clip)) as source:
         stream = source.streams.video[0]
         rate = Fraction(stream.average_rate).limit_denominator(1000)
-        with av.open(str(folder / "all.m3u8"), "w", format="hls",
+        with av.open(str(folder / f"{name}.m3u8"), "w", format="hls",
                      options={"hls_time": f"{float(segment_frames / rate):.3f}", "hls_list_size": "0"}) as out:
             video = out.add_stream("libx264", rate=rate, options={"g": str(segment_frames), "sc_threshold": "0"})
             video.width, video.height, video.pix_fmt = stream.width, stream.height, "yuv420p"
@@ -268,10 +270,10 @@ def hls_segments(clip: Path, folder: Path, frames: int, segment_frames: int) -> 
                 if index == frames:
                     break
                 frame = av.VideoFrame.from_ndarray(decoded.to_ndarray(format="bgr24"), format="bgr24")
-                frame.pts, frame.time_base = index, 1 / rate
+                frame.pts, frame.time_base = index + round(start_s * rate), 1 / rate
                 out.mux(video.encode(frame))
             out.mux(video.encode())
-    return [line for line in (folder / "all.m3u8").read_text().splitlines() if line.endswith(".ts")]
+    return [line for line in (folder / f"{name}.m3u8").read_text().splitlines() if line.endswith(".ts")]
 
 
 class HlsServer(_LoopbackHttp):
@@ -279,11 +281,12 @@ class HlsServer(_LoopbackHttp):
     published ``k * segment_s`` seconds after the first request of ``/live.m3u8`` (the event starts as its first
     viewer joins), which lists the newest ``window`` of them, and gets ``#EXT-X-ENDLIST`` once the last is out when
     ``ends`` (the event is over). ``/vod.m3u8`` lists them all, ended. ``down``: from when to when (seconds after the
-    start) every request is answered 503, a server that is away for a while.
+    start) every request is answered 503, a server that is away for a while. ``discontinuity``: the segment from
+    which the stream is on another clock (a restarted encoder), marked ``#EXT-X-DISCONTINUITY``.
     """
 
     def __init__(self, folder: Path, segments: list[str], segment_s: float, window: int = 1000, ends: bool = True,
-                 down: tuple[float, float] | None = None):
+                 down: tuple[float, float] | None = None, discontinuity: int | None = None):
         outer = self
         self.started: float | None = None
 
@@ -295,8 +298,8 @@ class HlsServer(_LoopbackHttp):
             first = max(0, published - window) if live else 0
             lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{math.ceil(segment_s)}",
                      f"#EXT-X-MEDIA-SEQUENCE:{first}"]
-            for name in segments[first:published]:
-                lines += [f"#EXTINF:{segment_s:.3f},", name]
+            for number, name in enumerate(segments[first:published], start=first):
+                lines += ["#EXT-X-DISCONTINUITY"] * (number == discontinuity) + [f"#EXTINF:{segment_s:.3f},", name]
             if published == len(segments) and (ends or not live):
                 lines.append("#EXT-X-ENDLIST")
             return "\n".join(lines) + "\n"

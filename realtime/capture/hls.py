@@ -69,14 +69,14 @@ class HlsSource(CaptureSource):
             # the stream's timestamps, in frames (OpenCV: in the time base of its fps) and, unlike the position,
             # continued across connections: an MPEG-TS clock
             pts = self.capture.get(cv2.CAP_PROP_PTS)
-            last = self._last_pts
-            if last is not None and abs(pts - last) <= _SAME_TIMELINE_S * self.fps:
-                if self._reconnected and pts <= last:
+            last, near = self._last_pts, _SAME_TIMELINE_S * self.fps
+            if last is not None:
+                if self._reconnected and last - near <= pts <= last:
                     continue  # handed over before the drop: FFmpeg restarts a live playlist segments back
-                if pts > last + 1:
+                if last < pts <= last + near:
                     self.stats.dropped += round(pts - last - 1)
-            elif last is not None:  # another timeline: source_ts goes on from the last frame's
-                self._offset += last + 1 - pts
+                else:  # another timeline (back in time, or far ahead): source_ts goes on from the last frame's
+                    self._offset += last + 1 - pts
             self._reconnected = False
             self._last_pts = pts
             return bgr, (pts + self._offset) / self.fps

@@ -209,6 +209,34 @@ def test_a_live_hls_event_is_masked_every_frame_in_order_and_the_run_ends_with_i
     assert sum(1 for _ in iter(lambda: capture.read()[0], False)) == 60
 
 
+@pytest.mark.parametrize("restart_s", [7200.0, 0.0], ids=["clock-far-ahead", "clock-back-to-zero"])
+def test_a_live_hls_encoder_restarted_on_another_clock_goes_on_in_time(model_cache, tmp_path, restart_s):
+    """Three seconds of an event, then its encoder restarts on another clock (``#EXT-X-DISCONTINUITY``): hours ahead,
+    or back at zero. ``source_ts`` goes on from the last frame's, nothing counted as dropped, and the video file,
+    written on the stream's clock, holds each frame a tenth of a second after the one before (before, the jump put
+    two hours of one frame into it, or every later frame at the time of the last)."""
+    import av
+
+    from realtime.cli import main
+
+    need_shared()
+    clip = MEDIA / "one-by-one-person-detection.mp4"
+    segments = hls_segments(clip, tmp_path, frames=30, segment_frames=10, name="first") + \
+        hls_segments(clip, tmp_path, frames=30, segment_frames=10, name="restarted", start_s=restart_s)
+    server = HlsServer(tmp_path, segments, segment_s=1.0, discontinuity=3)
+    out, meta, stats = tmp_path / "out.mkv", tmp_path / "m.jsonl", tmp_path / "s.json"
+    try:
+        assert main(["run", "-i", f"{server.url}/live.m3u8", "-o", str(out), "--metadata", str(meta),
+                     "--stats", str(stats), "--max-frames", "100"]) == 0
+    finally:
+        server.stop()
+    ticks = [round(json.loads(line)["source_ts"] * 10) for line in meta.read_text().splitlines()]
+    assert ticks == list(range(ticks[0], ticks[0] + 60)) and json.loads(stats.read_text())["counters"]["dropped"] == 0
+    with av.open(str(out)) as container:
+        played = [round(float(frame.time) * 10) for frame in container.decode(video=0)]
+    assert played == list(range(played[0], played[0] + 60))
+
+
 def test_a_live_hls_server_away_for_a_while_is_reconnected_and_the_run_still_ends_with_the_event(model_cache, tmp_path,
                                                                                                  hls_event):
     """503 for two seconds mid-event: the frames meanwhile are written fully masked (privacy is on for live sources),
