@@ -113,6 +113,8 @@ def test_http_mjpeg_camera_is_read_live_and_reconnects():
         assert first[0].resolution_wh == (176, 144)
         indices = [f.index for f in first]
         assert indices == sorted(set(indices))
+        # the stream's position (FFmpeg's), from its first frame on (before: that one had the monotonic clock's time)
+        assert all(b.source_ts > a.source_ts for a, b in itertools.pairwise(first)) and first[0].source_ts < 1.0
         port = server.port
         server.stop()  # the camera goes away...
         time.sleep(1.0)
