@@ -46,7 +46,7 @@ class VideoFormat:
 
 
 # .mp4/.mov: H.264, which browsers and phones play; .mkv: MPEG-4 Part 2, the fast one; .avi: Motion JPEG, each frame
-# a JPEG (quantiser 4: the size of OpenCV's MJPG at 1 dB more and twice its speed, benchmarks/video_writers.py)
+# a JPEG (quantiser 4: OpenCV's MJPG size or less, up to 1.3 dB closer, 1.7-1.8x its speed; benchmarks/video_writers.py)
 VIDEO_FORMATS = {
     ".mp4": VideoFormat("libx264", H264_OPTIONS, _MP4_CRASH_SAFE),
     ".mov": VideoFormat("libx264", H264_OPTIONS, _MP4_CRASH_SAFE),
