@@ -122,9 +122,11 @@ def normalise_uri(text: str) -> str:
     """Turn a user's source string into ``scheme://location`` (see the module doc for the forms).
 
     Raises:
-        SourceError: a string that could mean two things (a camera index that is also a file name).
+        SourceError: an empty string, or one that could mean two things (a camera index that is also a file name).
     """
     text = text.strip()
+    if not text:  # not the current folder's images: an unset variable ("-i $CAMERA") must not pick a source
+        raise SourceError(f"the source is empty; give {FORMS_HELP}")
     for short in ("synthetic:", "sample:"):
         if text.startswith(short) and not text.startswith(short + "//"):
             return f"{short}//{text[len(short):]}"

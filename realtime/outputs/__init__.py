@@ -55,8 +55,14 @@ def _rtsp(location: str, fps: float) -> Sink:
 
 
 def normalise_sink(text: str) -> str:
-    """Turn a user's output string into ``scheme://location``."""
+    """Turn a user's output string into ``scheme://location``.
+
+    Raises:
+        OutputError: an empty string, or one that names no kind of output.
+    """
     text = text.strip()
+    if not text:  # not PNGs into the current folder: an unset variable ("-o $OUT") must not pick an output
+        raise OutputError(f"the output is empty; give {FORMS_HELP}")
     if text in ("display", "null"):
         return f"{text}://"
     if "://" in text:

@@ -39,7 +39,7 @@ from engines.strategies import InferenceStrategy, StrategySettings
 from realtime.capture import LiveSource, Source, SourceOptions, SourceTimeoutError, open_source, redact
 from realtime.compositor import Compositor, MaskPostprocessor, MaskSettings, make_compositor
 from realtime.frame import Frame
-from realtime.outputs import Sink, StopRequested, open_sink
+from realtime.outputs import Sink, StopRequested, open_sink, sink_path
 from realtime.outputs.files import VIDEO_FORMATS
 from realtime.outputs.mask_archive import MaskArchive
 from realtime.outputs.paths import check_writable
@@ -133,8 +133,9 @@ class Pipeline:
             self.archives = [self._own(MaskArchive(path)) if path else None for path in archive_paths]
             self.metadata = self._own(MetadataWriter(metadata)) if metadata else None
             for out in outputs:
-                if isinstance(out, str) and Path(out).suffix.lower() in VIDEO_FORMATS:
-                    check_writable(out)  # fail before the model loads and the source opens
+                path = sink_path(out)
+                if path is not None and path.suffix.lower() in VIDEO_FORMATS:
+                    check_writable(path)  # fail before the model loads and the source opens
             self.engine = model if isinstance(model, Engine) else self._own(
                 engines.load(model, backend=backend, device=device, precision=precision, cache=cache))
             self.sources = [s if isinstance(s, Source) else self._own(open_source(s, source_options)) for s in sources]

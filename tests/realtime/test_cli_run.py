@@ -54,6 +54,12 @@ CASES = {
     "zero-open-timeout": (["--source", "{clip}", "--open-timeout", "0", "--output", "{d}/o.mp4"],
                           ["--open-timeout must be a number of seconds > 0"]),
     "zero-batch": (["--source", "{clip}", "--batch", "0", "--output", "{d}/o.mp4"], ["--batch must be >= 1, got 0"]),
+    # an unset variable ("-i $CAMERA", "-o $OUT"): before, the current folder's images were the source, and the
+    # output was a PNG per frame written into the current folder
+    "empty-source": (["--source", "", "--output", "{d}/o.mp4"], ["the source is empty; give video file"]),
+    "empty-output": (["--source", "{clip}", "--output", " "], ["the output is empty; give a video file"]),
+    "unwritable-file-uri-output": (["--source", "{clip}", "--output", "file://{d}/no/such/o.mp4"],
+                                   ["cannot write {d}/no/such/o.mp4: folder {d}/no/such does not exist"]),
 }
 
 
@@ -64,9 +70,22 @@ def test_run_bad_input(model_cache, tmp_path, name):
     (tmp_path / "junk.png").write_text("not an image")
     filled = [a.format(d=tmp_path, clip=MEDIA / "carphone_pristine.mp4") for a in args]
     result = run_cli("run", *filled)
-    assert_one_line_error(result, *fragments)
+    assert_one_line_error(result, *[fragment.replace("{d}", str(tmp_path)) for fragment in fragments])
     assert "hunter2" not in result.stderr
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_a_file_uri_output_is_the_video_file_it_names(model_cache, tmp_path):
+    """``file://PATH``, the form every message names a video output by, is taken as an output too (before: its
+    folder was looked for as "file:/...", which never exists)."""
+    need_shared()
+    import cv2
+
+    from realtime.cli import main
+
+    assert main(["run", "-i", str(MEDIA / "carphone_pristine.mp4"), "-o", f"file://{tmp_path}/o.mp4",
+                 "--max-frames", "3"]) == 0
+    assert cv2.VideoCapture(str(tmp_path / "o.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 3
 
 
 @pytest.mark.parametrize("command", [[], ["run"], ["masks"], ["models"], ["models", "export"], ["bench"],
