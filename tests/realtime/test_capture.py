@@ -161,7 +161,7 @@ def test_a_file_on_a_web_server_is_read_as_a_file_every_frame_in_order(model_cac
         # order is not)
         same = cv2.PSNR(frame, local_frames[index])
         neighbours = [cv2.PSNR(frame, local_frames[k]) for k in (index - 1, index + 1) if 0 <= k < 120]
-        assert same > 42 and same > max(neighbours), f"frame {index}: {same:.1f} dB, neighbours {neighbours}"
+        assert same > 38 and same > max(neighbours) + 5, f"frame {index}: {same:.1f} dB, neighbours {neighbours}"
     assert not web.read()[0]
 
 
