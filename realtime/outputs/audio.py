@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import heapq
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,11 @@ def audio_codec(source: str | Path) -> str | None:
         return None
 
 
-def _copied(container: Any, stream: Any, start_s: float, end_s: float, output: Any) -> Iterator[tuple[float, Any]]:
-    """The stream's packets from ``start_s`` to ``end_s`` (source seconds), re-timed to start at 0, as (time, packet)
-    for merging with another stream's."""
-    shift = round(start_s / stream.time_base)
+def _copied(container: Any, stream: Any, start_s: float, end_s: float, output: Any,
+            at_s: float = 0.0) -> Iterator[tuple[float, Any]]:
+    """The stream's packets from ``start_s`` to ``end_s`` (source seconds), re-timed to start at ``at_s``, as
+    (time, packet) for merging with another stream's."""
+    shift = round((start_s - at_s) / stream.time_base)
     for packet in container.demux(stream):
         if packet.pts is None or packet.dts is None:  # a flush packet
             continue
@@ -52,24 +54,39 @@ def _copied(container: Any, stream: Any, start_s: float, end_s: float, output: A
             return
         packet.pts, packet.dts = packet.pts - shift, packet.dts - shift
         packet.stream = output
-        yield at - start_s, packet
+        yield at - start_s + at_s, packet
 
 
-def _to_aac(container: Any, stream: Any, start_s: float, end_s: float, output: Any) -> Iterator[tuple[float, Any]]:
-    """The stream decoded from ``start_s`` to ``end_s`` and encoded to AAC (PyAV resamples to what it takes)."""
+def _to_aac(container: Any, stream: Any, start_s: float, end_s: float, output: Any,
+            at_s: float = 0.0) -> Iterator[tuple[float, Any]]:
+    """The stream decoded from ``start_s`` to ``end_s`` and encoded to AAC (PyAV resamples to what it takes), starting
+    at ``at_s``."""
     def encoded(frame: Any) -> Iterator[tuple[float, Any]]:
         for packet in output.encode(frame):
-            yield float(packet.pts * packet.time_base) if packet.pts is not None else 0.0, packet
+            yield float(packet.pts * packet.time_base) if packet.pts is not None else at_s, packet
 
+    rate = output.codec_context.sample_rate  # the source's (see _remux)
+    samples = round(at_s * rate)  # the output's clock, in samples: no gap in the sound where the source had one
     for frame in container.decode(stream):
         at = float(frame.pts * stream.time_base) if frame.pts is not None else start_s
         if at < start_s:
             continue
         if at >= end_s:
             break
-        frame.pts = None  # the encoder counts samples from 0
+        frame.pts, frame.time_base = samples, Fraction(1, rate)
+        samples += frame.samples
         yield from encoded(frame)
     yield from encoded(None)
+
+
+def _first_frame_s(video: Path) -> float:
+    """When the first frame of a video file is shown, in seconds, as a player decodes it."""
+    import av
+
+    with av.open(str(video)) as container:
+        for frame in container.decode(video=0):
+            return float(frame.time or 0.0)
+    return 0.0
 
 
 def _remux(video: Path, source: str | Path, seconds: float, partial: Path, to_aac: bool) -> bool:
@@ -85,11 +102,14 @@ def _remux(video: Path, source: str | Path, seconds: float, partial: Path, to_aa
         if first is not None and first.start_time is not None and first.time_base is not None:
             start_s = float(first.start_time * first.time_base)
         video_out = out.add_stream_from_template(video_in)
+        at_s = _first_frame_s(video)  # the sound starts with the first frame: H.264 in an MP4 shows it after its
+        # reorder delay (a frame or two)
         if to_aac:
             audio_out = out.add_stream("aac", rate=audio_in.codec_context.sample_rate)
-            audio = _to_aac(original, audio_in, start_s, start_s + seconds, audio_out)
+            audio = _to_aac(original, audio_in, start_s, start_s + seconds, audio_out, at_s)
         else:
-            audio = _copied(original, audio_in, start_s, start_s + seconds, out.add_stream_from_template(audio_in))
+            audio = _copied(original, audio_in, start_s, start_s + seconds, out.add_stream_from_template(audio_in),
+                            at_s)
         for _, packet in heapq.merge(_copied(masked, video_in, 0.0, float("inf"), video_out), audio,
                                      key=lambda item: item[0]):
             out.mux(packet)

@@ -35,6 +35,15 @@ def _audio(path):
         return stream.codec_context.name, samples / stream.codec_context.sample_rate, packets
 
 
+def _lag(path) -> float:
+    """How far the first video frame comes after the first sound, in seconds, as a player decodes them."""
+    with av.open(str(path)) as container:
+        video = next(container.decode(video=0)).time
+    with av.open(str(path)) as container:
+        audio = next(container.decode(audio=0)).time
+    return float(video) - float(audio)
+
+
 def test_audio_is_left_out_by_default_and_said_so(model_cache, tmp_path):
     need_shared()
     result = run_cli("run", "-i", str(MEDIA / CLIP), "-o", str(tmp_path / "o.mp4"), "--max-frames", "10")
@@ -45,7 +54,8 @@ def test_audio_is_left_out_by_default_and_said_so(model_cache, tmp_path):
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mov", ".mkv", ".avi"])
 def test_audio_copy_puts_the_sources_packets_in_cut_to_the_video(model_cache, tmp_path, suffix):
-    """50 frames at 12.5 fps: 4 s of the source's AAC, its packets as they were (not encoded again)."""
+    """50 frames at 12.5 fps: 4 s of the source's AAC, its packets as they were (not encoded again), in sync with the
+    video as in the source (before: in an MP4 the video came 160 ms after its sound, H.264's reorder delay)."""
     need_shared()
     out = tmp_path / f"o{suffix}"
     assert main(["run", "-i", str(MEDIA / CLIP), "-o", str(out), "--max-frames", "50", "--audio", "copy"]) == 0
@@ -54,6 +64,7 @@ def test_audio_copy_puts_the_sources_packets_in_cut_to_the_video(model_cache, tm
     assert codec == "aac" and abs(seconds - 4.0) < 0.05
     assert packets == source_packets[:len(packets)]
     assert _frames(out) == 50
+    assert abs(_lag(out) - _lag(MEDIA / CLIP)) < 0.005
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no partial file left
 
 
@@ -88,6 +99,49 @@ def test_a_camera_g711_track_goes_into_an_mp4_as_aac(model_cache, tmp_path, code
     name, seconds, _ = _audio(out)
     assert name == "aac" and 1.95 < seconds < 2.3  # 2 s, and the AAC encoder's priming and padding
     assert _frames(out) == 20
+
+
+def _flash_and_beep(path, codec):
+    """A camera's clip to check sync with: MPEG-4 video at 10 fps, black but for a white frame at 0.8 s, and 8 kHz
+    G.711 sound, silent but for a beep from 0.8 s."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("mpeg4", rate=10)
+        video.width, video.height, video.pix_fmt = 128, 96, "yuv420p"
+        audio = out.add_stream(codec, rate=8000)
+        audio.layout = "mono"
+        for index in range(20):
+            image = np.full((96, 128, 3), 255 if index == 8 else 0, np.uint8)
+            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                out.mux(packet)
+        sound = np.zeros((1, 16000), np.int16)
+        sound[0, 6400:7200] = (np.sin(np.arange(800) * 0.5) * 16000).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(sound, format="s16", layout="mono")
+        frame.sample_rate = 8000
+        for packet in [*audio.encode(frame), *audio.encode(None), *video.encode(None)]:
+            out.mux(packet)
+
+
+def _flash_to_beep_s(path) -> float:
+    """From the white frame to the beep's first loud sample, in seconds, as a player decodes them."""
+    with av.open(str(path)) as container:
+        flash = next(float(f.time) for f in container.decode(video=0) if f.to_ndarray(format="gray").mean() > 128)
+    with av.open(str(path)) as container:
+        for frame in container.decode(audio=0):
+            samples = np.abs(frame.to_ndarray().astype(np.float64)).max(axis=0)
+            loud = np.flatnonzero(samples > 0.3 * (32768 if frame.format.name.startswith("s16") else 1))
+            if loud.size:
+                return float(frame.time) + loud[0] / frame.sample_rate - flash
+    raise AssertionError(f"no beep in {path}")
+
+
+def test_a_camera_g711_track_encoded_to_aac_stays_in_sync(model_cache, tmp_path):
+    """The flash and the beep together in the source are together in the masked MP4, whose H.264 shows its first
+    frame after the reorder delay and whose AAC starts with the encoder's priming (before: the beep came 200 ms early)."""
+    source, out = tmp_path / "camera.avi", tmp_path / "masked.mp4"
+    _flash_and_beep(source, "pcm_mulaw")
+    assert main(["run", "-i", str(source), "-o", str(out), "--mode", "fill", "--audio", "copy"]) == 0
+    assert abs(_flash_to_beep_s(source)) < 0.002
+    assert abs(_flash_to_beep_s(out)) < 0.01
 
 
 @pytest.mark.parametrize("args,fragments", [
