@@ -16,7 +16,7 @@ import numpy as np
 
 from engines.errors import InputShapeError
 
-Timeline = Literal["frames", "source_ts", "capture_ts"]  # see Source.timeline
+Clock = Literal["source_ts", "capture_ts"]  # see Source.clock
 
 
 @dataclass(frozen=True)
@@ -53,12 +53,11 @@ class Frame:
         """(width, height) in pixels."""
         return self.bgr.shape[1], self.bgr.shape[0]
 
-    def time_on(self, timeline: Timeline) -> float | None:
-        """The frame's time in seconds on a source's ``timeline`` (``Source.timeline``); None on ``"frames"``,
-        where the nth frame of an output is at n / fps.
+    def time_on(self, clock: Clock) -> float:
+        """The frame's time in seconds on a source's ``clock`` (``Source.clock``).
 
         Example:
             >>> Frame(3, np.zeros((2, 2, 3), np.uint8), source_ts=0.12, capture_ts=7.5).time_on("capture_ts")
             7.5
         """
-        return None if timeline == "frames" else self.source_ts if timeline == "source_ts" else self.capture_ts
+        return self.source_ts if clock == "source_ts" else self.capture_ts

@@ -31,7 +31,7 @@ class ResizedSource(Source):
     def __init__(self, inner: Source, resolution_wh: tuple[int, int]) -> None:
         self.inner, self.resolution_wh = inner, resolution_wh
         self.uri, self.fps, self.frame_count, self.live = inner.uri, inner.fps, inner.frame_count, inner.live
-        self.keeps_every_frame, self.timeline = inner.keeps_every_frame, inner.timeline
+        self.keeps_every_frame, self.clock = inner.keeps_every_frame, inner.clock
 
     @property
     def dropped(self) -> int:  # type: ignore[override]

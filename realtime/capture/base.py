@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
-from realtime.frame import Frame, Timeline
+from realtime.frame import Clock, Frame
 
 
 class Source(ABC):
@@ -26,9 +26,10 @@ class Source(ABC):
         keeps_every_frame: False where a frame the consumer had no time for is dropped for the newer one
             (cameras, RTSP and MJPEG streams); True for files and for live HLS, whose server paces it.
         dropped: frames skipped because the consumer was slower than the source.
-        timeline: where its frames go in a video file: ``"frames"``, the nth at n / fps (files, image folders);
-            ``"source_ts"``, the stream's own clock (live HLS); ``"capture_ts"``, when each arrived (cameras, RTSP
-            and MJPEG streams), so that dropped frames and a camera's changing rate keep the recording in real time.
+        clock: what places its frames in a video file: ``"source_ts"``, its own timestamps (files, whose frame
+            rate may vary, as a phone's does; image folders; live HLS); ``"capture_ts"``, when each arrived
+            (cameras, RTSP and MJPEG streams), so that dropped frames and a camera's changing rate keep the
+            recording in real time.
     """
 
     uri: str = ""
@@ -37,7 +38,7 @@ class Source(ABC):
     live: bool = False
     keeps_every_frame: bool = True
     dropped: int = 0
-    timeline: Timeline = "frames"
+    clock: Clock = "source_ts"
 
     @abstractmethod
     def __iter__(self) -> Iterator[Frame]:

@@ -30,7 +30,7 @@ import numpy as np
 
 from engines.errors import SourceError
 from realtime.capture.live import CaptureSource, open_stream
-from realtime.frame import Timeline
+from realtime.frame import Clock
 
 HLS_SUFFIXES = (".m3u8", ".m3u")  # how RFC 8216 (section 4) names a playlist's URI
 # Timestamps further apart than this are another timeline (a restarted encoder, the MPEG-TS clock wrapping after
@@ -50,7 +50,7 @@ class HlsSource(CaptureSource):
     """
 
     keeps_every_frame = True
-    timeline: Timeline = "source_ts"
+    clock: Clock = "source_ts"
     _last_pts: float | None = None  # the last frame handed over, on the stream's own clock (in frames)
     _offset = 0.0  # frames added to the clock, so that it goes on from the last frame over a new timeline
     _reconnected = False

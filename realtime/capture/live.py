@@ -29,7 +29,7 @@ import numpy as np
 
 from engines.errors import SourceError
 from realtime.capture.base import Source
-from realtime.frame import Frame, Timeline
+from realtime.frame import Clock, Frame
 
 _FFMPEG_OPTIONS_LOCK = threading.Lock()
 
@@ -120,7 +120,7 @@ class LiveSource(Source):
 
     live = True
     keeps_every_frame = False  # the newest frame wins; True: the reader waits for the consumer (HLS)
-    timeline: Timeline = "capture_ts"
+    clock: Clock = "capture_ts"
 
     def __init__(self, read_timeout: float = 10.0, reconnect: bool = False, backoff_initial: float = 0.25,
                  backoff_max: float = 1.0, max_reconnects: int | None = None) -> None:

@@ -116,15 +116,15 @@ def _remux(video: Path, source: str | Path, seconds: float, partial: Path, to_aa
     return True
 
 
-def add_audio(video: str | Path, source: str | Path, frames: int, fps: float) -> None:
-    """Copy the first audio track of ``source`` into ``video`` (written from ``frames`` of it at ``fps``): its packets
+def add_audio(video: str | Path, source: str | Path, seconds: float) -> None:
+    """Copy the first audio track of ``source`` into ``video`` (``seconds`` of it, from its first frame): its packets
     as they are, or, for a codec the container cannot hold (G.711 in an MP4), encoded to AAC.
 
     Raises:
         OutputError: the audio could not be copied (the video is left as it was, without sound).
 
     Example:
-        >>> add_audio("masked.mp4", "clip.mp4", frames=120, fps=30.0)  # doctest: +SKIP
+        >>> add_audio("masked.mp4", "clip.mp4", seconds=4.0)  # doctest: +SKIP
     """
     import av
 
@@ -132,9 +132,9 @@ def add_audio(video: str | Path, source: str | Path, frames: int, fps: float) ->
     partial = video.with_name(f".{video.stem}.audio{video.suffix}")  # the suffix picks the container
     try:
         try:
-            added = _remux(video, source, frames / fps, partial, to_aac=False)
+            added = _remux(video, source, seconds, partial, to_aac=False)
         except (av.FFmpegError, ValueError):  # a codec this container does not take
-            added = _remux(video, source, frames / fps, partial, to_aac=True)
+            added = _remux(video, source, seconds, partial, to_aac=True)
         if added:
             partial.replace(video)
     except (av.FFmpegError, OSError, ValueError) as exc:

@@ -76,10 +76,11 @@ class PyAVWriter:
     """A video file through PyAV (FFmpeg's encoders and muxers). Frames have even sides
     (:func:`~realtime.outputs.base.to_even_sides`).
 
-    With ``timed``, each frame is written at the time it is given (seconds from the first frame; a camera's
-    arrival times), not one period after the one before: a container with timestamps (MP4, MKV) holds them to the
-    millisecond; a constant-rate one (AVI) holds each frame until the next, and of frames in one period keeps the
-    first (``merged`` counts the others).
+    With ``timed``, each frame is written at the time it is given (seconds from the first frame: a file's own
+    timestamps, a camera's arrival times), not one period after the one before: a container with timestamps (MP4,
+    MKV) holds them to the millisecond; a constant-rate one (AVI) holds each frame until the next, and of frames in
+    one period keeps the first (``merged`` counts the others). A time that goes back by more than a period (a
+    file's timestamps reset half way) goes on from the frame before.
 
     Example:
         >>> import tempfile, os
@@ -111,13 +112,17 @@ class PyAVWriter:
         self.video_frame = av.VideoFrame
         self.frames = self.merged = 0
         self.last_pts = -self.period
+        self.shift = 0  # ticks added to the times given, once they went back
 
     def write(self, bgr: np.ndarray, seconds: float | None = None) -> bool:
         """Encode one frame at ``seconds`` from the first (with ``timed``; None: one period after the last). False
         when a constant-rate file merged it into the frame of its period."""
         pts = self.last_pts + self.period
         if self.timed and seconds is not None:
-            at = round(seconds / self.time_base)
+            at = round(seconds / self.time_base) + self.shift
+            if at < self.last_pts - self.period:  # back in time: a clock reset, not a frame out of order
+                self.shift += pts - at
+                at = pts
             if at <= self.last_pts and self.format.constant_rate:
                 self.merged += 1
                 return False
@@ -128,6 +133,11 @@ class PyAVWriter:
             self.container.mux(packet)
         self.frames += 1
         return True
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds of video written: up to the last frame's time, and its period."""
+        return float((self.last_pts + self.period) * self.time_base)
 
     def release(self) -> None:
         """Flush the encoder's last frames and write the container's index."""
@@ -141,9 +151,9 @@ class PyAVWriter:
 class VideoFileSink(Sink):
     """A video file; the codec follows the extension (:data:`VIDEO_FORMATS`), the fps the source.
 
-    Frames written with ``present_ts`` (a camera's arrival times) are placed at those times from the first, so the
-    video keeps real time however many frames were dropped and however the camera's rate changed; without it, the
-    nth frame is at n / fps. The writer opens on the first frame (its size fixes the video's). ``close()`` finalises the
+    Frames written with ``present_ts`` are placed at those times from the first: a file's own timestamps (a phone's
+    varying frame rate kept, and its sound with it), a camera's arrival times (real time kept however many frames
+    were dropped and however the camera's rate changed); without it, the nth frame is at n / fps. The writer opens on the first frame (its size fixes the video's). ``close()`` finalises the
     container, so the file plays after an error or Ctrl-C with every frame written so far, and copies in
     the audio of ``audio_from`` (:func:`realtime.outputs.audio.add_audio`) when given.
     """
@@ -204,7 +214,7 @@ class VideoFileSink(Sink):
             if self.audio_from is not None:
                 from realtime.outputs.audio import add_audio
 
-                add_audio(self.path, self.audio_from, self.frames_written, self.fps)
+                add_audio(self.path, self.audio_from, writer.duration_s)
 
 
 class ImageFolderSink(Sink):

@@ -518,8 +518,8 @@ class Pipeline:
         sink, archive = self.sinks[item.frame.stream], self.archives[item.frame.stream]
         if sink is not None:
             try:
-                timeline = self.sources[item.frame.stream].timeline
-                sink.write(item.image, capture_ts=item.frame.capture_ts, present_ts=item.frame.time_on(timeline))
+                clock = self.sources[item.frame.stream].clock
+                sink.write(item.image, capture_ts=item.frame.capture_ts, present_ts=item.frame.time_on(clock))
             except StopRequested:
                 return False
         if archive is not None:

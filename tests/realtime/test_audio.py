@@ -4,6 +4,7 @@ with a camera's G.711 sound made here; left out, and said so, by default."""
 from __future__ import annotations
 
 import shutil
+from fractions import Fraction
 
 import av
 import cv2
@@ -101,22 +102,27 @@ def test_a_camera_g711_track_goes_into_an_mp4_as_aac(model_cache, tmp_path, code
     assert _frames(out) == 20
 
 
-def _flash_and_beep(path, codec):
-    """A camera's clip to check sync with: MPEG-4 video at 10 fps, black but for a white frame at 0.8 s, and 8 kHz
-    G.711 sound, silent but for a beep from 0.8 s."""
+def _flash_and_beep(path, codec, times=None, flash=8):
+    """A clip to check sync with: MPEG-4 video, black but for the white frame ``flash``, and 8 kHz sound, silent but
+    for a beep from that frame's time. ``times``: each frame's, in seconds (default: 20 frames at 10 fps)."""
+    times = [index / 10 for index in range(20)] if times is None else times
     with av.open(str(path), "w") as out:
         video = out.add_stream("mpeg4", rate=10)
         video.width, video.height, video.pix_fmt = 128, 96, "yuv420p"
+        video.codec_context.time_base = Fraction(1, 1000)
         audio = out.add_stream(codec, rate=8000)
         audio.layout = "mono"
-        for index in range(20):
-            image = np.full((96, 128, 3), 255 if index == 8 else 0, np.uint8)
-            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+        for index, at in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(np.full((96, 128, 3), 255 if index == flash else 0, np.uint8),
+                                               format="bgr24")
+            frame.pts, frame.time_base = round(at * 1000), Fraction(1, 1000)
+            for packet in video.encode(frame):
                 out.mux(packet)
-        sound = np.zeros((1, 16000), np.int16)
-        sound[0, 6400:7200] = (np.sin(np.arange(800) * 0.5) * 16000).astype(np.int16)
+        sound = np.zeros((1, round((times[-1] + 0.2) * 8000)), np.int16)
+        beep = round(times[flash] * 8000)
+        sound[0, beep:beep + 800] = (np.sin(np.arange(800) * 0.5) * 16000).astype(np.int16)
         frame = av.AudioFrame.from_ndarray(sound, format="s16", layout="mono")
-        frame.sample_rate = 8000
+        frame.sample_rate, frame.pts, frame.time_base = 8000, 0, Fraction(1, 8000)  # AAC's priming comes before 0
         for packet in [*audio.encode(frame), *audio.encode(None), *video.encode(None)]:
             out.mux(packet)
 
@@ -142,6 +148,21 @@ def test_a_camera_g711_track_encoded_to_aac_stays_in_sync(model_cache, tmp_path)
     assert main(["run", "-i", str(source), "-o", str(out), "--mode", "fill", "--audio", "copy"]) == 0
     assert abs(_flash_to_beep_s(source)) < 0.002
     assert abs(_flash_to_beep_s(out)) < 0.01
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_a_phone_clip_of_varying_frame_rate_keeps_its_timing_and_its_sound_in_sync(model_cache, tmp_path, suffix):
+    """30 fps for a second, then 10 fps (a phone in dim light): each frame is written at its own time, so the flash
+    at 1.5 s is with its beep (before: frames at n / the average rate, the flash 0.7 s early)."""
+    times = [index / 30 for index in range(30)] + [1.0 + index / 10 for index in range(20)]
+    source, out = tmp_path / "phone.mp4", tmp_path / f"masked{suffix}"
+    _flash_and_beep(source, "aac", times, flash=35)
+    assert main(["run", "-i", str(source), "-o", str(out), "--mode", "fill", "--audio", "copy"]) == 0
+    assert abs(_flash_to_beep_s(source)) < 0.002
+    assert abs(_flash_to_beep_s(out)) < 0.01
+    with av.open(str(out)) as container:
+        played = [float(frame.time) for frame in container.decode(video=0)]
+    assert [round(at - played[0], 3) for at in played] == [round(at, 3) for at in times]
 
 
 @pytest.mark.parametrize("args,fragments", [
