@@ -153,9 +153,11 @@ class VideoFileSink(Sink):
 
     Frames written with ``present_ts`` are placed at those times from the first: a file's own timestamps (a phone's
     varying frame rate kept, and its sound with it), a camera's arrival times (real time kept however many frames
-    were dropped and however the camera's rate changed); without it, the nth frame is at n / fps. The writer opens on the first frame (its size fixes the video's). ``close()`` finalises the
-    container, so the file plays after an error or Ctrl-C with every frame written so far, and copies in
-    the audio of ``audio_from`` (:func:`realtime.outputs.audio.add_audio`) when given.
+    were dropped and however the camera's rate changed); without it, the nth frame is at n / fps.
+
+    The writer opens on the first frame (its size fixes the video's). ``close()`` finalises the container, so the
+    file plays after an error or Ctrl-C with every frame written so far, and copies in the audio of ``audio_from``
+    (:func:`realtime.outputs.audio.add_audio`) when given.
     """
 
     def __init__(self, path: str | Path, fps: float = 25.0, audio_from: str | Path | None = None) -> None:

@@ -153,7 +153,7 @@ def test_a_camera_g711_track_encoded_to_aac_stays_in_sync(model_cache, tmp_path)
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
 def test_a_phone_clip_of_varying_frame_rate_keeps_its_timing_and_its_sound_in_sync(model_cache, tmp_path, suffix):
     """30 fps for a second, then 10 fps (a phone in dim light): each frame is written at its own time, so the flash
-    at 1.5 s is with its beep (before: frames at n / the average rate, the flash 0.7 s early)."""
+    at 1.5 s is with its beep (before: frames at n / the average rate, the flash 0.6 s late)."""
     times = [index / 30 for index in range(30)] + [1.0 + index / 10 for index in range(20)]
     source, out = tmp_path / "phone.mp4", tmp_path / f"masked{suffix}"
     _flash_and_beep(source, "aac", times, flash=35)

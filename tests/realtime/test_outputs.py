@@ -90,12 +90,12 @@ def test_video_files_hold_the_codec_of_their_container_and_every_frame(tmp_path,
 def test_frames_given_times_are_written_at_those_times(tmp_path, suffix):
     """Times (a camera's arrival times) from the first frame: MP4 and MKV hold them to the millisecond, also a clock
     that stood still (one millisecond on); AVI, one frame per period, holds each frame until the next and keeps the
-    first of two in one period."""
+    first of two in one period. A clock that went back (reset) goes on one period after the frame before."""
     need_shared()
     import av
 
-    frames = _clip_frames(6)
-    times = [100.0, 100.013, 100.05, 100.31, 100.31, 102.0]  # seconds on any clock
+    frames = _clip_frames(7)
+    times = [100.0, 100.013, 100.05, 100.31, 100.31, 102.0, 7.0]  # seconds on any clock
     path = tmp_path / f"out{suffix}"
     with open_sink(str(path), fps=25) as sink:
         for frame, ts in zip(frames, times, strict=True):
@@ -103,11 +103,12 @@ def test_frames_given_times_are_written_at_those_times(tmp_path, suffix):
     with av.open(str(path)) as container:
         played = [(float(f.time), f.to_ndarray(format="bgr24")) for f in container.decode(video=0)]
     offsets = [ts - played[0][0] for ts, _ in played]
-    if suffix == ".avi":  # periods 0, 0 (merged), 1, 8 (7.75), 8 (merged), 50
-        assert sink.frames_written == 4 and offsets == pytest.approx([0.0, 0.04, 0.32, 2.0])
-        kept = [frames[0], frames[2], frames[3], frames[5]]
+    if suffix == ".avi":  # periods 0, 0 (merged), 1, 8 (7.75), 8 (merged), 50, 51
+        assert sink.frames_written == 5 and offsets == pytest.approx([0.0, 0.04, 0.32, 2.0, 2.04])
+        kept = [frames[0], frames[2], frames[3], frames[5], frames[6]]
     else:
-        assert sink.frames_written == 6 and offsets == pytest.approx([0.0, 0.013, 0.05, 0.31, 0.311, 2.0], abs=1e-6)
+        assert sink.frames_written == 7
+        assert offsets == pytest.approx([0.0, 0.013, 0.05, 0.31, 0.311, 2.0, 2.04], abs=1e-6)
         kept = frames
     assert min(cv2.PSNR(frame, image) for frame, (_, image) in zip(kept, played, strict=True)) > 30
 
