@@ -149,8 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="what to read: " + SOURCE_FORMS.replace("%", "%%") + "; repeat for several streams at once "
                           "(batched through one engine)")
     run.add_argument("-o", "--output", action="append",
-                     help="where to write: " + SINK_FORMS.replace("%", "%%") + "; with several sources, repeat it once "
-                          "per source or put {stream} in it (masked-{stream}.mp4)")
+                     help="where to write: " + SINK_FORMS.replace("%", "%%") + "; repeat it for several outputs of one "
+                          "source (-o rec.mp4 -o http://127.0.0.1:8080/); with several sources, one per source, and "
+                          "each with {stream} in it for every source (masked-{stream}.mp4)")
     run.add_argument("--mode", choices=sorted(MODES), help="masking mode (default: blur)")
     run.add_argument("--target", choices=["person", "background"],
                      help="which side is masked (default: background for replace/cutout, person otherwise)")

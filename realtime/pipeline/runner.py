@@ -40,14 +40,14 @@ from realtime.capture import LiveSource, Source, SourceOptions, SourceTimeoutErr
 from realtime.compositor import Compositor, MaskPostprocessor, MaskSettings, make_compositor
 from realtime.frame import Frame
 from realtime.outputs import Sink, StopRequested, open_sink, sink_path
-from realtime.outputs.files import VIDEO_FORMATS
 from realtime.outputs.mask_archive import MaskArchive
 from realtime.outputs.paths import check_writable
+from realtime.outputs.tee import TeeSink
 from realtime.pipeline.paths import check_run_paths
 from realtime.pipeline.results import MetadataWriter, Result
 from realtime.pipeline.signals import SignalHold
 from realtime.pipeline.stats import RunStats
-from realtime.pipeline.streams import audio_source, one_per_stream, same_size_batches
+from realtime.pipeline.streams import audio_source, is_video_file, one_per_stream, outputs_per_stream, same_size_batches
 
 EMULATE_GPU_ENV = "REALTIME_MASK_EMULATE_GPU"
 _END = object()
@@ -71,8 +71,10 @@ class Pipeline:
             of them (several cameras or files at once: all live or all files; each frame's ``stream`` says which).
         model: model name/path, or a loaded :class:`~engines.Engine`.
         mode: masking mode name (see :data:`realtime.compositor.MODES`) or a :class:`Compositor`.
-        output: sink string (see :func:`realtime.outputs.open_sink`), a :class:`Sink`, or None (no sink); with
-            several sources, one per source, or one string with ``{stream}`` in it (``masked-{stream}.mp4``).
+        output: sink string (see :func:`realtime.outputs.open_sink`), a :class:`Sink`, a list of them, or None (no
+            sink). With one source, every output of the list (``["rec.mp4", "http://127.0.0.1:8080/"]``: a
+            recording and a live view at once); with several, one per source, and each string with ``{stream}`` in
+            it for every source (``masked-{stream}.mp4``; see :func:`~realtime.pipeline.streams.outputs_per_stream`).
         backend, device, precision: engine choice when ``model`` is not an engine.
         batch: frames per engine call (files; live sources use what has arrived, up to this).
         mask: mask post-processing; default: threshold 0.5 on the mode's default target.
@@ -114,10 +116,10 @@ class Pipeline:
                    for s in given]  # a Path, a camera index: as their strings
         if not sources:
             raise ConfigError("no source given")
-        outputs = one_per_stream(output, len(sources), "outputs", "--output")
+        outputs = outputs_per_stream(output, len(sources))
         archive_paths = one_per_stream(save_masks, len(sources), "mask archives", "--save-masks")
-        check_run_paths(sources, outputs, save_masks=archive_paths, metadata=metadata, stats=stats,
-                        background=(mode_options or {}).get("background"))
+        check_run_paths(sources, [out for outs in outputs for out in outs], save_masks=archive_paths,
+                        metadata=metadata, stats=stats, background=(mode_options or {}).get("background"))
         self._stats_path = check_writable(stats) if stats else None
         self._owned: list[Any] = []  # what we opened and must close, in opening order
         try:
@@ -132,9 +134,8 @@ class Pipeline:
             self.privacy_counts = {"engine_error": 0, "late": 0, "reconnecting": 0}
             self.archives = [self._own(MaskArchive(path)) if path else None for path in archive_paths]
             self.metadata = self._own(MetadataWriter(metadata)) if metadata else None
-            for out in outputs:
-                path = sink_path(out)
-                if path is not None and path.suffix.lower() in VIDEO_FORMATS:
+            for out in (out for outs in outputs for out in outs):
+                if (path := sink_path(out)) is not None and is_video_file(out):
                     check_writable(path)  # fail before the model loads and the source opens
             self.engine = model if isinstance(model, Engine) else self._own(
                 engines.load(model, backend=backend, device=device, precision=precision, cache=cache))
@@ -146,13 +147,7 @@ class Pipeline:
             self.strategies = None
             if strategy is not None and (strategy.name != "full" or strategy.privacy_union_motion):
                 self.strategies = [InferenceStrategy(self.engine, strategy) for _ in self.sources]  # stateful
-            self.sinks = [out if isinstance(out, Sink) or out is None else self._own(
-                open_sink(out, src.fps or 25.0, audio_from=audio_source(src, out, audio)))
-                for out, src in zip(outputs, self.sources, strict=True)]
-            for sink in self.sinks:
-                if sink is not None and self.compositor.output_channels == 4 and not sink.accepts_alpha:
-                    raise OutputError(f"mode {self.compositor.name} makes BGRA frames, which {sink.uri} cannot hold; "
-                                      "write an image folder (PNG) or use --cutout-format green")
+            self.sinks = [self._open_sinks(outs, src, audio) for outs, src in zip(outputs, self.sources, strict=True)]
         except BaseException:
             self._close_owned()
             raise
@@ -181,6 +176,17 @@ class Pipeline:
         self._signals = SignalHold()  # a Ctrl-C waits until the frame's outputs are all written
         self._closed = False
         self._started_at = 0.0
+
+    def _open_sinks(self, outputs: list[str | Sink], source: Source, audio: bool) -> Sink | None:
+        """A stream's outputs as one sink (several: a :class:`TeeSink`); None without any."""
+        sound = audio_source(source, outputs, audio)
+        sinks = [out if isinstance(out, Sink) else self._own(open_sink(
+            out, source.fps or 25.0, audio_from=sound if is_video_file(out) else None)) for out in outputs]
+        for sink in sinks:
+            if self.compositor.output_channels == 4 and not sink.accepts_alpha:
+                raise OutputError(f"mode {self.compositor.name} makes BGRA frames, which {sink.uri} cannot hold; "
+                                  "write an image folder (PNG) or use --cutout-format green")
+        return None if not sinks else sinks[0] if len(sinks) == 1 else TeeSink(sinks)
 
     def _own(self, thing: Any) -> Any:
         self._owned.append(thing)

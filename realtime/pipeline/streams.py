@@ -1,8 +1,8 @@
-"""Several streams in one pipeline: an output per stream, its sound, and GPU batches that hold one frame size.
+"""Several streams in one pipeline: the outputs of each stream, its sound, and GPU batches that hold one frame size.
 
 Example:
-    >>> one_per_stream("masked-{stream}.mp4", 2, "outputs", "--output")
-    ['masked-0.mp4', 'masked-1.mp4']
+    >>> one_per_stream("masked-{stream}.npz", 2, "mask archives", "--save-masks")
+    ['masked-0.npz', 'masked-1.npz']
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 
 
 def one_per_stream(value: Any, count: int, what: str, flag: str) -> list[Any]:
-    """One output (sink, mask archive) per stream: a list of ``count``, or one value — with several streams a string
-    with ``{stream}`` in it (filled with 0, 1, ...), ``null``, or None."""
+    """One mask archive per stream: a list of ``count``, or one value — with several streams a string with
+    ``{stream}`` in it (filled with 0, 1, ...), ``null``, or None."""
     if isinstance(value, Path):
         value = str(value)
     if isinstance(value, list | tuple) and len(value) == count:
@@ -34,7 +34,37 @@ def one_per_stream(value: Any, count: int, what: str, flag: str) -> list[Any]:
         return [value.replace("{stream}", str(k)) for k in range(count)]
     got = f", got {len(value)}" if isinstance(value, list | tuple) else ""
     raise ConfigError(f"{count} sources need {count} {what}{got}: repeat {flag} once per source, or give one with "
-                      f"{{stream}} in its name (e.g. masked-{{stream}}.mp4)")
+                      f"{{stream}} in its name (e.g. masks-{{stream}}.npz)")
+
+
+def outputs_per_stream(value: Any, count: int) -> list[list[Any]]:
+    """The outputs of each of ``count`` streams. With one source, every output given (a recording and a live view at
+    once); with several, one output per source, in order, and every output with ``{stream}`` in it (or ``null``) for
+    each source. None: no output.
+
+    Example:
+        >>> outputs_per_stream(["a.mp4", "b.mp4", "rtsp://127.0.0.1:8554/cam{stream}"], 2)
+        [['a.mp4', 'rtsp://127.0.0.1:8554/cam0'], ['b.mp4', 'rtsp://127.0.0.1:8554/cam1']]
+    """
+    given = [] if value is None else [str(v) if isinstance(v, Path) else v
+                                      for v in (value if isinstance(value, list | tuple) else [value])]
+    if count == 1:
+        return [given]
+    for_every = [isinstance(v, str) and ("{stream}" in v or v.strip() == "null") for v in given]
+    own = [v for v, every in zip(given, for_every, strict=True) if not every]
+    if own and len(own) != count:
+        raise ConfigError(f"{count} sources need {count} outputs, got {len(own)}: repeat --output once per source, or "
+                          "give one with {stream} in its name (e.g. masked-{stream}.mp4), which every source gets")
+    streams: list[list[Any]] = [[] for _ in range(count)]
+    next_own = 0  # the source whose own output comes next
+    for output, every in zip(given, for_every, strict=True):
+        if every:
+            for k in range(count):
+                streams[k].append(output.replace("{stream}", str(k)))
+        else:
+            streams[next_own].append(output)
+            next_own += 1
+    return streams
 
 
 def same_size_batches(items: list[tuple[Frame, float]]) -> list[list[tuple[Frame, float]]]:
@@ -65,11 +95,23 @@ def same_size_batches(items: list[tuple[Frame, float]]) -> list[list[tuple[Frame
     return runs
 
 
-def audio_source(source: Source, output: str | Sink | None, copy: bool) -> str | None:
-    """Where a stream's video-file output takes its sound from: with ``copy``, its video-file source (a source
-    or an output that cannot give or hold sound is an error); without, None, and a source with sound says so."""
-    writes_video = isinstance(output, str) and sink_path(output) is not None \
-        and Path(output).suffix.lower() in VIDEO_FORMATS
+def is_video_file(output: object) -> bool:
+    """True for an output string that names a video file (``out.mp4``, ``file:///rec/cam.mkv``).
+
+    Example:
+        >>> is_video_file("out.mp4"), is_video_file("frames/"), is_video_file("rtsp://127.0.0.1:8554/x")
+        (True, False, False)
+    """
+    path = sink_path(output)
+    return path is not None and path.suffix.lower() in VIDEO_FORMATS
+
+
+def audio_source(source: Source, outputs: list[str | Sink], copy: bool) -> str | None:
+    """Where a stream's video-file outputs take their sound from: with ``copy``, its video-file source (a source
+    that cannot give sound, or no output that can hold it, is an error); without, None, and a source with sound
+    says so."""
+    writes_video = any(is_video_file(output) for output in outputs)
+    output = ", ".join(str(o) for o in outputs if is_video_file(o)) or ", ".join(str(o) for o in outputs)
     from_file = isinstance(source, VideoFileSource)
     if copy and not writes_video:
         raise ConfigError(f"--audio copy writes sound into a video file output (.mp4 .mov .mkv .avi), got {output}")

@@ -69,6 +69,17 @@ def test_audio_copy_puts_the_sources_packets_in_cut_to_the_video(model_cache, tm
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no partial file left
 
 
+def test_audio_copy_goes_into_the_video_file_among_several_outputs(model_cache, tmp_path):
+    """-o o.mkv -o frames/ --audio copy: the sound goes where it can be held; the image folder is written beside."""
+    need_shared()
+    out, frames = tmp_path / "o.mkv", tmp_path / "frames"
+    assert main(["run", "-i", str(MEDIA / CLIP), "-o", str(out), "-o", f"{frames}/", "--max-frames", "25",
+                 "--audio", "copy"]) == 0
+    codec, seconds, _ = _audio(out)
+    assert codec == "aac" and abs(seconds - 2.0) < 0.05 and _frames(out) == 25
+    assert len(list(frames.glob("*.png"))) == 25
+
+
 def _camera_clip(path, codec, frames=20, size_wh=(128, 96)):
     """A clip as an IP camera records it: MPEG-4 video at 10 fps (noise: it compresses badly) and 2 s of 8 kHz mono
     G.711 sound."""

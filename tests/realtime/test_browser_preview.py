@@ -62,6 +62,43 @@ def test_preview_in_headless_chromium(model_cache):
     assert sink._closed
 
 
+def test_a_camera_recorded_and_watched_in_chromium_at_once(model_cache, tmp_path):
+    """One camera, two outputs (``-o rec.mp4 -o http://...``; before: "1 sources need 1 outputs, got 2", so a second
+    run, a second camera connection and a second inference): the browser shows the masked stream while the recording
+    is written, and the recording holds every frame the browser was offered."""
+    need_shared()
+    camera = MjpegServer(MEDIA / "carphone_pristine.mp4", fps=15)
+    preview = HttpPreviewSink("127.0.0.1", 0)
+    record = tmp_path / "rec.mp4"
+    pipeline = Pipeline(camera.url, engines.load("mediapipe-selfie"), "fill", [str(record), preview],
+                        mode_options={"color": "255,0,255"})
+    runner = threading.Thread(target=pipeline.run, daemon=True)
+    runner.start()
+    try:
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"])
+            page = browser.new_page(viewport={"width": 640, "height": 480})
+            page.goto(preview.url)
+            page.wait_for_function("Number(document.getElementById('frames').textContent) > 20", timeout=20000)
+            shot = cv2.imdecode(np.frombuffer(page.locator("#stream").screenshot(), np.uint8), cv2.IMREAD_COLOR)
+            browser.close()
+    finally:
+        pipeline.close()
+        runner.join(timeout=10)
+        preview.close()
+        camera.stop()
+    assert np.all(np.abs(shot.astype(int) - MAGENTA_BGR) < 40, axis=2).mean() > 0.05, "the browser shows it masked"
+    assert pipeline.sink.uri == f"file://{record} + {preview.uri}"
+    capture, recorded = cv2.VideoCapture(str(record)), []
+    while (read := capture.read())[0]:
+        recorded.append(read[1])
+    assert len(recorded) == pipeline.sink.frames_written == preview.frames_written > 20
+    magenta = [np.all(np.abs(image.astype(int) - MAGENTA_BGR) < 40, axis=2).mean() for image in recorded]
+    assert min(magenta) > 0.05, "every recorded frame is masked too"
+
+
 def test_several_streams_previewed_on_one_port_side_by_side(model_cache):
     """-o http://127.0.0.1:PORT/cam{stream}/: two cameras on one server, each page at its path; the server's root shows
     both streams side by side in Chromium, each masked; a second preview on a taken path is a one-line error."""
