@@ -3,6 +3,7 @@ screenshot shows a masked frame."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
 import time
@@ -23,21 +24,41 @@ pytestmark = pytest.mark.skipif(shutil.which("chromium") is None,
 MAGENTA_BGR = (255, 0, 255)
 
 
-def test_preview_in_headless_chromium(model_cache):
-    need_shared()
+@contextlib.contextmanager
+def filling_camera(output):
+    """A camera (the clip at 15 fps, over HTTP) filled magenta where people are, into ``output``, by a pipeline
+    running on its own thread; both stopped after the block."""
     camera = MjpegServer(MEDIA / "carphone_pristine.mp4", fps=15)
-    sink = HttpPreviewSink("127.0.0.1", 0)
-    assert sink.url.startswith("http://127.0.0.1:")
-    pipeline = Pipeline(camera.url, engines.load("mediapipe-selfie"), "fill", sink,
-                        mode_options={"color": "255,0,255"})
+    pipeline = Pipeline(camera.url, engines.load("mediapipe-selfie"), "fill", output, mode_options={"color": "255,0,255"})
     runner = threading.Thread(target=pipeline.run, daemon=True)
     runner.start()
     try:
-        with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync"])
-            page = browser.new_page(viewport={"width": 640, "height": 480})
+        yield pipeline
+    finally:
+        pipeline.close()
+        runner.join(timeout=10)
+        camera.stop()
+
+
+@contextlib.contextmanager
+def chromium_page(width: int = 1280, height: int = 720):
+    """A page of Debian's Chromium, headless, in a browser that closes with the block."""
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        try:
+            yield browser.new_page(viewport={"width": width, "height": height})
+        finally:
+            browser.close()
+
+
+def test_preview_in_headless_chromium(model_cache):
+    need_shared()
+    sink = HttpPreviewSink("127.0.0.1", 0)
+    assert sink.url.startswith("http://127.0.0.1:")
+    try:
+        with filling_camera(sink), chromium_page(640, 480) as page:
             page.goto(sink.url)
             page.wait_for_function("document.getElementById('stream').naturalWidth === 176", timeout=20000)
             first_count = int(page.inner_text("#frames"))
@@ -48,12 +69,8 @@ def test_preview_in_headless_chromium(model_cache):
             assert float(page.inner_text("#fps")) > 1.0
             assert page.inner_text("#latency") != "-"
             page.screenshot(path="/tmp/realtime-mask-preview.png")
-            browser.close()
     finally:
-        pipeline.close()
-        runner.join(timeout=10)
         sink.close()  # a sink handed in as an object belongs to the caller
-        camera.stop()
     shots = [cv2.imdecode(np.frombuffer(s, np.uint8), cv2.IMREAD_COLOR) for s in (first, second)]
     assert not np.array_equal(shots[0], shots[1]), "the image must update"
     for shot in shots:
@@ -67,28 +84,15 @@ def test_a_camera_recorded_and_watched_in_chromium_at_once(model_cache, tmp_path
     run, a second camera connection and a second inference): the browser shows the masked stream while the recording
     is written, and the recording holds every frame the browser was offered."""
     need_shared()
-    camera = MjpegServer(MEDIA / "carphone_pristine.mp4", fps=15)
     preview = HttpPreviewSink("127.0.0.1", 0)
     record = tmp_path / "rec.mp4"
-    pipeline = Pipeline(camera.url, engines.load("mediapipe-selfie"), "fill", [str(record), preview],
-                        mode_options={"color": "255,0,255"})
-    runner = threading.Thread(target=pipeline.run, daemon=True)
-    runner.start()
     try:
-        with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync"])
-            page = browser.new_page(viewport={"width": 640, "height": 480})
+        with filling_camera([str(record), preview]) as pipeline, chromium_page(640, 480) as page:
             page.goto(preview.url)
             page.wait_for_function("Number(document.getElementById('frames').textContent) > 20", timeout=20000)
             shot = cv2.imdecode(np.frombuffer(page.locator("#stream").screenshot(), np.uint8), cv2.IMREAD_COLOR)
-            browser.close()
     finally:
-        pipeline.close()
-        runner.join(timeout=10)
         preview.close()
-        camera.stop()
     assert np.all(np.abs(shot.astype(int) - MAGENTA_BGR) < 40, axis=2).mean() > 0.05, "the browser shows it masked"
     assert pipeline.sink.uri == f"file://{record} + {preview.uri}"
     capture, recorded = cv2.VideoCapture(str(record)), []
@@ -119,9 +123,7 @@ def test_several_streams_previewed_on_one_port_side_by_side(model_cache):
         assert [sink.url for sink in pipeline.sinks] == [f"http://127.0.0.1:{port}/cam0/", f"http://127.0.0.1:{port}/cam1/"]
         with pytest.raises(OutputError, match="two previews at"):
             open_sink(f"http://127.0.0.1:{port}/cam0/")
-        with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1280, "height": 600})
+        with chromium_page(1280, 600) as page:
             page.goto(f"http://127.0.0.1:{port}/")
             page.wait_for_function("[...document.images].length === 2 && [...document.images].every(i => i.naturalWidth)",
                                    timeout=20000)
@@ -130,7 +132,6 @@ def test_several_streams_previewed_on_one_port_side_by_side(model_cache):
             page.goto(f"http://127.0.0.1:{port}/cam1")  # redirected to /cam1/, the stream's own page
             page.wait_for_function("document.getElementById('stream').naturalWidth > 0", timeout=20000)
             assert page.url.endswith("/cam1/")
-            browser.close()
     finally:
         pipeline.close()
         runner.join(timeout=10)
@@ -153,9 +154,7 @@ def test_an_mp4_output_plays_and_seeks_in_chromium(model_cache, tmp_path):
                  "--mode", "fill", "--color", "255,0,255"]) == 0
     server = WebFileServer(out)
     try:
-        with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
-            page = browser.new_page()
+        with chromium_page() as page:
             page.goto(server.url.replace("/clip", "/"))  # the server's origin: the video is same-origin, readable
             page.set_content(f'<video id="v" src="{server.url}" muted></video>')
             seen = page.evaluate("""() => new Promise(done => {
@@ -170,7 +169,6 @@ def test_an_mp4_output_plays_and_seeks_in_chromium(model_cache, tmp_path):
                 v.onerror = () => done({error: v.error && v.error.code});
                 if (v.readyState >= 2) seek(); else v.onloadeddata = seek;
                 setTimeout(() => done({timeout: v.readyState}), 20000); })""")
-            browser.close()
     finally:
         server.stop()
     assert "error" not in seen and "timeout" not in seen, seen
