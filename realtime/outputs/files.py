@@ -76,8 +76,8 @@ class PyAVWriter:
     """A video file through PyAV (FFmpeg's encoders and muxers). Frames have even sides
     (:func:`~realtime.outputs.base.to_even_sides`).
 
-    With ``timed``, each frame is written at the time it is given (seconds from the first frame: a file's own
-    timestamps, a camera's arrival times), not one period after the one before: a container with timestamps (MP4,
+    With ``timed``, each frame is written at the time it is given (seconds on any clock, the first frame's at 0: a
+    file's own timestamps, a camera's arrival times), not one period after the one before: a container with timestamps (MP4,
     MKV) holds them to the millisecond; a constant-rate one (AVI) holds each frame until the next, and of frames in
     one period keeps the first (``merged`` counts the others). A time that goes back by more than a period (a
     file's timestamps reset half way) goes on from the frame before.
@@ -112,17 +112,17 @@ class PyAVWriter:
         self.video_frame = av.VideoFrame
         self.frames = self.merged = 0
         self.last_pts = -self.period
-        self.shift = 0  # ticks added to the times given, once they went back
+        self.origin: float | None = None  # the clock's time at the video's 0 (moved on when the clock goes back)
 
-    def write(self, bgr: np.ndarray, seconds: float | None = None) -> bool:
-        """Encode one frame at ``seconds`` from the first (with ``timed``; None: one period after the last). False
-        when a constant-rate file merged it into the frame of its period."""
+    def write(self, bgr: np.ndarray, at_s: float | None = None) -> bool:
+        """Encode one frame at ``at_s`` (with ``timed``; None: one period after the last). False when a constant-rate
+        file merged it into the frame of its period."""
         pts = self.last_pts + self.period
-        if self.timed and seconds is not None:
-            at = round(seconds / self.time_base) + self.shift
+        if self.timed and at_s is not None:
+            self.origin = at_s if self.origin is None else self.origin
+            at = round((at_s - self.origin) / self.time_base)
             if at < self.last_pts - self.period:  # back in time: a clock reset, not a frame out of order
-                self.shift += pts - at
-                at = pts
+                self.origin, at = at_s - float(pts * self.time_base), pts
             if at <= self.last_pts and self.format.constant_rate:
                 self.merged += 1
                 return False
@@ -170,7 +170,6 @@ class VideoFileSink(Sink):
         self.fps = fps if 0 < fps <= 1000 else 25.0
         self.uri = f"file://{self.path}"
         self.writer: PyAVWriter | None = None
-        self._origin: float | None = None
         self.frames_written = 0
 
     def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:
@@ -184,15 +183,13 @@ class VideoFileSink(Sink):
                      self.path, image.shape[1], image.shape[0])
         image = to_even_sides(image)
         if self.writer is None:
-            self._origin = present_ts  # the first frame is at 0; without a time, frames are 1 / fps apart
-            try:
+            try:  # timed by the first frame's present_ts; without one, frames are 1 / fps apart
                 self.writer = PyAVWriter(self.path, self.fps, (image.shape[1], image.shape[0]), self.format,
                                          timed=present_ts is not None)
             except OSError as exc:
                 raise OutputError(f"cannot write {self.path}: {exc.strerror}") from exc
-        seconds = None if present_ts is None or self._origin is None else present_ts - self._origin
         try:
-            written = self.writer.write(image, seconds)
+            written = self.writer.write(image, present_ts)
         except OSError as exc:
             raise OutputError(f"cannot write {self.path}: {exc.strerror}; free space or write elsewhere") from exc
         self.frames_written += written
