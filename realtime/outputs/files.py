@@ -7,6 +7,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 from dataclasses import dataclass, field
@@ -217,7 +218,9 @@ class VideoFileSink(Sink):
 
 
 class ImageFolderSink(Sink):
-    """One lossless PNG per frame in a folder (``000000.png``, ...), or a ``%d`` pattern (``out/f_%05d.png``)."""
+    """One lossless PNG per frame in a folder (``000000.png``, ...), or a ``%d`` pattern (``out/f_%05d.png``).
+
+    Folders it made are removed on close if no frame came (a run that failed to start leaves none behind)."""
 
     accepts_alpha = True
 
@@ -229,6 +232,7 @@ class ImageFolderSink(Sink):
         else:
             folder = Path(text)
             self.pattern = str(folder / "%06d.png")
+        self._made = [path for path in (folder, *folder.parents) if not path.exists()]  # the deepest first
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -246,3 +250,10 @@ class ImageFolderSink(Sink):
             why = f"the disk is full ({free / 1e6:.1f} MB left)" if free < 2 * image.nbytes else "OpenCV could not write it"
             raise OutputError(f"cannot write {path}: {why}; free space or write elsewhere")
         self.frames_written += 1
+
+    def close(self) -> None:
+        if not self.frames_written:
+            for made in self._made:
+                with contextlib.suppress(OSError):  # not empty: something else was put there meanwhile
+                    made.rmdir()
+        self._made = []

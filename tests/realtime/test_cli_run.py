@@ -30,6 +30,8 @@ CASES = {
     "replace-missing-background": (["--source", "{clip}", "--mode", "replace", "--background", "{d}/none.png",
                                     "--output", "{d}/o.mp4"], ["background", "none.png does not exist"]),
     "cutout-bgra-to-mp4": (["--source", "{clip}", "--mode", "cutout", "--output", "{d}/o.mp4"], ["BGRA"]),
+    "cutout-bgra-to-mp4-beside-a-new-folder": (["--source", "{clip}", "--mode", "cutout", "--output",
+                                                "{d}/frames/cut/", "--output", "{d}/o.mp4"], ["BGRA", "o.mp4"]),
     "option-of-other-mode": (["--source", "{clip}", "--mode", "blur", "--opacity", "0.3", "--output", "{d}/o.mp4"],
                              ["--opacity is an option of mode overlay"]),
     "positional-source": (["{clip}", "{d}/o.mp4"], ["unrecognized arguments", "--source S --output O"]),
@@ -72,7 +74,7 @@ def test_run_bad_input(model_cache, tmp_path, name):
     result = run_cli("run", *filled)
     assert_one_line_error(result, *[fragment.replace("{d}", str(tmp_path)) for fragment in fragments])
     assert "hunter2" not in result.stderr
-    assert not (tmp_path / "o.mp4").exists()
+    assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "frames").exists()  # nothing made, not even a folder
 
 
 def test_a_file_uri_output_is_the_video_file_it_names(model_cache, tmp_path):
