@@ -290,9 +290,13 @@ class CaptureSource(LiveSource):
         self.uri = redact(str(target)) if self.is_stream else f"camera://{target}"
         self.tcp, self.open_timeout = tcp, open_timeout
         self.capture: cv2.VideoCapture | None = None
+        self._last_seen: tuple[float, float] | None = None  # the last frame's source_ts and arrival (monotonic)
+        self._shift_s = 0.0  # added to a stream's position, which starts again at 0 on every connection
+        self._new_connection = False
         self.start()
 
     def _open(self) -> None:
+        self._new_connection = self._last_seen is not None
         if self.is_stream:
             capture = open_stream(str(self.target), self.open_timeout, self.read_timeout, self.tcp)
         else:
@@ -327,9 +331,16 @@ class CaptureSource(LiveSource):
         bgr = self._grab()
         if bgr is None or self.capture is None:
             return None
-        # a stream's position (0.0 for its first frame); a camera without a clock says 0.0 for every frame
-        position = self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-        return bgr, position if position > 0 or self.is_stream else time.monotonic()
+        # a stream's position (0.0 for its first frame), going on after a reconnect from the last frame's by the time
+        # it took; a camera without a clock says 0.0 for every frame
+        position, now = self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0, time.monotonic()
+        if not self.is_stream:
+            return bgr, position if position > 0 else now
+        if self._new_connection and self._last_seen is not None:
+            self._shift_s = self._last_seen[0] + (now - self._last_seen[1]) - position
+            self._new_connection = False
+        self._last_seen = position + self._shift_s, now
+        return bgr, self._last_seen[0]
 
     def _release(self) -> None:
         if self.capture is not None:

@@ -121,6 +121,9 @@ def test_http_mjpeg_camera_is_read_live_and_reconnects():
         server = MjpegServer(MEDIA / "carphone_pristine.mp4", port=port)  # ...and comes back
         later = [next(frames) for _ in range(10)]
         assert later[0].index > first[-1].index
+        # the new connection's position (from 0 again) goes on from the last frame's, by the time the camera was away
+        stamps = [f.source_ts for f in first + later]
+        assert all(b > a for a, b in itertools.pairwise(stamps)) and later[0].source_ts > first[-1].source_ts + 0.9
         assert source.stats.disconnects >= 1 and source.stats.reconnects >= 1
     finally:
         source.close()
