@@ -39,7 +39,7 @@ from engines.strategies import InferenceStrategy, StrategySettings
 from realtime.capture import LiveSource, Source, SourceOptions, SourceTimeoutError, open_source, redact
 from realtime.compositor import Compositor, MaskPostprocessor, MaskSettings, make_compositor
 from realtime.frame import Frame
-from realtime.outputs import Sink, StopRequested, open_sink, sink_path
+from realtime.outputs import Sink, StopRequested, open_sink
 from realtime.outputs.mask_archive import MaskArchive
 from realtime.outputs.paths import check_writable
 from realtime.outputs.tee import TeeSink
@@ -47,7 +47,7 @@ from realtime.pipeline.paths import check_run_paths
 from realtime.pipeline.results import MetadataWriter, Result
 from realtime.pipeline.signals import SignalHold
 from realtime.pipeline.stats import RunStats
-from realtime.pipeline.streams import audio_source, is_video_file, one_per_stream, outputs_per_stream, same_size_batches
+from realtime.pipeline.streams import audio_source, one_per_stream, outputs_per_stream, same_size_batches, video_file_path
 
 EMULATE_GPU_ENV = "REALTIME_MASK_EMULATE_GPU"
 _END = object()
@@ -135,7 +135,7 @@ class Pipeline:
             self.archives = [self._own(MaskArchive(path)) if path else None for path in archive_paths]
             self.metadata = self._own(MetadataWriter(metadata)) if metadata else None
             for out in (out for outs in outputs for out in outs):
-                if (path := sink_path(out)) is not None and is_video_file(out):
+                if (path := video_file_path(out)) is not None:
                     check_writable(path)  # fail before the model loads and the source opens
             self.engine = model if isinstance(model, Engine) else self._own(
                 engines.load(model, backend=backend, device=device, precision=precision, cache=cache))
@@ -181,7 +181,7 @@ class Pipeline:
         """A stream's outputs as one sink (several: a :class:`TeeSink`); None without any."""
         sound = audio_source(source, outputs, audio)
         sinks = [out if isinstance(out, Sink) else self._own(open_sink(
-            out, source.fps or 25.0, audio_from=sound if is_video_file(out) else None)) for out in outputs]
+            out, source.fps or 25.0, audio_from=sound if video_file_path(out) else None)) for out in outputs]
         for sink in sinks:
             if self.compositor.output_channels == 4 and not sink.accepts_alpha:
                 raise OutputError(f"mode {self.compositor.name} makes BGRA frames, which {sink.uri} cannot hold; "

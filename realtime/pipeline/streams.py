@@ -95,23 +95,23 @@ def same_size_batches(items: list[tuple[Frame, float]]) -> list[list[tuple[Frame
     return runs
 
 
-def is_video_file(output: object) -> bool:
-    """True for an output string that names a video file (``out.mp4``, ``file:///rec/cam.mkv``).
+def video_file_path(output: object) -> Path | None:
+    """The video file an output string names (``out.mp4``, ``file:///rec/cam.mkv``); None for any other output.
 
     Example:
-        >>> is_video_file("out.mp4"), is_video_file("frames/"), is_video_file("rtsp://127.0.0.1:8554/x")
-        (True, False, False)
+        >>> video_file_path("file:///rec/cam.mkv"), video_file_path("frames/"), video_file_path("display")
+        (PosixPath('/rec/cam.mkv'), None, None)
     """
     path = sink_path(output)
-    return path is not None and path.suffix.lower() in VIDEO_FORMATS
+    return path if path is not None and path.suffix.lower() in VIDEO_FORMATS else None
 
 
 def audio_source(source: Source, outputs: list[str | Sink], copy: bool) -> str | None:
     """Where a stream's video-file outputs take their sound from: with ``copy``, its video-file source (a source
     that cannot give sound, or no output that can hold it, is an error); without, None, and a source with sound
     says so."""
-    writes_video = any(is_video_file(output) for output in outputs)
-    output = ", ".join(str(o) for o in outputs if is_video_file(o)) or ", ".join(str(o) for o in outputs)
+    videos = [str(output) for output in outputs if video_file_path(output)]
+    writes_video, output = bool(videos), ", ".join(videos or [str(o) for o in outputs])
     from_file = isinstance(source, VideoFileSource)
     if copy and not writes_video:
         raise ConfigError(f"--audio copy writes sound into a video file output (.mp4 .mov .mkv .avi), got {output}")
