@@ -9,7 +9,9 @@ Example:
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -59,19 +61,26 @@ class Result:
 class MetadataWriter:
     """``--metadata OUT.jsonl``: one JSON line per frame (stream, index, timestamps, coverage, stage ms).
 
-    The file is created at the first frame, so a run that fails before it (a source path mistyped, a
-    camera that is down) leaves the file of an earlier run as it was. Each line is flushed as written
-    (``tail -f`` follows a live run).
+    ``captured_at`` is when the frame was captured, in UTC (ISO 8601, to the microsecond), for lining a line up
+    with the world outside the run: ``capture_ts`` on the wall clock as it read at the start of the run (a clock
+    set later, by NTP or by hand, does not move it).
+
+    The file is created at the first frame, so a run that fails before it (a source path mistyped, a camera that
+    is down) leaves the file of an earlier run as it was. Each line is flushed as written (``tail -f`` follows a
+    live run).
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = check_writable(path)
         self.handle: TextIO | None = None
+        self._wall_minus_monotonic = time.time() - time.monotonic()
 
     def write(self, result: Result) -> None:
         record = {
             "stream": result.frame.stream, "index": result.frame.index, "source_ts": result.frame.source_ts,
             "capture_ts": result.frame.capture_ts, "written_ts": result.written_ts,
+            "captured_at": datetime.fromtimestamp(result.frame.capture_ts + self._wall_minus_monotonic, UTC)
+            .isoformat(timespec="microseconds").replace("+00:00", "Z"),
             "coverage": None if result.coverage is None else round(result.coverage, 6),
             "ms": {k: round(v, 4) for k, v in result.timings_ms.items()}, "end_to_end_ms": round(result.end_to_end_ms, 4),
         }

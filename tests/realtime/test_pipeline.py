@@ -141,8 +141,10 @@ def test_save_masks_equals_masks_command(model_cache, tmp_path):
 def test_stats_json_and_metadata(model_cache, tmp_path):
     need_shared()
     stats, meta = tmp_path / "stats.json", tmp_path / "meta.jsonl"
+    started = time.time()
     assert main(["run", "--source", str(MEDIA / GIF), "--output", "null", "--stats", str(stats), "--metadata", str(meta),
                  "--max-frames", "30"]) == 0
+    ended = time.time()
     data = json.loads(stats.read_text())
     assert data["schema"] == "realtime-masking/stats/1" and data["frames"] == 30
     assert list(data["stages"]) == list(STAGES)
@@ -151,6 +153,13 @@ def test_stats_json_and_metadata(model_cache, tmp_path):
         assert 0 <= summary["p50_ms"] <= summary["p90_ms"] <= summary["p99_ms"] <= summary["max_ms"]
     lines = [json.loads(line) for line in meta.read_text().splitlines()]
     assert [line["index"] for line in lines] == list(range(30))
+    # when each frame was captured, in UTC, on the wall clock: within the run, as far apart as their capture_ts
+    from datetime import datetime
+
+    wall = [datetime.fromisoformat(line["captured_at"].replace("Z", "+00:00")).timestamp() for line in lines]
+    assert all(line["captured_at"].endswith("Z") for line in lines) and started <= wall[0] <= wall[-1] <= ended
+    assert max(abs((w - wall[0]) - (line["capture_ts"] - lines[0]["capture_ts"])) for w, line in zip(wall, lines,
+                                                                                                      strict=True)) < 2e-6
     for line in lines:
         assert set(line["ms"]) == set(STAGES)
         assert sum(line["ms"].values()) <= line["end_to_end_ms"] + 1e-3
