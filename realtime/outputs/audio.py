@@ -102,6 +102,8 @@ def _remux(video: Path, source: str | Path, seconds: float, partial: Path, to_aa
         if first is not None and first.start_time is not None and first.time_base is not None:
             start_s = float(first.start_time * first.time_base)
         video_out = out.add_stream_from_template(video_in)
+        if "creation_time" in masked.metadata:  # when the recording began
+            out.metadata["creation_time"] = masked.metadata["creation_time"]
         at_s = _first_frame_s(video)  # the sound starts with the first frame: H.264 in an MP4 shows it after its
         # reorder delay (a frame or two)
         if to_aac:

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import shutil
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 
@@ -99,6 +100,8 @@ class PyAVWriter:
         width, height = size_wh
         self.format = video_format
         self.container = av.open(str(path), "w", options=video_format.container_options)
+        # when the recording began (its first frame), in UTC: MP4 keeps it to the second, MKV to the microsecond
+        self.container.metadata["creation_time"] = datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
         rate = Fraction(fps).limit_denominator(1001)  # 29.97 as 30000/1001
         stream = self.container.add_stream(video_format.codec, rate=rate, options=video_format.options)
         if not isinstance(stream, av.VideoStream):

@@ -4,6 +4,8 @@ with a camera's G.711 sound made here; left out, and said so, by default."""
 from __future__ import annotations
 
 import shutil
+import time
+from datetime import datetime
 from fractions import Fraction
 
 import av
@@ -65,6 +67,10 @@ def test_audio_copy_puts_the_sources_packets_in_cut_to_the_video(model_cache, tm
     assert codec == "aac" and abs(seconds - 4.0) < 0.05
     assert packets == source_packets[:len(packets)]
     assert _frames(out) == 50
+    if suffix != ".avi":  # when the recording began, kept through the remux (AVI has no such field)
+        with av.open(str(out)) as container:
+            began = datetime.fromisoformat(container.metadata["creation_time"].replace("Z", "+00:00")).timestamp()
+        assert time.time() - 300 < began <= time.time()
     assert abs(_lag(out) - _lag(MEDIA / CLIP)) < 0.005
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no partial file left
 

@@ -374,11 +374,18 @@ def test_a_video_file_of_a_live_camera_keeps_real_time(engine, tmp_path, suffix)
 
     camera = MjpegServer(MEDIA / "carphone_pristine.mp4", fps=30)
     out = tmp_path / f"out{suffix}"
+    started = time.time()
     try:
         with Pipeline(camera.url, SlowEngine(engine, 0.06), "blur", str(out), max_frames=30) as pipeline:
             arrived = [result.frame.capture_ts for result in pipeline]
     finally:
         camera.stop()
+    if suffix != ".avi":  # when the recording began, in UTC (MP4: to the second)
+        from datetime import datetime
+
+        with av.open(str(out)) as container:
+            began = datetime.fromisoformat(container.metadata["creation_time"].replace("Z", "+00:00")).timestamp()
+        assert int(started) <= began <= time.time()
     assert pipeline.stats.dropped > 0 and pipeline.sources[0].fps == 25.0  # dropped; FFmpeg assumes 25 fps
     arrived = [ts - arrived[0] for ts in arrived]
     with av.open(str(out)) as container:
