@@ -22,22 +22,16 @@ log = logging.getLogger(__name__)
 
 
 def one_per_stream(value: Any, count: int, what: str, flag: str) -> list[Any]:
-    """One mask archive per stream: a list of ``count``, or one value — with several streams a string with
-    ``{stream}`` in it (filled with 0, 1, ...), ``null``, or None."""
-    if isinstance(value, Path):
-        value = str(value)
-    if isinstance(value, list | tuple) and len(value) == count:
-        return list(value)
-    if not isinstance(value, list | tuple) and (count == 1 or value is None or value == "null"):
-        return [value] * count
-    if isinstance(value, str) and "{stream}" in value:
-        return [value.replace("{stream}", str(k)) for k in range(count)]
-    got = f", got {len(value)}" if isinstance(value, list | tuple) else ""
-    raise ConfigError(f"{count} sources need {count} {what}{got}: repeat {flag} once per source, or give one with "
-                      f"{{stream}} in its name (e.g. masks-{{stream}}.npz)")
+    """One of a side output (a mask archive) per stream, or None: :func:`outputs_per_stream`, at most one each."""
+    streams = outputs_per_stream(value, count, what, flag)
+    if any(len(outputs) > 1 for outputs in streams):
+        given = len(value) if isinstance(value, list | tuple) else 1
+        raise ConfigError(f"{count} sources need {count} {what}, got {given}: repeat {flag} once per source, or give "
+                          "one with {stream} in its name")
+    return [outputs[0] if outputs else None for outputs in streams]
 
 
-def outputs_per_stream(value: Any, count: int) -> list[list[Any]]:
+def outputs_per_stream(value: Any, count: int, what: str = "outputs", flag: str = "--output") -> list[list[Any]]:
     """The outputs of each of ``count`` streams. With one source, every output given (a recording and a live view at
     once); with several, one output per source, in order, and every output with ``{stream}`` in it (or ``null``) for
     each source. None: no output.
@@ -53,8 +47,8 @@ def outputs_per_stream(value: Any, count: int) -> list[list[Any]]:
     for_every = [isinstance(v, str) and ("{stream}" in v or v.strip() == "null") for v in given]
     own = [v for v, every in zip(given, for_every, strict=True) if not every]
     if own and len(own) != count:
-        raise ConfigError(f"{count} sources need {count} outputs, got {len(own)}: repeat --output once per source, or "
-                          "give one with {stream} in its name (e.g. masked-{stream}.mp4), which every source gets")
+        raise ConfigError(f"{count} sources need {count} {what}, got {len(own)}: repeat {flag} once per source, or "
+                          "give one with {stream} in its name, which every source gets")
     streams: list[list[Any]] = [[] for _ in range(count)]
     next_own = 0  # the source whose own output comes next
     for output, every in zip(given, for_every, strict=True):
