@@ -1,4 +1,4 @@
-"""Cost of ``--save-masks`` / ``realtime-mask masks``: ms to add a mask, seconds to write the archive, peak memory.
+"""Cost of ``--save-masks`` / ``realtime-mask masks``: ms to add a mask, seconds to close the archive, peak memory.
 
 Real masks (MediaPipe's reference for the surveillance clip) upscaled to the chosen size, added N times.
 

@@ -188,62 +188,6 @@ def test_a_port_already_in_use_is_one_line_and_no_table(model_cache, scheme):
     assert_one_line_error(result, f"127.0.0.1:{port}", "choose another host or port")
 
 
-def test_mask_archive_round_trips_real_masks_and_leaves_nothing_beside(tmp_path):
-    need_shared()
-    from realtime.outputs.mask_archive import MaskArchive
-    from tests.common import SHARED
-
-    reference = np.load(SHARED / "reference" / "one-by-one-person-detection.model0.npz")["masks"]
-    with MaskArchive(tmp_path / "m.npz") as archive:
-        for mask in reference:
-            archive.add(mask)
-        archive.add(reference[0].astype(np.float32) / 255.0)  # a probability is rounded to round(255 p)
-    assert len(archive) == len(reference) + 1
-    masks = np.load(tmp_path / "m.npz")["masks"]
-    np.testing.assert_array_equal(masks, np.concatenate([reference, reference[:1]]))
-    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no spool or partial file left
-    with MaskArchive(tmp_path / "m.npz"):
-        pass  # no mask: the archive already there is left as it was
-    np.testing.assert_array_equal(np.load(tmp_path / "m.npz")["masks"][:-1], reference)
-
-
-def test_mask_archive_memory_stays_flat_on_a_long_run(tmp_path):
-    """300 masks of a 1080p camera: 622 MB if they were held until the end; spooled, memory stays flat."""
-    need_shared()
-    import tracemalloc
-
-    from realtime.outputs.mask_archive import MaskArchive
-    from tests.common import SHARED
-
-    reference = np.load(SHARED / "reference" / "one-by-one-person-detection.model0.npz")["masks"]
-    masks = [cv2.resize(reference[i], (1920, 1080)) for i in range(60, 120, 6)]
-    tracemalloc.start()
-    try:
-        with MaskArchive(tmp_path / "m.npz") as archive:
-            for index in range(300):
-                archive.add(masks[index % len(masks)])
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak < 40e6, f"peak {peak / 1e6:.0f} MB"
-    stored = np.load(tmp_path / "m.npz")["masks"]
-    assert stored.shape == (300, 1080, 1920)
-    np.testing.assert_array_equal(stored[::len(masks)], np.broadcast_to(masks[0], (30, 1080, 1920)))
-
-
-def test_mask_archive_letterboxes_a_new_size(tmp_path, caplog):
-    from realtime.outputs.mask_archive import MaskArchive
-
-    with caplog.at_level(logging.WARNING), MaskArchive(tmp_path / "m.npz") as archive:
-        archive.add(np.full((4, 8), 200, np.uint8))
-        archive.add(np.full((8, 8), 100, np.uint8))  # square into 8x4: 4x4 in the middle
-        archive.add(np.full((8, 8), 100, np.uint8))
-    masks = np.load(tmp_path / "m.npz")["masks"]
-    assert masks.shape == (3, 4, 8) and archive.letterboxed == 2
-    assert (masks[1][:, 2:6] == 100).all() and not masks[1][:, :2].any() and not masks[1][:, 6:].any()
-    assert sum("mask size changed from 8x4 to 8x8" in r.getMessage() for r in caplog.records) == 1
-
-
 def _assert_ends_in_error(result, *fragments):
     """A run that stopped part-way: its table of the frames done, then one error line, exit 2, no traceback."""
     assert result.returncode == 2, result.stderr
@@ -270,6 +214,24 @@ def test_a_full_disk_stops_the_run_with_a_playable_file(model_cache, small_disk)
     while capture.read()[0]:
         decoded += 1
     assert 100 < frames < 1394 and decoded == frames == len(metadata.read_text().splitlines())
+
+
+def test_a_full_disk_stops_the_run_with_every_mask_before_it_archived(model_cache, small_disk, tmp_path):
+    """The mask archive on a full disk: the run stops (exit 2), and the archive holds the mask of every frame whose
+    metadata line was written (it used to be written at the end, needing room for all of it at once)."""
+    need_shared()
+    import re
+
+    from tests.realtime.test_cli_models import run_cli
+
+    masks, metadata = small_disk / "m.npz", tmp_path / "m.jsonl"
+    result = run_cli("run", "-i", str(MEDIA / "one-by-one-person-detection.mp4"), "-o", "null", "--save-masks",
+                     str(masks), "--metadata", str(metadata))
+    _assert_ends_in_error(result, str(masks), "No space left on device", "free space or write elsewhere")
+    kept = int(re.search(r"it holds the (\d+) masks before", result.stderr).group(1))
+    stored = np.load(masks)["masks"]
+    assert 100 < kept < 1394 and stored.shape == (kept, 432, 768) == (len(metadata.read_text().splitlines()), 432, 768)
+    assert stored.max() == 255 and stored[:, 200:, 300:500].mean() > 0  # real masks, people in them
 
 
 def test_a_full_disk_stops_an_image_folder_without_a_broken_image(model_cache, small_disk):

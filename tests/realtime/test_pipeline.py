@@ -248,12 +248,14 @@ def test_ctrl_c_or_termination_leaves_a_playable_file_with_every_frame_so_far(mo
 def test_a_run_killed_outright_leaves_a_video_that_plays_up_to_about_its_last_second(model_cache, tmp_path, suffix):
     """kill -9, the OOM killer, a crash: no chance to finalise. Files are written in pieces of a second, each on
     disk as it closes, so they play up to about their last second (a plain MP4, its index written at the end, did not
-    play at all, nor did OpenCV's MKV); finalised normally, they count and seek as plain files."""
+    play at all, nor did OpenCV's MKV); finalised normally, they count and seek as plain files. The mask archive,
+    whole after every mask, holds each one added (it was written at the end: a kill lost it all)."""
     need_shared()
-    out, meta = tmp_path / f"out{suffix}", tmp_path / "meta.jsonl"
+    out, meta, masks = tmp_path / f"out{suffix}", tmp_path / "meta.jsonl", tmp_path / "masks.npz"
     process = subprocess.Popen(
         [sys.executable, "-m", "realtime.cli", "run", "--source", str(MEDIA / "one-by-one-person-detection.mp4"),
-         "--output", str(out), "--metadata", str(meta), "--realtime"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+         "--output", str(out), "--metadata", str(meta), "--save-masks", str(masks), "--realtime"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not meta.exists() or len(meta.read_text().splitlines()) < 50):
         time.sleep(0.2)
@@ -265,9 +267,15 @@ def test_a_run_killed_outright_leaves_a_video_that_plays_up_to_about_its_last_se
     clip = cv2.VideoCapture(str(MEDIA / "one-by-one-person-detection.mp4"))
     first = clip.read()[1]
     assert cv2.PSNR(playable[0], first) > 20  # the first frame, masked: the file starts where the run did
+    killed = np.load(masks)["masks"]  # each mask is added before its frame's metadata line
+    assert written <= len(killed) <= written + 1 and killed.shape[1:] == first.shape[:2]
 
     assert main(["run", "-i", str(MEDIA / "one-by-one-person-detection.mp4"), "-o", str(out), "--max-frames",
-                 "30"]) == 0
+                 "30", "--save-masks", str(masks)]) == 0
+    indices = [json.loads(line)["index"] for line in meta.read_text().splitlines()]  # paced: a late frame is dropped
+    kept = [row for row, index in enumerate(indices) if index < 30]
+    assert kept
+    np.testing.assert_array_equal(killed[kept], np.load(masks)["masks"][[indices[row] for row in kept]])
     video = cv2.VideoCapture(str(out))
     assert video.get(cv2.CAP_PROP_FRAME_COUNT) == 30
     frames = [video.read()[1] for _ in range(30)]
