@@ -8,6 +8,7 @@ import math
 import os
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import cv2
@@ -282,11 +283,14 @@ class HlsServer(_LoopbackHttp):
     viewer joins), which lists the newest ``window`` of them, and gets ``#EXT-X-ENDLIST`` once the last is out when
     ``ends`` (the event is over). ``/vod.m3u8`` lists them all, ended. ``down``: from when to when (seconds after the
     start) every request is answered 503, a server that is away for a while. ``discontinuity``: the segment from
-    which the stream is on another clock (a restarted encoder), marked ``#EXT-X-DISCONTINUITY``.
+    which the stream is on another clock (a restarted encoder), marked ``#EXT-X-DISCONTINUITY``. The playlists are
+    also served without their suffix (``/live``), and with ``playlist_type`` (a server that does not know HLS's type
+    says ``application/octet-stream``).
     """
 
     def __init__(self, folder: Path, segments: list[str], segment_s: float, window: int = 1000, ends: bool = True,
-                 down: tuple[float, float] | None = None, discontinuity: int | None = None):
+                 down: tuple[float, float] | None = None, discontinuity: int | None = None,
+                 playlist_type: str = "application/vnd.apple.mpegurl"):
         outer = self
         self.started: float | None = None
 
@@ -306,12 +310,13 @@ class HlsServer(_LoopbackHttp):
 
         class Handler(_QuietHandler):
             def do_GET(self):
-                name = self.path.lstrip("/")
+                name = urllib.parse.urlsplit(self.path).path.lstrip("/")  # a query (a token) does not count
+                name = {"live": "live.m3u8", "vod": "vod.m3u8"}.get(name, name)  # served without a suffix too
                 if down and outer.started and down[0] <= time.monotonic() - outer.started < down[1]:
                     self.send_error(503)
                     return
                 if name in ("live.m3u8", "vod.m3u8"):
-                    body, kind = playlist(name == "live.m3u8").encode(), "application/vnd.apple.mpegurl"
+                    body, kind = playlist(name == "live.m3u8").encode(), playlist_type
                 elif name in segments:
                     body, kind = (folder / name).read_bytes(), "video/mp2t"
                 else:

@@ -8,7 +8,7 @@ Accepted forms (normalised to ``scheme://location``, then looked up in :data:`SO
 ``0``, ``/dev/video0``, ``camera://0``                     camera (live)
 ``rtsp://[user:pass@]host[:port]/path``                    network stream (live, reconnects)
 ``http(s)://host/cam.mjpg``                                network stream (live, reconnects)
-``http(s)://host/live.m3u8``                               live HLS: every frame, ends with the event
+``http(s)://host/live.m3u8`` (or served as HLS)            live HLS: every frame, ends with the event
 ``http(s)://host/clip.mp4``, ``vod.m3u8`` (ended)          a file on a web server (its length known): read as a file
 ``synthetic:``, ``synthetic:1280x720@30?frames=300``       moving test pattern (``&live=1``: real time)
 ``sample:carphone``                                        small real clip with a person (fetched once)
@@ -32,7 +32,7 @@ import cv2
 from engines.errors import ConfigError, SourceError
 from realtime.capture.base import Source
 from realtime.capture.files import IMAGE_SUFFIXES, ImageFolderSource, SourceNotFoundError, VideoFileSource, image_paths
-from realtime.capture.hls import HlsSource, is_hls
+from realtime.capture.hls import HLS_TYPES, HlsSource, hls_playlist_type, is_hls
 from realtime.capture.live import CaptureSource, LiveSource, SourceTimeoutError, open_stream, redact
 from realtime.capture.sample import SampleSource
 from realtime.capture.synthetic import LiveSyntheticSource, SyntheticSource, parse_synthetic
@@ -85,11 +85,18 @@ def _web(location: str, o: SourceOptions, scheme: str) -> Source:
     order; a live HLS playlist, every frame until the event ends; anything else (an MJPEG camera) is a live
     stream, newest frame first."""
     url = f"{scheme}://{location}"
-    capture = open_stream(url, o.open_timeout, o.read_timeout, resume=True)
+    try:
+        capture = open_stream(url, o.open_timeout, o.read_timeout, resume=True)
+    except SourceError as exc:
+        kind = None if is_hls(url) else hls_playlist_type(url, o.open_timeout)
+        if kind and kind not in HLS_TYPES:  # FFmpeg reads a playlist only by its name or its type
+            raise SourceError(f"{redact(url)} is an HLS playlist served as {kind} at a path without .m3u8, which FFmpeg "
+                              "will not read; serve it as application/vnd.apple.mpegurl or under a .m3u8 path") from exc
+        raise
     if capture.get(cv2.CAP_PROP_FRAME_COUNT) > 0:
         return VideoFileSource(url, realtime=o.realtime, capture=capture)
     capture.release()  # live: its reader thread opens it again, and handles its drops itself
-    if is_hls(url):
+    if is_hls(url) or hls_playlist_type(url, o.open_timeout):
         return HlsSource(url, open_timeout=o.open_timeout, read_timeout=o.read_timeout, reconnect=o.reconnect)
     return _capture(location, o, scheme)
 

@@ -13,6 +13,9 @@ cleanly; it is not reconnected, which would play the finished event again from t
 A playlist that has ended already (video on demand) has a known length and is read as a file by
 :func:`realtime.capture.open_source`, not by this class.
 
+A live playlist whose URL does not end in ``.m3u8`` (a CDN's ``manifest(format=m3u8-aapl)``, a tokenised path) is
+known by what the server answers (:func:`hls_playlist_type`): its type, or a body that starts with ``#EXTM3U``.
+
 Example:
     >>> is_hls("https://cdn.example.com/cam/index.m3u8?token=1"), is_hls("http://cam.local/video.mjpg")
     (True, False)
@@ -23,7 +26,11 @@ Example:
 
 from __future__ import annotations
 
+import base64
+import http.client
+import ssl
 import urllib.parse
+import urllib.request
 
 import cv2
 import numpy as np
@@ -33,6 +40,7 @@ from realtime.capture.live import CaptureSource, open_stream
 from realtime.frame import Clock
 
 HLS_SUFFIXES = (".m3u8", ".m3u")  # how RFC 8216 (section 4) names a playlist's URI
+HLS_TYPES = ("application/vnd.apple.mpegurl", "audio/mpegurl", "application/x-mpegurl", "audio/x-mpegurl")  # 4, 8
 # Timestamps further apart than this are another timeline (a restarted encoder, the MPEG-TS clock wrapping after
 # 26.5 h), not a replay or a gap: a reconnect replays at most a few segments
 _SAME_TIMELINE_S = 60.0
@@ -41,6 +49,32 @@ _SAME_TIMELINE_S = 60.0
 def is_hls(url: str) -> bool:
     """True for an HLS playlist's URL (its path ends in ``.m3u8`` or ``.m3u``; the query does not count)."""
     return urllib.parse.urlsplit(url).path.lower().endswith(HLS_SUFFIXES)
+
+
+def hls_playlist_type(url: str, timeout: float) -> str | None:
+    """The type the server gives ``url`` when it answers with an HLS playlist (an HLS type, or a body that starts
+    with ``#EXTM3U``: RFC 8216, 4 and 8), else None — also when it cannot tell (no answer within ``timeout`` s, an
+    error, credentials it refused): the URL is then opened as a camera, as FFmpeg would. Credentials in the URL are
+    sent as HTTP Basic; the certificate is not checked (FFmpeg, which reads the stream, does not either by default).
+
+    Example:
+        >>> hls_playlist_type("http://127.0.0.1:9/live", timeout=1) is None  # nothing listens there
+        True
+    """
+    parts = urllib.parse.urlsplit(url)
+    request = urllib.request.Request(urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])))
+    if parts.username is not None:
+        pair = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        request.add_header("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())
+    unchecked = ssl.create_default_context()
+    unchecked.check_hostname, unchecked.verify_mode = False, ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=unchecked) as response:
+            kind = response.headers.get_content_type()
+            head = response.read(16).removeprefix(b"\xef\xbb\xbf")  # a byte-order mark, though RFC 8216 forbids one
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+    return kind if kind in HLS_TYPES or head.startswith(b"#EXTM3U") else None
 
 
 class HlsSource(CaptureSource):

@@ -192,16 +192,19 @@ def hls_event(tmp_path_factory):
     return folder, hls_segments(MEDIA / "one-by-one-person-detection.mp4", folder, frames=60, segment_frames=10)
 
 
-def test_a_live_hls_event_is_masked_every_frame_in_order_and_the_run_ends_with_it(model_cache, tmp_path, hls_event):
+@pytest.mark.parametrize("path", ["live.m3u8", "live?token=1"], ids=["m3u8", "no-suffix"])
+def test_a_live_hls_event_is_masked_every_frame_in_order_and_the_run_ends_with_it(model_cache, tmp_path, hls_event,
+                                                                                   path):
     """An HLS server hands out whole segments at once: a camera's newest-frame rule dropped most of each (a 10 fps
     stream came out at 4 fps). Every frame is masked, in order, with the masks the finished event gets when read as a
-    file; when the playlist ends so does the run (before: it reconnected and replayed the event, until Ctrl-C)."""
+    file; when the playlist ends so does the run (before: it reconnected and replayed the event, until Ctrl-C). A
+    playlist's URL without ``.m3u8`` (a CDN's) is known by its type: it was read as a camera, which did all that."""
     from realtime.cli import main
 
     server = HlsServer(*hls_event, segment_s=1.0)
     live, vod = tmp_path / "live", tmp_path / "vod"
     try:
-        assert main(["run", "-i", f"{server.url}/live.m3u8", "-o", f"{live}.mp4", "--metadata", f"{live}.jsonl",
+        assert main(["run", "-i", f"{server.url}/{path}", "-o", f"{live}.mp4", "--metadata", f"{live}.jsonl",
                      "--save-masks", f"{live}.npz", "--max-frames", "100"]) == 0  # the limit: a guard against a replay
         assert main(["run", "-i", f"{server.url}/vod.m3u8", "-o", "null", "--save-masks", f"{vod}.npz"]) == 0  # ended: a file
     finally:
@@ -212,6 +215,33 @@ def test_a_live_hls_event_is_masked_every_frame_in_order_and_the_run_ends_with_i
     assert np.load(f"{live}.npz")["masks"].any(axis=(1, 2)).sum() > 30  # people in them
     capture = cv2.VideoCapture(f"{live}.mp4")
     assert sum(1 for _ in iter(lambda: capture.read()[0], False)) == 60
+
+
+def test_an_hls_playlist_is_known_by_what_the_server_answers(hls_event):
+    """Its type, or ``#EXTM3U`` at the start of a body of no useful type; credentials in the URL go as HTTP Basic.
+    A camera, a video file and a server that does not answer are not HLS. A playlist FFmpeg will not read (neither
+    its name nor its type says HLS) is refused with the reason, where it was "cannot open ... check the address"."""
+    from realtime.capture.hls import hls_playlist_type
+    from tests.common import WebFileServer, free_port
+
+    servers = [HlsServer(*hls_event, segment_s=1.0), HlsServer(*hls_event, segment_s=1.0, playlist_type="text/plain"),
+               MjpegServer(MEDIA / "carphone_pristine.mp4", fps=10), WebFileServer(MEDIA / "carphone_pristine.mp4")]
+    try:
+        typed, plain, camera, web = (server.url for server in servers)
+        user = typed.replace("http://", "http://viewer:p%40ss@")
+        assert [hls_playlist_type(url, 5) for url in [f"{typed}/live", f"{plain}/live?token=1", f"{user}/live"]] == \
+            ["application/vnd.apple.mpegurl", "text/plain", "application/vnd.apple.mpegurl"]
+        assert [hls_playlist_type(url, 5) for url in [camera, web, f"http://127.0.0.1:{free_port()}/live"]] == [None] * 3
+        with open_source(f"{typed}/live") as source, open_source(camera) as other:
+            assert type(source).__name__ == "HlsSource" and type(other).__name__ == "CaptureSource"
+        with pytest.raises(SourceError, match=r"/live is an HLS playlist served as text/plain at a path without "
+                                              r"\.m3u8, which FFmpeg will not read; serve it as application/vnd"):
+            open_source(f"{plain}/live")
+        with open_source(f"{plain}/live.m3u8") as source:  # its name says HLS: FFmpeg reads it
+            assert type(source).__name__ == "HlsSource"
+    finally:
+        for server in servers:
+            server.stop()
 
 
 @pytest.mark.parametrize("restart_s", [7200.0, 0.0], ids=["clock-far-ahead", "clock-back-to-zero"])
