@@ -160,8 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--save-masks", help=".npz of raw probabilities (the `masks` format; {stream} in it with several "
                      "sources)")
     run.add_argument("--metadata", help=".jsonl with one line per frame (stream, index, timestamps, captured_at in "
-                     "UTC, coverage, stage ms)")
-    run.add_argument("--stats", help="write the per-stage latency table as JSON here")
+                     "UTC, coverage, stage ms); - for standard output")
+    run.add_argument("--stats", help="write the per-stage latency table as JSON here; - for standard output")
     run.add_argument("--audio", choices=["drop", "copy"],
                      help="a video file output from a video file source: copy its sound in (copy), or leave it out "
                           "(drop: the default, as voices are personal data)")

@@ -6,12 +6,13 @@
 ``http://127.0.0.1:8080/[PATH/]``                        browser preview: MJPEG + a page with fps/latency
 ``rtsp://127.0.0.1:8554/masked`` (``rtsp://@:8554/x``)  H.264 RTSP stream served by a supervised GStreamer process
 ``display``, ``display://TITLE``                        an OpenCV window (q / Esc quits); one per title
+``-``                                                   standard output: Matroska H.264 (``| ffplay -``)
 ``null``                                                nothing (benchmarks)
 ====================================================  ==========================================
 
 Example:
-    >>> normalise_sink("out.mp4"), normalise_sink("frames/"), normalise_sink("null")
-    ('file://out.mp4', 'images://frames/', 'null://')
+    >>> normalise_sink("out.mp4"), normalise_sink("frames/"), normalise_sink("null"), normalise_sink("-")
+    ('file://out.mp4', 'images://frames/', 'null://', 'stdout://')
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from realtime.outputs.files import VIDEO_FORMATS, ImageFolderSink, VideoFileSink
 from realtime.outputs.screen import DisplaySink, NullSink, StopRequested
 
 FORMS_HELP = ("a video file (.mp4 .avi .mkv .mov), an image folder (frames/ or frames/%05d.png), "
-              "http://127.0.0.1:8080/ (browser preview), rtsp://127.0.0.1:8554/masked, display, null")
+              "http://127.0.0.1:8080/ (browser preview), rtsp://127.0.0.1:8554/masked, display, "
+              "- (standard output, for a player or ffmpeg), null")
 
 SINKS: dict[str, Callable[[str, float], Sink]] = {
     "file": lambda location, fps: VideoFileSink(location, fps),
@@ -34,6 +36,7 @@ SINKS: dict[str, Callable[[str, float], Sink]] = {
     "rtsp": lambda location, fps: _rtsp(location, fps),
     "display": lambda location, fps: DisplaySink(location or "realtime-mask"),
     "null": lambda location, fps: NullSink(),
+    "stdout": lambda location, fps: _stdout(fps),
 }
 
 
@@ -46,6 +49,12 @@ def _http_preview(location: str) -> Sink:
         raise OutputError(f"preview output needs http://HOST:PORT/[PATH/] with a port 0..65535 (0: any free one), "
                           f"got http://{location}")
     return HttpPreviewSink(host or "127.0.0.1", int(port), path=path)
+
+
+def _stdout(fps: float) -> Sink:
+    from realtime.outputs.pipe import StdoutSink
+
+    return StdoutSink(fps)
 
 
 def _rtsp(location: str, fps: float) -> Sink:
@@ -65,6 +74,8 @@ def normalise_sink(text: str) -> str:
         raise OutputError(f"the output is empty; give {FORMS_HELP}")
     if text in ("display", "null"):
         return f"{text}://"
+    if text == "-":
+        return "stdout://"
     if "://" in text:
         return text
     suffix = Path(text).suffix.lower()

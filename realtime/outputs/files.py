@@ -45,6 +45,7 @@ class VideoFormat:
     container_options: dict[str, str] = field(default_factory=dict)  # the muxer's
     pix_fmt: str = "yuv420p"  # 4:2:0; "yuvj420p": full range, as JPEG takes it
     constant_rate: bool = False  # True: one frame per 1 / fps (AVI), a gap held as the frame before
+    muxer: str | None = None  # FFmpeg's muxer; None: by the file's extension
 
 
 # .mp4/.mov: H.264, which browsers and phones play; .mkv: MPEG-4 Part 2, the fast one; .avi: Motion JPEG, each frame
@@ -99,7 +100,7 @@ class PyAVWriter:
 
         width, height = size_wh
         self.format = video_format
-        self.container = av.open(str(path), "w", options=video_format.container_options)
+        self.container = av.open(str(path), "w", format=video_format.muxer, options=video_format.container_options)
         # when the recording began (its first frame), in UTC: MP4 keeps it to the second, MKV to the microsecond
         self.container.metadata["creation_time"] = datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
         rate = Fraction(fps).limit_denominator(1001)  # 29.97 as 30000/1001
@@ -152,15 +153,52 @@ class PyAVWriter:
             self.container.close()
 
 
-class VideoFileSink(Sink):
-    """A video file; the codec follows the extension (:data:`VIDEO_FORMATS`), the fps the source.
+class EncodedVideoSink(Sink):
+    """Frames encoded into one video by :class:`PyAVWriter` (a file, or a pipe): what they share.
 
     Frames written with ``present_ts`` are placed at those times from the first: a file's own timestamps (a phone's
     varying frame rate kept, and its sound with it), a camera's arrival times (real time kept however many frames
-    were dropped and however the camera's rate changed); without it, the nth frame is at n / fps.
+    were dropped and however the camera's rate changed); without it, the nth frame is at n / fps. The writer opens
+    on the first frame (its size fixes the video's).
+    """
 
-    The writer opens on the first frame (its size fixes the video's). ``close()`` finalises the container, so the
-    file plays after an error or Ctrl-C with every frame written so far, and copies in the audio of ``audio_from``
+    format: VideoFormat
+    fps: float = 25.0
+    target: str | Path = ""  # what PyAVWriter opens
+    writer: PyAVWriter | None = None
+
+    def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise InputShapeError(f"video takes uint8 HxWx3 BGR frames, got {image.shape} {image.dtype}; "
+                                  "for BGRA (cutout) write an image folder, or use --cutout-format green")
+        image = self.fit_to_first_size(image)
+        self._before_write(image)
+        if self.writer is None and (image.shape[0] % 2 or image.shape[1] % 2):
+            log.info("%s: frames of odd size %dx%d get a copy of their last column or row: video takes even sides",
+                     self.uri, image.shape[1], image.shape[0])
+        image = to_even_sides(image)
+        try:
+            if self.writer is None:  # timed by the first frame's present_ts; without one, frames are 1 / fps apart
+                self.writer = PyAVWriter(self.target, self.fps, (image.shape[1], image.shape[0]), self.format,
+                                         timed=present_ts is not None)
+            written = self.writer.write(image, present_ts)
+        except OSError as exc:
+            self._on_error(exc)
+            raise
+        self.frames_written += written
+
+    def _before_write(self, image: np.ndarray) -> None:
+        """A check before each frame (room on the disk)."""
+
+    def _on_error(self, exc: OSError) -> None:
+        """Raise what an error of the writer means here."""
+
+
+class VideoFileSink(EncodedVideoSink):
+    """A video file; the codec follows the extension (:data:`VIDEO_FORMATS`), the fps the source.
+
+    Frames are timed as :class:`EncodedVideoSink` says. ``close()`` finalises the container, so the file plays
+    after an error or Ctrl-C with every frame written so far, and copies in the audio of ``audio_from``
     (:func:`realtime.outputs.audio.add_audio`) when given.
     """
 
@@ -173,36 +211,20 @@ class VideoFileSink(Sink):
         self.format = VIDEO_FORMATS[suffix]
         self.fps = fps if 0 < fps <= 1000 else 25.0
         self.uri = f"file://{self.path}"
-        self.writer: PyAVWriter | None = None
+        self.target = self.path
+        self.writer = None
         self.frames_written = 0
 
-    def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise InputShapeError(f"video files take uint8 HxWx3 BGR frames, got {image.shape} {image.dtype}; "
-                                  "for BGRA (cutout) write an image folder, or use --cutout-format green")
-        image = self.fit_to_first_size(image)
-        self._check_room(image.nbytes)
-        if self.writer is None and (image.shape[0] % 2 or image.shape[1] % 2):
-            log.info("%s: frames of odd size %dx%d get a copy of their last column or row: video takes even sides",
-                     self.path, image.shape[1], image.shape[0])
-        image = to_even_sides(image)
+    def _on_error(self, exc: OSError) -> None:
         if self.writer is None:
-            try:  # timed by the first frame's present_ts; without one, frames are 1 / fps apart
-                self.writer = PyAVWriter(self.path, self.fps, (image.shape[1], image.shape[0]), self.format,
-                                         timed=present_ts is not None)
-            except OSError as exc:
-                raise OutputError(f"cannot write {self.path}: {exc.strerror}") from exc
-        try:
-            written = self.writer.write(image, present_ts)
-        except OSError as exc:
-            raise OutputError(f"cannot write {self.path}: {exc.strerror}; free space or write elsewhere") from exc
-        self.frames_written += written
+            raise OutputError(f"cannot write {self.path}: {exc.strerror}") from exc
+        raise OutputError(f"cannot write {self.path}: {exc.strerror}; free space or write elsewhere") from exc
 
-    def _check_room(self, frame_bytes: int) -> None:
+    def _before_write(self, image: np.ndarray) -> None:
         """Stop while the disk still has room to finalise the file: the container's index, written on close, would
         not fit on a full disk."""
         free = shutil.disk_usage(self.path.parent).free
-        reserve = (1 << 20) + 2 * frame_bytes + 64 * self.frames_written  # a frame or two, and the index
+        reserve = (1 << 20) + 2 * image.nbytes + 64 * self.frames_written  # a frame or two, and the index
         if free < reserve:
             raise OutputError(f"the disk of {self.path} is nearly full ({free / 1e6:.1f} MB left): stopped there and "
                               f"finalised the file with its {self.frames_written} frames; free space or write elsewhere")

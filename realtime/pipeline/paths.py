@@ -11,10 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from engines.errors import OutputError
 from realtime.capture import source_files
 from realtime.capture.files import IMAGE_SUFFIXES
 from realtime.outputs import sink_path
 from realtime.outputs.paths import check_no_overwrites
+from realtime.outputs.pipe import STDOUT
 
 
 def check_run_paths(sources: Sequence[Any], outputs: Sequence[Any], *, save_masks: Sequence[Any] = (),
@@ -30,7 +32,13 @@ def check_run_paths(sources: Sequence[Any], outputs: Sequence[Any], *, save_mask
               for folder in dict.fromkeys(p.parent for p in files if p.suffix.lower() in IMAGE_SUFFIXES)]
     if isinstance(background, str | Path):
         reads.append(("--background", Path(background)))
+    to_stdout = [f"{flag} -" for flag, value in [*(("--output", out) for out in outputs), ("--metadata", metadata),
+                                                    ("--stats", stats)] if isinstance(value, str) and value.strip() == STDOUT]
+    if len(to_stdout) > 1:
+        raise OutputError(f"{' and '.join(to_stdout)} would {'both' if len(to_stdout) == 2 else 'all'} write to standard "
+                          "output; give all but one a file")
     writes = [("--output", path) for output in outputs if (path := sink_path(output)) is not None]
     writes += [("--save-masks", Path(path)) for path in save_masks if isinstance(path, str | Path)]
-    writes += [(flag, Path(path)) for flag, path in (("--metadata", metadata), ("--stats", stats)) if path]
+    writes += [(flag, Path(path)) for flag, path in (("--metadata", metadata), ("--stats", stats))
+               if path and str(path) != STDOUT]
     check_no_overwrites(reads, writes)

@@ -9,6 +9,8 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +22,10 @@ import numpy as np
 from engines.errors import OutputError
 from realtime.frame import Frame
 from realtime.outputs.paths import check_writable
+from realtime.outputs.pipe import STDOUT, silence_stdout
+from realtime.outputs.screen import StopRequested
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -67,11 +73,13 @@ class MetadataWriter:
 
     The file is created at the first frame, so a run that fails before it (a source path mistyped, a camera that
     is down) leaves the file of an earlier run as it was. Each line is flushed as written (``tail -f`` follows a
-    live run).
+    live run). ``-`` writes the lines to standard output (``| jq``); when its reader goes away the run stops
+    (:class:`~realtime.outputs.StopRequested`), as when a display window is closed.
     """
 
     def __init__(self, path: str | Path) -> None:
-        self.path = check_writable(path)
+        self.to_stdout = str(path) == STDOUT
+        self.path = Path(path) if self.to_stdout else check_writable(path)
         self.handle: TextIO | None = None
         self._wall_minus_monotonic = time.time() - time.monotonic()
 
@@ -84,10 +92,20 @@ class MetadataWriter:
             "coverage": None if result.coverage is None else round(result.coverage, 6),
             "ms": {k: round(v, 4) for k, v in result.timings_ms.items()}, "end_to_end_ms": round(result.end_to_end_ms, 4),
         }
+        line = json.dumps(record) + "\n"
+        if self.to_stdout:
+            try:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            except BrokenPipeError as exc:
+                silence_stdout()
+                log.warning("the reader of --metadata's standard output went away (broken pipe): stopping")
+                raise StopRequested from exc
+            return
         try:
             if self.handle is None:
                 self.handle = open(self.path, "w", buffering=1)  # noqa: SIM115 - closed in close(); line-buffered
-            self.handle.write(json.dumps(record) + "\n")
+            self.handle.write(line)
         except OSError as exc:
             raise OutputError(f"cannot write {self.path}: {exc.strerror}; free space or write elsewhere") from exc
 

@@ -42,6 +42,7 @@ from realtime.frame import Frame
 from realtime.outputs import Sink, StopRequested, open_sink
 from realtime.outputs.mask_archive import MaskArchive
 from realtime.outputs.paths import check_writable
+from realtime.outputs.pipe import STDOUT
 from realtime.outputs.tee import TeeSink
 from realtime.pipeline.paths import check_run_paths
 from realtime.pipeline.results import MetadataWriter, Result
@@ -120,7 +121,7 @@ class Pipeline:
         archive_paths = one_per_stream(save_masks, len(sources), "mask archives", "--save-masks")
         check_run_paths(sources, [out for outs in outputs for out in outs], save_masks=archive_paths,
                         metadata=metadata, stats=stats, background=(mode_options or {}).get("background"))
-        self._stats_path = check_writable(stats) if stats else None
+        self._stats_path = (stats if str(stats) == STDOUT else check_writable(stats)) if stats else None
         self._owned: list[Any] = []  # what we opened and must close, in opening order
         try:
             self.compositor = mode if isinstance(mode, Compositor) else self._own(make_compositor(mode, **(mode_options or {})))
@@ -534,9 +535,12 @@ class Pipeline:
                         else np.full(item.frame.bgr.shape[:2], 255, np.uint8))
         item.written_ts = time.monotonic()
         item.timings_ms["output"] = (time.perf_counter() - start) * 1000.0
-        if self.metadata is not None:
-            self.metadata.write(item)
         self.stats.add(item.timings_ms, item.end_to_end_ms)
+        if self.metadata is not None:
+            try:
+                self.metadata.write(item)
+            except StopRequested:  # its reader on standard output went away
+                return False
         return True
 
     def run(self, on_result: Callable[[Result], None] | None = None) -> RunStats:

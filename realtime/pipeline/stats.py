@@ -35,12 +35,14 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from engines.errors import OutputError
+from realtime.outputs.pipe import STDOUT, silence_stdout
 
 SCHEMA = "realtime-masking/stats/1"
 STAGES = ("capture", "preprocess", "inference", "postprocess", "composite", "output")
@@ -134,9 +136,17 @@ class RunStats:
         }
 
     def write_json(self, path: str | Path) -> None:
-        """Write :meth:`as_dict` as JSON."""
+        """Write :meth:`as_dict` as JSON (``-``: to standard output; a reader gone by then is let be)."""
+        text = json.dumps(self.as_dict(), indent=1) + "\n"
+        if str(path) == STDOUT:
+            try:
+                sys.stdout.write(text)
+                sys.stdout.flush()
+            except BrokenPipeError:
+                silence_stdout()
+            return
         try:
-            Path(path).write_text(json.dumps(self.as_dict(), indent=1) + "\n")
+            Path(path).write_text(text)
         except OSError as exc:
             raise OutputError(f"cannot write {path}: {exc.strerror}; free space or write elsewhere") from exc
 
