@@ -171,7 +171,8 @@ class _LoopbackHttp:
 
 
 class MjpegServer(_LoopbackHttp):
-    """A real HTTP camera on loopback: the clip's frames as a multipart MJPEG stream, looping, paced at ``fps``."""
+    """A real HTTP camera on loopback: the clip's frames as a multipart MJPEG stream, looping, paced at ``fps``.
+    While ``paused`` is set it sends nothing (a stalled camera, its connection kept)."""
 
     def __init__(self, clip, fps=60.0, port=0):
         capture = cv2.VideoCapture(str(clip))
@@ -194,6 +195,9 @@ class MjpegServer(_LoopbackHttp):
                 k = 0
                 try:
                     while not outer.stopped.is_set():
+                        if outer.paused.is_set():
+                            outer.stopped.wait(0.05)
+                            continue
                         data = outer.jpegs[k % len(outer.jpegs)]
                         self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
                                          + str(len(data)).encode() + b"\r\n\r\n" + data + b"\r\n")
@@ -202,7 +206,7 @@ class MjpegServer(_LoopbackHttp):
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self.stopped = threading.Event()
+        self.stopped, self.paused = threading.Event(), threading.Event()
         self.port = self._serve(Handler, port)
         self.url = f"http://127.0.0.1:{self.port}/cam"
 

@@ -6,7 +6,7 @@
 ``http://127.0.0.1:8080/[PATH/]``                        browser preview: MJPEG + a page with fps/latency
 ``rtsp://127.0.0.1:8554/masked`` (``rtsp://@:8554/x``)  H.264 RTSP stream served by a supervised GStreamer process
 ``display``, ``display://TITLE``                        an OpenCV window (q / Esc quits); one per title
-``-``                                                   standard output: Matroska H.264 (``| ffplay -``)
+``-``                                                   standard output: MPEG-TS H.264 (``| ffplay -``)
 ``null``                                                nothing (benchmarks)
 ====================================================  ==========================================
 

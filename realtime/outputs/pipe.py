@@ -3,15 +3,17 @@
     realtime-mask run -i 0 -o - | ffplay -
     realtime-mask run -i rtsp://cam/1 -o - | ffmpeg -i - -c copy -f flv rtmp://live.example.com/app/KEY
 
-Matroska (the streamable container ffmpeg, ffplay, mpv and VLC read from a pipe) with H.264 encoded without delay
-(x264's zerolatency: no B-frames, no look-ahead), each frame in the pipe as soon as it is encoded, at its time
-(:class:`~realtime.outputs.files.EncodedVideoSink`). When the reader goes away (the player is closed, ``| head``)
-the run stops as when a display window is closed: its other outputs finalised, exit code 0, a warning saying why.
-``--metadata -`` and ``--stats -`` write their JSON to standard output instead (one of the three at a time).
+MPEG-TS (the stream format ffmpeg, ffplay, mpv, VLC and GStreamer read from a pipe) with H.264 encoded without
+delay (x264's zerolatency: no B-frames, no look-ahead, which held 13 or more frames), each frame in the pipe as soon
+as it is encoded, at its time (:class:`~realtime.outputs.files.EncodedVideoSink`; the stream's clock starts at 1.4 s,
+as FFmpeg's MPEG-TS does). Not Matroska: its muxer holds each frame until the next comes, so a camera that stalls
+would leave its last frame unseen. When the reader goes away (the player is closed, ``| head``) the run stops as
+when a display window is closed: its other outputs finalised, exit code 0, a warning saying why. ``--metadata -``
+and ``--stats -`` write their JSON to standard output instead (one of the three at a time).
 
 Example:
     >>> STDOUT_FORMAT.muxer, STDOUT_FORMAT.options["tune"]
-    ('matroska', 'zerolatency')
+    ('mpegts', 'zerolatency')
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 
 STDOUT = "-"  # the output string (and --metadata / --stats value) that means standard output
 STDOUT_FORMAT = VideoFormat("libx264", {**H264_OPTIONS, "tune": "zerolatency"},
-                            {"live": "1", "cluster_time_limit": "0", "flush_packets": "1"}, muxer="matroska")
+                            {"flush_packets": "1"}, muxer="mpegts")  # each packet to the pipe as muxed
 
 
 def silence_stdout() -> None:
@@ -41,7 +43,7 @@ def silence_stdout() -> None:
 
 
 class StdoutSink(EncodedVideoSink):
-    """The masked video as Matroska H.264 on standard output (see the module doc).
+    """The masked video as MPEG-TS H.264 on standard output (see the module doc).
 
     Raises:
         OutputError: standard output is a terminal (video would fill it with bytes).
