@@ -4,7 +4,7 @@
     realtime-mask run -i rtsp://cam/1 -o - | ffmpeg -i - -c copy -f flv rtmp://live.example.com/app/KEY
 
 MPEG-TS (the stream format ffmpeg, ffplay, mpv, VLC and GStreamer read from a pipe) with H.264 encoded without
-delay (x264's zerolatency: no B-frames, no look-ahead, which held 13 or more frames), each frame in the pipe as soon
+delay (x264's zerolatency: no B-frames, no look-ahead, which held 11 frames back), each frame in the pipe as soon
 as it is encoded, at its time (:class:`~realtime.outputs.files.EncodedVideoSink`; the stream's clock starts at 1.4 s,
 as FFmpeg's MPEG-TS does). Not Matroska: its muxer holds each frame until the next comes, so a camera that stalls
 would leave its last frame unseen. When the reader goes away (the player is closed, ``| head``) the run stops as
