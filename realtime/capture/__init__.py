@@ -10,6 +10,7 @@ Accepted forms (normalised to ``scheme://location``, then looked up in :data:`SO
 ``http(s)://host/cam.mjpg``                                network stream (live, reconnects)
 ``http(s)://host/live.m3u8`` (or served as HLS)            live HLS: every frame, ends with the event
 ``http(s)://host/clip.mp4``, ``vod.m3u8`` (ended)          a file on a web server (its length known): read as a file
+``-`` (``stdin://``)                                       a stream piped in (``ffmpeg ... -f mpegts - |``): every frame
 ``synthetic:``, ``synthetic:1280x720@30?frames=300``       moving test pattern (``&live=1``: real time)
 ``sample:carphone``                                        small real clip with a person (fetched once)
 =========================================================  ===============================================
@@ -31,14 +32,21 @@ import cv2
 
 from engines.errors import ConfigError, SourceError
 from realtime.capture.base import Source
-from realtime.capture.files import IMAGE_SUFFIXES, ImageFolderSource, SourceNotFoundError, VideoFileSource, image_paths
+from realtime.capture.files import (
+    IMAGE_SUFFIXES,
+    ImageFolderSource,
+    SourceNotFoundError,
+    StdinSource,
+    VideoFileSource,
+    image_paths,
+)
 from realtime.capture.hls import HLS_TYPES, HlsSource, hls_playlist_type, is_hls
 from realtime.capture.live import CaptureSource, LiveSource, SourceTimeoutError, open_stream, redact
 from realtime.capture.sample import SampleSource
 from realtime.capture.synthetic import LiveSyntheticSource, SyntheticSource, parse_synthetic
 
 FORMS_HELP = ("video file, image folder or glob, camera index or /dev/videoN, rtsp:// or http(s):// stream, "
-              "synthetic:[WxH@FPS], sample:carphone")
+              "- (a stream piped in), synthetic:[WxH@FPS], sample:carphone")
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,7 @@ SOURCES: dict[str, Callable[[str, SourceOptions], Source]] = {
     "https": lambda loc, o: _web(loc, o, "https"),
     "synthetic": _synthetic,
     "sample": _sample,
+    "stdin": lambda loc, o: StdinSource(realtime=o.realtime),
 }
 _DEVICE = re.compile(r"^/dev/video\d+$")
 
@@ -139,6 +148,8 @@ def normalise_uri(text: str) -> str:
             return f"{short}//{text[len(short):]}"
     if "://" in text:
         return text
+    if text == "-":
+        return "stdin://"
     if text.isdigit():
         if Path(text).exists():
             raise SourceError(f"{text!r} is both a camera index and a file here; write camera://{text} or ./{text}")
@@ -192,5 +203,5 @@ def source_files(source: str | Source) -> list[Path]:
 
 
 __all__ = ["FORMS_HELP", "SOURCES", "CaptureSource", "ImageFolderSource", "LiveSource", "Source", "SourceNotFoundError",
-           "SourceOptions", "SourceTimeoutError", "VideoFileSource", "normalise_uri", "open_source", "redact",
+           "SourceOptions", "SourceTimeoutError", "StdinSource", "VideoFileSource", "normalise_uri", "open_source", "redact",
            "source_files"]

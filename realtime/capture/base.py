@@ -44,6 +44,10 @@ class Source(ABC):
     def __iter__(self) -> Iterator[Frame]:
         """Yield frames in order until end of stream."""
 
+    def interrupt(self) -> None:
+        """From another thread: wake a reader waiting for the next frame, so a run can stop (a live source, a pipe);
+        its frames end there. Files and patterns never wait long: nothing to do."""
+
     def close(self) -> None:
         """Release the device, file or connection. Safe to call twice."""
 

@@ -262,6 +262,9 @@ class LiveSource(Source):
                 self.stats.read_timeouts += 1
                 raise SourceTimeoutError(f"{self.uri}: no frame for {self.read_timeout:g} s")
 
+    def interrupt(self) -> None:
+        self.close()  # its reader thread hands frames over; the consumer waits on it with a timeout
+
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:

@@ -573,8 +573,7 @@ class Pipeline:
         self.stats.wall_s = time.monotonic() - self._started_at if self._started_at else 0.0
         self._stop.set()
         for source in self.sources:
-            if source.live:
-                source.close()  # wakes a capture thread waiting for the next live frame
+            source.interrupt()  # wakes a capture thread waiting for the next frame (a live source, a pipe)
         for thread in self._threads:
             thread.join(timeout=10.0)
         self.stats.dropped = sum(source.dropped for source in self.sources) + self._dropped_stale

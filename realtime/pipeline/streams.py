@@ -106,9 +106,12 @@ def audio_source(source: Source, outputs: list[str | Sink], copy: bool) -> str |
     says so."""
     videos = [str(output) for output in outputs if video_file_path(output)]
     writes_video, output = bool(videos), ", ".join(videos or [str(o) for o in outputs])
-    from_file = isinstance(source, VideoFileSource)
+    from_file = isinstance(source, VideoFileSource) and source.rereadable
     if copy and not writes_video:
         raise ConfigError(f"--audio copy writes sound into a video file output (.mp4 .mov .mkv .avi), got {output}")
+    if copy and isinstance(source, VideoFileSource) and not from_file:
+        raise ConfigError(f"--audio copy cannot take the sound of {source.uri}: it is read once, for its video; give "
+                          "the file, or add the sound to the output afterwards")
     if copy and not from_file:
         raise ConfigError(f"--audio copy takes the sound of a video file source; {source.uri} has none to give")
     codec = audio_codec(source.location) if writes_video and from_file else None  # type: ignore[attr-defined]

@@ -1,5 +1,6 @@
-"""``-o -``, ``--metadata -`` and ``--stats -``: a run's video or JSON on standard output, for a player, ffmpeg or jq
-(``-o -`` used to write a folder of PNGs named ``-``, ``--metadata -`` a file named ``-``)."""
+"""Pipes: ``-i -``, a stream piped in (it was "source file - does not exist"), and ``-o -``, ``--metadata -`` and
+``--stats -``, a run's video or JSON on standard output, for a player, ffmpeg or jq (``-o -`` used to write a folder of
+PNGs named ``-``, ``--metadata -`` a file named ``-``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -134,3 +136,76 @@ def test_stdout_refuses_a_terminal_and_a_second_writer(tmp_path):
         os.close(terminal)
         os.close(other_end)
     assert_one_line_error(typed, "standard output, which is a terminal", "-o - | ffplay -")
+
+
+def _transport_stream(path, packets):
+    """The shared surveillance clip's first ``packets`` H.264 packets as MPEG-TS (what ``ffmpeg -c copy -f mpegts -``
+    sends), unchanged: the same frames decode from it."""
+    with av.open(str(MEDIA / "one-by-one-person-detection.mp4")) as clip, av.open(str(path), "w", format="mpegts") as ts:
+        video = ts.add_stream_from_template(clip.streams.video[0])
+        for _, packet in zip(range(packets), clip.demux(clip.streams.video[0]), strict=False):
+            if packet.dts is not None:
+                packet.stream = video
+                ts.mux(packet)
+    return path
+
+
+def test_a_stream_piped_in_is_masked_every_frame_as_its_file_is(model_cache, tmp_path):
+    need_shared()
+    stream = _transport_stream(tmp_path / "in.ts", 100)
+    with open(stream, "rb") as piped:
+        run = subprocess.run([*COMMAND, "-i", "-", "-o", str(tmp_path / "out.mp4"), "--save-masks",
+                              str(tmp_path / "piped.npz")], stdin=piped, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    piped = np.load(tmp_path / "piped.npz")["masks"]
+    assert subprocess.run([*COMMAND, "-i", str(MEDIA / "one-by-one-person-detection.mp4"), "-o", "null", "--max-frames",
+                           str(len(piped)), "--save-masks", str(tmp_path / "file.npz")], timeout=300).returncode == 0
+    assert len(piped) >= 95  # the frames of 100 packets, less any whose reference was cut off
+    np.testing.assert_array_equal(piped, np.load(tmp_path / "file.npz")["masks"])
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == len(piped)
+
+
+def test_a_run_reading_a_pipe_stops_on_a_signal_while_the_writer_holds_it_open(model_cache, tmp_path):
+    """A writer that sent some frames and then nothing (a camera upstream that stalls): SIGTERM stops the run at
+    once, its output finalised with the frames that came (FFmpeg blocked on standard input held the signal until the
+    writer sent more, or closed the pipe)."""
+    need_shared()
+    stream, out = _transport_stream(tmp_path / "in.ts", 60), tmp_path / "out.mkv"
+    process = subprocess.Popen([*COMMAND, "-i", "-", "-o", str(out), "--metadata", str(tmp_path / "m.jsonl")],
+                               stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        process.stdin.write(stream.read_bytes())
+        process.stdin.flush()  # and the pipe stays open
+        meta = tmp_path / "m.jsonl"
+        written = _wait_still(lambda: len(meta.read_text().splitlines()) if meta.exists() else 0, limit_s=120)
+        process.send_signal(signal.SIGTERM)
+        stderr = process.communicate(timeout=30)[1].decode()
+    finally:
+        process.kill()
+    assert process.returncode == 143 and "stopped by SIGTERM" in stderr.splitlines()[-1], stderr
+    with av.open(str(out)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == written >= 50
+
+
+def test_a_pipe_in_refuses_a_terminal_what_is_not_video_and_copying_its_sound(tmp_path):
+    need_shared()
+
+    def run(stdin, *extra):
+        return subprocess.run([*COMMAND, "-i", "-", "-o", str(tmp_path / "out.mp4"), *extra], stdin=stdin,
+                              capture_output=True, text=True, timeout=300)
+
+    with open(MEDIA / "carphone_pristine.mp4", "rb") as mp4:  # its index at the end: FFmpeg cannot read it from a pipe
+        assert_one_line_error(run(mp4), "no frame FFmpeg could decode", "-movflags +faststart")
+    with open(tmp_path / "text.txt", "w+") as text:
+        text.write("hello\n" * 100)
+        text.seek(0)
+        assert_one_line_error(run(text), "standard input is not video FFmpeg can read", "-f mpegts")
+    with open(_transport_stream(tmp_path / "in.ts", 10), "rb") as stream:
+        assert_one_line_error(run(stream, "--audio", "copy"), "cannot take the sound of stdin://", "give the file")
+    terminal, other_end = pty.openpty()
+    try:
+        assert_one_line_error(run(other_end), "standard input, which is a terminal", "-f mpegts - | realtime-mask")
+    finally:
+        os.close(terminal)
+        os.close(other_end)
