@@ -176,16 +176,50 @@ def test_a_run_reading_a_pipe_stops_on_a_signal_while_the_writer_holds_it_open(m
                                stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         process.stdin.write(stream.read_bytes())
-        process.stdin.flush()  # and the pipe stays open
+        process.stdin.flush()  # and the pipe stays open (communicate() would close it)
         meta = tmp_path / "m.jsonl"
         written = _wait_still(lambda: len(meta.read_text().splitlines()) if meta.exists() else 0, limit_s=120)
         process.send_signal(signal.SIGTERM)
-        stderr = process.communicate(timeout=30)[1].decode()
+        stderr = process.stderr.read().decode()
+        process.wait(timeout=30)
     finally:
         process.kill()
+        process.stdin.close()
     assert process.returncode == 143 and "stopped by SIGTERM" in stderr.splitlines()[-1], stderr
     with av.open(str(out)) as container:
         assert sum(1 for _ in container.decode(video=0)) == written >= 50
+
+
+_CLOSE_FROM_ANOTHER_THREAD = """
+import threading, time
+from realtime.pipeline import Pipeline
+pipeline = Pipeline("-", output="null")
+closer = threading.Timer(5, pipeline.close)
+closer.start()
+frames = sum(1 for _ in pipeline)
+closer.join()
+time.sleep(0.5)
+print(frames, sorted(thread.name for thread in threading.enumerate() if thread is not threading.main_thread()))
+"""
+
+
+def test_a_pipeline_reading_a_pipe_closes_with_no_thread_left_while_the_writer_holds_it_open(model_cache, tmp_path):
+    """A program that embeds the pipeline closes it while the writer of its standard input sends nothing more: the
+    capture thread ends with it (FFmpeg blocked on standard input itself kept it, and close() waited 10 s for it)."""
+    need_shared()
+    stream = _transport_stream(tmp_path / "in.ts", 30)
+    process = subprocess.Popen([sys.executable, "-c", _CLOSE_FROM_ANOTHER_THREAD], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=False)
+    try:
+        process.stdin.write(stream.read_bytes())
+        process.stdin.flush()  # and the pipe stays open (communicate() would close it)
+        stdout = process.stdout.read().decode()  # until it exits
+        process.wait(timeout=60)
+    finally:
+        process.kill()
+        process.stdin.close()
+    frames, alive = stdout.split(" ", 1)
+    assert process.returncode == 0 and int(frames) >= 20 and alive.strip() == "[]", process.stderr.read().decode()
 
 
 def test_a_pipe_in_refuses_a_terminal_what_is_not_video_and_copying_its_sound(tmp_path):
