@@ -578,16 +578,13 @@ class Pipeline:
             thread.join(timeout=10.0)
         self.stats.dropped = sum(source.dropped for source in self.sources) + self._dropped_stale
         for source in self.sources:  # live sources' counters, summed over the sources
-            live_stats = getattr(source, "stats", None)
-            for key, value in (vars(live_stats) if live_stats is not None else {}).items():
-                if isinstance(value, int):
-                    self.stats.counters[key] = self.stats.counters.get(key, 0) + value
-        if self.strategies is not None:
-            self.stats.counters.update({
-                "strategy_skipped_frames": sum(strategy.stats.skipped for strategy in self.strategies),
-                "strategy_engine_crops": sum(strategy.stats.engine_crops for strategy in self.strategies)})
+            if (live_stats := getattr(source, "stats", None)) is not None:
+                self.stats.count(live_stats)
+        for strategy in self.strategies or []:
+            self.stats.count({"strategy_skipped_frames": strategy.stats.skipped,
+                              "strategy_engine_crops": strategy.stats.engine_crops})
         if self.privacy:
-            self.stats.counters.update({f"privacy_masked_{k}": v for k, v in self.privacy_counts.items()})
+            self.stats.count({f"privacy_masked_{k}": v for k, v in self.privacy_counts.items()})
         try:
             self._close_owned()
         finally:

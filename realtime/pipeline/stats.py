@@ -121,6 +121,14 @@ class RunStats:
         self.end_to_end.add(end_to_end_ms)
         self.frames += 1
 
+    def count(self, counters: Any) -> None:
+        """Add the int fields of ``counters`` (an object's, or a dict's) to :attr:`counters`, summed over calls: a
+        live source's reconnects, drops, ... over every source of the run."""
+        items = counters.items() if isinstance(counters, dict) else vars(counters).items()
+        for key, value in items:
+            if isinstance(value, int) and not isinstance(value, bool):
+                self.counters[key] = self.counters.get(key, 0) + value
+
     def as_dict(self) -> dict[str, Any]:
         """The ``--stats`` JSON document."""
         return {
