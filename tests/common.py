@@ -336,6 +336,49 @@ class HlsServer(_LoopbackHttp):
         self.url = f"http://127.0.0.1:{self._serve(Handler)}"
 
 
+_SEND_TS = """
+import sys, time
+import av
+clip, target = sys.argv[1:]
+with av.open(clip) as source, av.open(target, "w", format="mpegts") as stream:
+    video = stream.add_stream_from_template(source.streams.video[0])
+    started = time.monotonic()
+    for packet in source.demux(source.streams.video[0]):
+        if packet.dts is not None:
+            time.sleep(max(0.0, started + float(packet.dts * packet.time_base) - time.monotonic()))
+            packet.stream = video
+            stream.mux(packet)
+"""
+
+
+class TsStreamSender:
+    """A real MPEG-TS stream of a clip, as an encoder sends one: to ``udp://127.0.0.1:PORT`` (datagrams, whether or
+    not anyone listens), or on ``tcp://127.0.0.1:PORT`` (listening for one viewer), paced at the clip's rate, from
+    another process (PyAV holds the GIL while it waits for a TCP viewer); :meth:`stop` ends it."""
+
+    def __init__(self, clip: Path, scheme: str = "udp"):
+        import subprocess
+        import sys
+
+        self.port = free_port()
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
+        target = self.url + ("?pkt_size=1316" if scheme == "udp" else "?listen=1")
+        self.process = subprocess.Popen([sys.executable, "-c", _SEND_TS, str(clip), target],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while scheme == "tcp" and not self._listening() and time.monotonic() < deadline:
+            time.sleep(0.05)  # a probe connection would be the one viewer it takes
+
+    def _listening(self) -> bool:
+        """The port is in LISTEN state (Linux's table of TCP sockets)."""
+        rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+        return any(row.split()[1].endswith(f":{self.port:04X}") and row.split()[3] == "0A" for row in rows)
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     import socket

@@ -7,6 +7,7 @@ Accepted forms (normalised to ``scheme://location``, then looked up in :data:`SO
 ``frames/``, ``frames/*.png``, ``images://frames``         image folder or glob
 ``0``, ``/dev/video0``, ``camera://0``                     camera (live)
 ``rtsp://[user:pass@]host[:port]/path``                    network stream (live, reconnects)
+``udp://239.0.0.1:1234``, ``tcp://encoder:5000``           MPEG-TS stream (live, reconnects), multicast too
 ``http(s)://host/cam.mjpg``                                network stream (live, reconnects)
 ``http(s)://host/live.m3u8`` (or served as HLS)            live HLS: every frame, ends with the event
 ``http(s)://host/clip.mp4``, ``vod.m3u8`` (ended)          a file on a web server (its length known): read as a file
@@ -45,8 +46,8 @@ from realtime.capture.live import CaptureSource, LiveSource, SourceTimeoutError,
 from realtime.capture.sample import SampleSource
 from realtime.capture.synthetic import LiveSyntheticSource, SyntheticSource, parse_synthetic
 
-FORMS_HELP = ("video file, image folder or glob, camera index or /dev/videoN, rtsp:// or http(s):// stream, "
-              "- (a stream piped in), synthetic:[WxH@FPS], sample:carphone")
+FORMS_HELP = ("video file, image folder or glob, camera index or /dev/videoN, rtsp://, udp://, tcp:// or http(s):// "
+              "stream, - (a stream piped in), synthetic:[WxH@FPS], sample:carphone")
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,8 @@ SOURCES: dict[str, Callable[[str, SourceOptions], Source]] = {
     "images": _images,
     "camera": lambda loc, o: _capture(loc, o, "camera"),
     "rtsp": lambda loc, o: _capture(loc, o, "rtsp"),
+    "udp": lambda loc, o: _capture(loc, o, "udp"),  # MPEG-TS over UDP, multicast included (an encoder's, IPTV)
+    "tcp": lambda loc, o: _capture(loc, o, "tcp"),  # MPEG-TS over a TCP connection to an encoder
     "rtsps": lambda loc, o: _capture(loc, o, "rtsps"),
     "http": lambda loc, o: _web(loc, o, "http"),
     "https": lambda loc, o: _web(loc, o, "https"),

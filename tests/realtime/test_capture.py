@@ -14,7 +14,7 @@ import pytest
 from engines.errors import ConfigError, SourceError
 from realtime.capture import SourceNotFoundError, normalise_uri, open_source, redact, source_files
 from realtime.frame import Frame
-from tests.common import MEDIA, HlsServer, MjpegServer, WebFileServer, hls_segments, need_shared
+from tests.common import MEDIA, HlsServer, MjpegServer, TsStreamSender, WebFileServer, hls_segments, need_shared
 
 
 @pytest.mark.parametrize("text,uri", [
@@ -327,3 +327,27 @@ def test_a_live_hls_source_closed_mid_stream_counts_no_frame_dropped(hls_event):
     first = round(frames[0].source_ts * 10)
     assert [round(f.source_ts * 10) for f in frames] == list(range(first, first + 5))
     assert source.dropped == 0 and source.stats.captured == 6  # the sixth waited in the slot, not taken
+
+
+@pytest.mark.parametrize("scheme", ["udp", "tcp"])
+def test_an_encoders_mpeg_ts_stream_over_udp_or_tcp_is_masked_live(model_cache, tmp_path, scheme):
+    """An encoder's MPEG-TS, sent over UDP (multicast's transport) or served on a TCP port, read as a live stream: each
+    frame written is masked as the same frame of the clip is (it was "unknown source scheme 'udp://'")."""
+    from realtime.cli import main
+
+    need_shared()
+    clip = MEDIA / "one-by-one-person-detection.mp4"
+    sender = TsStreamSender(clip, scheme)
+    out, meta, masks = tmp_path / "out.mkv", tmp_path / "m.jsonl", tmp_path / "m.npz"
+    try:
+        assert main(["run", "-i", sender.url, "-o", str(out), "--metadata", str(meta), "--save-masks", str(masks),
+                     "--max-frames", "30"]) == 0
+    finally:
+        sender.stop()
+    assert main(["masks", str(clip), "-o", str(tmp_path / "clip.npz"), "--max-frames", "300"]) == 0
+    of_clip = {mask.tobytes() for mask in np.load(tmp_path / "clip.npz")["masks"]}
+    live = np.load(masks)["masks"]
+    assert len(live) == len(meta.read_text().splitlines()) == 30
+    assert sum(mask.tobytes() in of_clip for mask in live) >= 25  # UDP joins mid-stream: its first frames may be partial
+    capture = cv2.VideoCapture(str(out))
+    assert sum(1 for _ in iter(lambda: capture.read()[0], False)) == 30
