@@ -353,16 +353,17 @@ with av.open(clip) as source, av.open(target, "w", format="mpegts") as stream:
 
 class TsStreamSender:
     """A real MPEG-TS stream of a clip, as an encoder sends one: to ``udp://127.0.0.1:PORT`` (datagrams, whether or
-    not anyone listens), or on ``tcp://127.0.0.1:PORT`` (listening for one viewer), paced at the clip's rate, from
+    not anyone listens; ``host`` a multicast group too), or on ``tcp://127.0.0.1:PORT`` (listening for one viewer),
+    paced at the clip's rate, from
     another process (PyAV holds the GIL while it waits for a TCP viewer); :meth:`stop` ends it."""
 
-    def __init__(self, clip: Path, scheme: str = "udp"):
+    def __init__(self, clip: Path, scheme: str = "udp", host: str = "127.0.0.1"):
         import subprocess
         import sys
 
         self.port = free_port()
-        self.url = f"{scheme}://127.0.0.1:{self.port}"
-        target = self.url + ("?pkt_size=1316" if scheme == "udp" else "?listen=1")
+        self.url = f"{scheme}://{host}:{self.port}"
+        target = self.url + ("?pkt_size=1316&ttl=0" if scheme == "udp" else "?listen=1")  # ttl 0: multicast stays here
         self.process = subprocess.Popen([sys.executable, "-c", _SEND_TS, str(clip), target],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
