@@ -85,8 +85,9 @@ class MetadataWriter:
 
     def write(self, result: Result) -> None:
         record = {
-            "stream": result.frame.stream, "index": result.frame.index, "source_ts": result.frame.source_ts,
-            "capture_ts": result.frame.capture_ts, "written_ts": result.written_ts,
+            "stream": result.frame.stream, "index": result.frame.index,  # seconds, to the microsecond
+            "source_ts": round(result.frame.source_ts, 6), "capture_ts": round(result.frame.capture_ts, 6),
+            "written_ts": round(result.written_ts, 6),
             "captured_at": datetime.fromtimestamp(result.frame.capture_ts + self._wall_minus_monotonic, UTC)
             .isoformat(timespec="microseconds").replace("+00:00", "Z"),
             "coverage": None if result.coverage is None else round(result.coverage, 6),
