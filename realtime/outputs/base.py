@@ -94,6 +94,7 @@ class Sink(ABC):
     uri: str = ""
     frames_written: int = 0
     accepts_alpha: bool = False
+    live: bool = False  # its frames come from a live source (set by the pipeline): falling behind, it may skip some
     _first_size: FirstSize | None = None
 
     def fit_to_first_size(self, image: np.ndarray) -> np.ndarray:

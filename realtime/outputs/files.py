@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -94,13 +95,14 @@ class PyAVWriter:
         ('libx264', 64, 1)
     """
 
-    def __init__(self, path: str | Path, fps: float, size_wh: tuple[int, int], video_format: VideoFormat,
+    def __init__(self, path: str | Path | Any, fps: float, size_wh: tuple[int, int], video_format: VideoFormat,
                  timed: bool = False) -> None:
         import av
 
         width, height = size_wh
         self.format = video_format
-        self.container = av.open(str(path), "w", format=video_format.muxer, options=video_format.container_options)
+        target = str(path) if isinstance(path, str | Path) else path  # or an object with write(): a pipe's relay
+        self.container = av.open(target, "w", format=video_format.muxer, options=video_format.container_options)
         # when the recording began (its first frame), in UTC: MP4 keeps it to the second, MKV to the microsecond
         self.container.metadata["creation_time"] = datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
         rate = Fraction(fps).limit_denominator(1001)  # 29.97 as 30000/1001
@@ -164,7 +166,7 @@ class EncodedVideoSink(Sink):
 
     format: VideoFormat
     fps: float = 25.0
-    target: str | Path = ""  # what PyAVWriter opens
+    target: str | Path | Any = ""  # what PyAVWriter opens: a path, or an object with write()
     writer: PyAVWriter | None = None
 
     def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:

@@ -184,6 +184,7 @@ class Pipeline:
         sinks = [out if isinstance(out, Sink) else self._own(open_sink(
             out, source.fps or 25.0, audio_from=sound if video_file_path(out) else None)) for out in outputs]
         for sink in sinks:
+            sink.live = not source.keeps_every_frame
             if self.compositor.output_channels == 4 and not sink.accepts_alpha:
                 raise OutputError(f"mode {self.compositor.name} makes BGRA frames, which {sink.uri} cannot hold; "
                                   "write an image folder (PNG) or use --cutout-format green")

@@ -26,6 +26,9 @@ from types import FrameType, TracebackType
 from typing import Any
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+# Set when a stop signal lands while one is held: code that waits inside the hold (an output whose reader stopped
+# reading) gives up on seeing it, so that a stop is never held by something outside the run
+STOP_NOTED = threading.Event()
 
 
 class SignalHold:
@@ -40,6 +43,7 @@ class SignalHold:
         """Wrap the Python-level handlers of SIGINT, SIGTERM and SIGHUP (main thread only; else a no-op)."""
         if self._previous or threading.current_thread() is not threading.main_thread():
             return
+        STOP_NOTED.clear()
         for signum in STOP_SIGNALS:
             previous = signal.getsignal(signum)
             if callable(previous):
@@ -58,6 +62,7 @@ class SignalHold:
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self._depth:
             self._held = self._held or (signum, frame)
+            STOP_NOTED.set()
         else:
             self._previous[signum](signum, frame)
 

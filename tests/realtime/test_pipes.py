@@ -4,6 +4,7 @@ PNGs named ``-``, ``--metadata -`` a file named ``-``)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -108,6 +109,45 @@ def test_a_camera_on_stdout_streams_each_frame_as_it_comes_and_stops_when_the_re
     frames = json.loads(stats.read_text())["frames"]
     with av.open(str(recording)) as container:
         assert sum(1 for _ in container.decode(video=0)) == frames >= written
+
+
+def test_a_reader_that_stops_reading_holds_neither_the_recording_nor_a_stop(model_cache, tmp_path):
+    """A player paused, a network stalled behind ffmpeg: the reader of standard output takes nothing more. From a
+    camera, the recording beside goes on, frames for the pipe skipped meanwhile; a reader that comes back gets the
+    newest frames; SIGTERM stops the run at once. Before, the whole run waited on the pipe, the recording with it, and
+    no stop signal could end it."""
+    need_shared()
+    camera = MjpegServer(MEDIA / "one-by-one-person-detection.mp4", fps=10)
+    recording, meta = tmp_path / "rec.mkv", tmp_path / "m.jsonl"
+    process = subprocess.Popen([*COMMAND, "-i", camera.url, "-o", "-", "-o", str(recording), "--metadata", str(meta)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    lines = lambda: len(meta.read_text().splitlines()) if meta.exists() else 0  # noqa: E731
+    received = bytearray()
+    try:
+        deadline = time.monotonic() + 120
+        while lines() < 60 and time.monotonic() < deadline:  # 6 s of camera, none of it read from the pipe
+            time.sleep(0.1)
+        stalled_at = lines()
+        os.set_blocking(process.stdout.fileno(), False)
+        reading_until = time.monotonic() + 3  # the reader comes back
+        while time.monotonic() < reading_until:
+            with contextlib.suppress(BlockingIOError, TypeError):
+                received.extend(os.read(process.stdout.fileno(), 1 << 16))
+            time.sleep(0.01)
+        written = lines()
+        process.send_signal(signal.SIGTERM)
+        stderr = process.stderr.read().decode()
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+        camera.stop()
+    assert stalled_at >= 60 and process.returncode == 143, stderr
+    assert "frames for it are skipped until it catches up" in stderr and "Traceback" not in stderr
+    with av.open(str(recording)) as container:
+        assert sum(1 for _ in container.decode(video=0)) >= written  # the recording went on throughout
+    with av.open(io.BytesIO(bytes(received)), format="mpegts") as container:
+        piped = sum(1 for _ in container.decode(video=0))
+    assert 0 < piped < written  # what the pipe held, then the newest frames once it read again
 
 
 def test_metadata_and_stats_on_stdout_are_json_and_nothing_else(model_cache):
