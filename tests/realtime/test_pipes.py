@@ -150,6 +150,29 @@ def test_a_reader_that_stops_reading_holds_neither_the_recording_nor_a_stop(mode
     assert 0 < piped < written  # what the pipe held, then the newest frames once it read again
 
 
+def test_a_file_waits_for_a_reader_that_stopped_until_a_stop_signal(model_cache, tmp_path):
+    """From a file each frame waits for the reader (a transcoder behind the pipe must get them all); a reader that
+    stopped reading is no reason to hold a stop signal: SIGTERM ends the run, the recording beside finalised."""
+    need_shared()
+    recording, meta = tmp_path / "rec.mkv", tmp_path / "m.jsonl"
+    never_read, write_end = os.pipe()
+    try:
+        process = subprocess.Popen([*COMMAND, "-i", str(MEDIA / "one-by-one-person-detection.mp4"), "-o", "-", "-o",
+                                    str(recording), "--metadata", str(meta)], stdout=write_end, stderr=subprocess.PIPE)
+        os.close(write_end)
+        lines = lambda: len(meta.read_text().splitlines()) if meta.exists() else 0  # noqa: E731
+        written = _wait_still(lines, settle_s=2.0, limit_s=120)  # the pipe and the backlog are full: it waits
+        process.send_signal(signal.SIGTERM)
+        stderr = process.stderr.read().decode()
+        process.wait(timeout=30)
+    finally:
+        process.kill()
+        os.close(never_read)
+    assert 0 < written < 1394 and process.returncode == 143 and "stopped by SIGTERM" in stderr, stderr
+    with av.open(str(recording)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == lines()
+
+
 def test_metadata_and_stats_on_stdout_are_json_and_nothing_else(model_cache):
     need_shared()
     clip = str(MEDIA / "carphone_pristine.mp4")
