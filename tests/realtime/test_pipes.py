@@ -136,8 +136,7 @@ def test_a_reader_that_stops_reading_holds_neither_the_recording_nor_a_stop(mode
             time.sleep(0.01)
         written = lines()
         process.send_signal(signal.SIGTERM)
-        stderr = process.stderr.read().decode()
-        process.wait(timeout=30)
+        stderr = process.communicate(timeout=30)[1].decode()  # a run that held the signal fails here
     finally:
         process.kill()
         camera.stop()
@@ -163,8 +162,7 @@ def test_a_file_waits_for_a_reader_that_stopped_until_a_stop_signal(model_cache,
         lines = lambda: len(meta.read_text().splitlines()) if meta.exists() else 0  # noqa: E731
         written = _wait_still(lines, settle_s=2.0, limit_s=120)  # the pipe and the backlog are full: it waits
         process.send_signal(signal.SIGTERM)
-        stderr = process.stderr.read().decode()
-        process.wait(timeout=30)
+        stderr = process.communicate(timeout=30)[1].decode()  # a run that held the signal fails here
     finally:
         process.kill()
         os.close(never_read)
@@ -244,8 +242,8 @@ def test_a_run_reading_a_pipe_stops_on_a_signal_while_the_writer_holds_it_open(m
         meta = tmp_path / "m.jsonl"
         written = _wait_still(lambda: len(meta.read_text().splitlines()) if meta.exists() else 0, limit_s=120)
         process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)  # stdin kept open: communicate() would close it; stderr is a few lines
         stderr = process.stderr.read().decode()
-        process.wait(timeout=30)
     finally:
         process.kill()
         process.stdin.close()
