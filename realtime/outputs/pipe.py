@@ -57,21 +57,32 @@ def _stop_noted() -> bool:
     return STOP_NOTED.is_set()
 
 
-class _Relay:
-    """The bytes FFmpeg's muxer writes, handed to a file descriptor by a thread, so that the run never blocks on a
-    reader that stopped reading (a paused player, a stalled network behind ffmpeg): it sees the backlog and decides,
-    and a stop signal is never held by it. ``broken`` once the reader has gone."""
+class StdoutRelay:
+    """Bytes for a file descriptor (standard output: a video's muxed packets, metadata lines), handed over by a
+    thread, so that the run never blocks on a reader that stopped reading (a paused player, a stalled network behind
+    ffmpeg, a stuck ``jq``): it sees the backlog and decides, and a stop signal is never held by it. ``broken`` once
+    the reader has gone.
+
+    Example:
+        >>> import os
+        >>> read_end, write_end = os.pipe()
+        >>> relay = StdoutRelay(write_end)
+        >>> relay.write(b"line\\n"); relay.close(); os.read(read_end, 100)
+        5
+        b'line\\n'
+    """
 
     def __init__(self, fd: int = 1) -> None:
         self.fd, self.broken, self.backlog = fd, False, 0
         self._chunks: deque[tuple[float, bytes]] = deque()  # when each was queued, and its bytes
         self._changed = threading.Condition()
         self._closing = self._abandoned = False
+        self._progress = time.monotonic()  # when the reader last took bytes
         self._thread = threading.Thread(target=self._run, name="stdout-relay", daemon=True)
         self._thread.start()
 
     def write(self, data: bytes) -> int:
-        """Queue ``data`` (called by PyAV with each muxed packet)."""
+        """Queue ``data`` (PyAV calls it with each muxed packet)."""
         with self._changed:
             if self.broken:
                 raise BrokenPipeError(32, "the reader of standard output went away")
@@ -108,6 +119,7 @@ class _Relay:
                 while sent < len(chunk) and not self._abandoned:
                     if select.select([], [self.fd], [], 0.1)[1]:
                         sent += os.write(self.fd, chunk[sent:sent + _PIPE_BUF])
+                        self._progress = time.monotonic()
             except OSError:  # the reader went away (EPIPE), or the descriptor failed
                 with self._changed:
                     self.broken = True
@@ -121,13 +133,14 @@ class _Relay:
                 self._changed.notify_all()
 
     def close(self) -> None:
-        """Hand over what is queued, unless a stop signal comes or the reader goes meanwhile; then end the thread."""
+        """Hand over what is queued, unless the reader goes, or takes nothing for a second after a stop signal; then
+        end the thread."""
         with self._changed:
             self._closing = True
             self._changed.notify_all()
         while self._thread.is_alive():
             self._thread.join(0.1)
-            if _stop_noted():
+            if _stop_noted() and time.monotonic() - self._progress > 1.0:
                 self._abandoned = True  # the rest is dropped: the reader had stopped reading
 
 
@@ -148,7 +161,7 @@ class StdoutSink(EncodedVideoSink):
                               "player or ffmpeg (-o - | ffplay -) or give a file")
         self.format, self.fps = STDOUT_FORMAT, fps if 0 < fps <= 1000 else 25.0
         self.uri, self.writer, self.frames_written, self.skipped = "stdout://", None, 0, 0
-        self.target = self._relay = _Relay(1)
+        self.target = self._relay = StdoutRelay(1)
         self.reader_gone = False
 
     def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:

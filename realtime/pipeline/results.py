@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,10 +21,11 @@ import numpy as np
 from engines.errors import OutputError
 from realtime.frame import Frame
 from realtime.outputs.paths import check_writable
-from realtime.outputs.pipe import STDOUT, silence_stdout
+from realtime.outputs.pipe import STDOUT, StdoutRelay, silence_stdout
 from realtime.outputs.screen import StopRequested
 
 log = logging.getLogger(__name__)
+METADATA_BACKLOG = 64 << 20  # bytes of lines its reader has not taken beyond which a frame waits (hours of lines)
 
 
 @dataclass
@@ -81,6 +81,7 @@ class MetadataWriter:
         self.to_stdout = str(path) == STDOUT
         self.path = Path(path) if self.to_stdout else check_writable(path)
         self.handle: TextIO | None = None
+        self._relay: StdoutRelay | None = None  # with "-": the lines go to standard output through it
         self._wall_minus_monotonic = time.time() - time.monotonic()
 
     def write(self, result: Result) -> None:
@@ -94,14 +95,15 @@ class MetadataWriter:
             "ms": {k: round(v, 4) for k, v in result.timings_ms.items()}, "end_to_end_ms": round(result.end_to_end_ms, 4),
         }
         line = json.dumps(record) + "\n"
-        if self.to_stdout:
-            try:
-                sys.stdout.write(line)
-                sys.stdout.flush()
-            except BrokenPipeError as exc:
+        if self.to_stdout:  # never skipped (each line is a frame's record), never holding a stop signal
+            self._relay = self._relay or StdoutRelay(1)
+            if not self._relay.broken and not self._relay.wait_below(METADATA_BACKLOG):
+                raise StopRequested  # a stop signal came while its reader did not read
+            if self._relay.broken:
                 silence_stdout()
                 log.warning("the reader of --metadata's standard output went away (broken pipe): stopping")
-                raise StopRequested from exc
+                raise StopRequested
+            self._relay.write(line.encode())
             return
         try:
             if self.handle is None:
@@ -111,6 +113,10 @@ class MetadataWriter:
             raise OutputError(f"cannot write {self.path}: {exc.strerror}; free space or write elsewhere") from exc
 
     def close(self) -> None:
+        if self._relay is not None:
+            self._relay.close()
+            if self._relay.broken:
+                silence_stdout()
         if self.handle is not None and not self.handle.closed:
             try:
                 self.handle.close()

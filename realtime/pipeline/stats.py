@@ -35,14 +35,13 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from engines.errors import OutputError
-from realtime.outputs.pipe import STDOUT, silence_stdout
+from realtime.outputs.pipe import STDOUT, StdoutRelay, silence_stdout
 
 SCHEMA = "realtime-masking/stats/1"
 STAGES = ("capture", "preprocess", "inference", "postprocess", "composite", "output")
@@ -146,11 +145,11 @@ class RunStats:
     def write_json(self, path: str | Path) -> None:
         """Write :meth:`as_dict` as JSON (``-``: to standard output; a reader gone by then is let be)."""
         text = json.dumps(self.as_dict(), indent=1) + "\n"
-        if str(path) == STDOUT:
-            try:
-                sys.stdout.write(text)
-                sys.stdout.flush()
-            except BrokenPipeError:
+        if str(path) == STDOUT:  # a reader that does not read is let be once a stop signal comes
+            relay = StdoutRelay(1)
+            relay.write(text.encode())
+            relay.close()
+            if relay.broken:
                 silence_stdout()
             return
         try:

@@ -186,6 +186,30 @@ def test_metadata_and_stats_on_stdout_are_json_and_nothing_else(model_cache):
     assert "the reader of --metadata's standard output went away" in head.stderr
 
 
+def test_metadata_lines_wait_for_a_reader_that_stopped_and_hold_nothing(model_cache, tmp_path):
+    """``--metadata -`` read by a program that stops reading for a while: the camera's recording goes on past what
+    the pipe holds (64 kB, some 200 lines), no line is skipped (each is a frame's record), and SIGTERM stops the
+    run at once. Before, the run waited on the pipe, and the signal with it."""
+    need_shared()
+    camera = MjpegServer(MEDIA / "carphone_pristine.mp4", fps=30)
+    recording = tmp_path / "rec.mkv"
+    process = subprocess.Popen([*COMMAND, "-i", camera.url, "-o", str(recording), "--metadata", "-"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(15)  # nothing read meanwhile
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)  # the reader comes back: the lines held for it come
+    finally:
+        process.kill()
+        camera.stop()
+    assert process.returncode == 143, stderr.decode()
+    lines = stdout.decode().splitlines()
+    assert len(stdout) > 1 << 16 and [json.loads(line)["index"] for line in lines] == sorted(
+        json.loads(line)["index"] for line in lines)
+    with av.open(str(recording)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == len(lines)
+
+
 def test_stdout_refuses_a_terminal_and_a_second_writer(tmp_path):
     need_shared()
     clip = str(MEDIA / "carphone_pristine.mp4")
