@@ -61,7 +61,7 @@ class StdoutRelay:
     """Bytes for a file descriptor (standard output: a video's muxed packets, metadata lines), handed over by a
     thread, so that the run never blocks on a reader that stopped reading (a paused player, a stalled network behind
     ffmpeg, a stuck ``jq``): it sees the backlog and decides, and a stop signal is never held by it. ``broken`` once
-    the reader has gone.
+    the reader has gone (standard output is then pointed at the null device: :func:`silence_stdout`).
 
     Example:
         >>> import os
@@ -121,6 +121,8 @@ class StdoutRelay:
                         sent += os.write(self.fd, chunk[sent:sent + _PIPE_BUF])
                         self._progress = time.monotonic()
             except OSError:  # the reader went away (EPIPE), or the descriptor failed
+                if self.fd == 1:
+                    silence_stdout()
                 with self._changed:
                     self.broken = True
                     self._chunks.clear()
@@ -178,7 +180,6 @@ class StdoutSink(EncodedVideoSink):
 
     def _reader_gone(self, cause: BaseException | None = None) -> None:
         self.reader_gone = True
-        silence_stdout()
         log.warning("the reader of standard output went away (broken pipe) after %d frames: stopping",
                     self.frames_written)
         raise StopRequested from cause
@@ -196,8 +197,6 @@ class StdoutSink(EncodedVideoSink):
                     writer.release()
         finally:
             self._relay.close()
-            if self._relay.broken:
-                silence_stdout()
             if self.skipped:
                 log.warning("standard output: %d frames skipped while its reader was behind, %d written",
                             self.skipped, self.frames_written)

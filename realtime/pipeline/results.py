@@ -21,7 +21,7 @@ import numpy as np
 from engines.errors import OutputError
 from realtime.frame import Frame
 from realtime.outputs.paths import check_writable
-from realtime.outputs.pipe import STDOUT, StdoutRelay, silence_stdout
+from realtime.outputs.pipe import STDOUT, StdoutRelay
 from realtime.outputs.screen import StopRequested
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,6 @@ class MetadataWriter:
             if not self._relay.broken and not self._relay.wait_below(METADATA_BACKLOG):
                 raise StopRequested  # a stop signal came while its reader did not read
             if self._relay.broken:
-                silence_stdout()
                 log.warning("the reader of --metadata's standard output went away (broken pipe): stopping")
                 raise StopRequested
             self._relay.write(line.encode())
@@ -115,8 +114,6 @@ class MetadataWriter:
     def close(self) -> None:
         if self._relay is not None:
             self._relay.close()
-            if self._relay.broken:
-                silence_stdout()
         if self.handle is not None and not self.handle.closed:
             try:
                 self.handle.close()

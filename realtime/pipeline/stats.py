@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from engines.errors import OutputError
-from realtime.outputs.pipe import STDOUT, StdoutRelay, silence_stdout
+from realtime.outputs.pipe import STDOUT, StdoutRelay
 
 SCHEMA = "realtime-masking/stats/1"
 STAGES = ("capture", "preprocess", "inference", "postprocess", "composite", "output")
@@ -149,8 +149,6 @@ class RunStats:
             relay = StdoutRelay(1)
             relay.write(text.encode())
             relay.close()
-            if relay.broken:
-                silence_stdout()
             return
         try:
             Path(path).write_text(text)
