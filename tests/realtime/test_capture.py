@@ -161,10 +161,11 @@ def test_a_file_on_a_web_server_is_read_as_a_file_every_frame_in_order(model_cac
         # the masks above are equal; the written frames are compared as images, as two runs' H.264 frames are not
         # always bit-exact in a long test process (cause not found; see the closing note of 2026-11-30): each is
         # nearer the local run's frame of its index than that frame's neighbours (a frame missing, doubled or out of
-        # order is not)
+        # order is not; the masks, compared exactly above, say that already). Nearer, not by a margin: a frame that
+        # hardly moved from its neighbour came only 4.98 dB nearer its own in a CI simulation (2026-11-30)
         same = cv2.PSNR(frame, local_frames[index])
         neighbours = [cv2.PSNR(frame, local_frames[k]) for k in (index - 1, index + 1) if 0 <= k < 120]
-        assert same > 38 and same > max(neighbours) + 5, f"frame {index}: {same:.1f} dB, neighbours {neighbours}"
+        assert same > 38 and same > max(neighbours), f"frame {index}: {same:.1f} dB, neighbours {neighbours}"
     assert not web.read()[0]
 
 
