@@ -164,10 +164,12 @@ class EncodedVideoSink(Sink):
     on the first frame (its size fixes the video's).
     """
 
-    format: VideoFormat
-    fps: float = 25.0
-    target: str | Path | Any = ""  # what PyAVWriter opens: a path, or an object with write()
-    writer: PyAVWriter | None = None
+    def __init__(self, target: str | Path | Any, video_format: VideoFormat, fps: float, uri: str) -> None:
+        self.target = target  # what PyAVWriter opens: a path, or an object with write()
+        self.format, self.uri = video_format, uri
+        self.fps = fps if 0 < fps <= 1000 else 25.0  # a stream that states none (or nonsense) is written at 25
+        self.writer: PyAVWriter | None = None
+        self.frames_written = 0
 
     def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -210,12 +212,7 @@ class VideoFileSink(EncodedVideoSink):
         suffix = self.path.suffix.lower()
         if suffix not in VIDEO_FORMATS:
             raise OutputError(f"unknown video type {suffix!r} for {self.path}; use one of {', '.join(VIDEO_FORMATS)}")
-        self.format = VIDEO_FORMATS[suffix]
-        self.fps = fps if 0 < fps <= 1000 else 25.0
-        self.uri = f"file://{self.path}"
-        self.target = self.path
-        self.writer = None
-        self.frames_written = 0
+        super().__init__(self.path, VIDEO_FORMATS[suffix], fps, f"file://{self.path}")
 
     def _on_error(self, exc: OSError) -> None:
         if self.writer is None:

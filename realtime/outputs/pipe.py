@@ -161,10 +161,9 @@ class StdoutSink(EncodedVideoSink):
         if os.isatty(1):
             raise OutputError("-o - writes the video to standard output, which is a terminal here; pipe it into a "
                               "player or ffmpeg (-o - | ffplay -) or give a file")
-        self.format, self.fps = STDOUT_FORMAT, fps if 0 < fps <= 1000 else 25.0
-        self.uri, self.writer, self.frames_written, self.skipped = "stdout://", None, 0, 0
-        self.target = self._relay = StdoutRelay(1)
-        self.reader_gone = False
+        self._relay = StdoutRelay(1)
+        super().__init__(self._relay, STDOUT_FORMAT, fps, "stdout://")
+        self.skipped, self.reader_gone = 0, False
 
     def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:
         if self._relay.broken:
