@@ -380,6 +380,33 @@ class TsStreamSender:
         self.process.wait()
 
 
+def numbered_video(path: Path, times_s: list[float], size_wh: tuple[int, int] = (64, 48)) -> Path:
+    """A lossless video (FFV1 in Matroska) whose frame k, shown from ``times_s[k]``, is flat at level 8 k: what a
+    background video shows at a moment reads back as its frame number (:func:`frame_number`)."""
+    import av
+    from fractions import Fraction
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=30)
+        stream.width, stream.height, stream.pix_fmt = *size_wh, "bgr0"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for k, at in enumerate(times_s):
+            frame = av.VideoFrame.from_ndarray(np.full((size_wh[1], size_wh[0], 3), 8 * k, np.uint8), format="bgr24")
+            frame.pts, frame.time_base = round(at * 1000), Fraction(1, 1000)
+            for packet in stream.encode(frame.reformat(format="bgr0")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def frame_number(pixels: np.ndarray) -> int:
+    """Which frame of a :func:`numbered_video` these pixels (of one frame, all from the background) show."""
+    levels = np.unique(pixels)
+    assert levels.size == 1 and levels[0] % 8 == 0, f"not one frame of a numbered video: levels {levels[:8]}"
+    return int(levels[0]) // 8
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     import socket

@@ -23,7 +23,8 @@ from realtime.compositor.cuda import CudaCompositor
 
 
 def compare_kernels(launcher: Any, mode: str, options: dict[str, Any], settings: MaskSettings,
-                    frames: Sequence[np.ndarray], probabilities: Sequence[np.ndarray]) -> dict[str, Any]:
+                    frames: Sequence[np.ndarray], probabilities: Sequence[np.ndarray],
+                    at: Sequence[float] | None = None) -> dict[str, Any]:
     """Composite ``frames`` (one stream, in order) with the kernels — the first alone, the others as one batch —
     and with the CPU reference.
 
@@ -37,6 +38,7 @@ def compare_kernels(launcher: Any, mode: str, options: dict[str, Any], settings:
         mode, options: the masking mode and its options, as for :func:`make_compositor`.
         settings: mask post-processing.
         frames: uint8 HxWx3 frames of one size; probabilities: float32 hxw model outputs, one per frame.
+        at: each frame's time in seconds (a background video shows its frame of that moment); default: none.
 
     Returns:
         ``max_diff`` (largest per-channel difference), ``share_over_1`` (share of values off by more
@@ -51,19 +53,22 @@ def compare_kernels(launcher: Any, mode: str, options: dict[str, Any], settings:
     height, width = frames[0].shape[:2]
     # the first frame alone, (H, W, 3); the rest as one (n, H, W, 3) batch, one launch a kernel; one stream throughout
     upsampled = torch.empty((len(frames), height, width), dtype=torch.float32, device=device)
+    times = list(at) if at is not None else [None] * len(frames)
     first, _ = kernels(torch.from_numpy(frames[0]).to(device), torch.from_numpy(probabilities[0]).to(device),
-                       probability_out=upsampled[0])
+                       probability_out=upsampled[0], at=None if at is None else times[:1])
     got_frames = [first.cpu().numpy()]
     if len(frames) > 1:
         rest, _ = kernels(torch.from_numpy(np.stack(frames[1:])).to(device),
-                          torch.from_numpy(np.stack(probabilities[1:])).to(device), probability_out=upsampled[1:])
+                          torch.from_numpy(np.stack(probabilities[1:])).to(device), probability_out=upsampled[1:],
+                          at=None if at is None else times[1:])
         got_frames += list(rest.cpu().numpy())
     upsampled_frames = list(upsampled.cpu().numpy())
     worst, over_1, upsample_error = 0, 0.0, 0.0
-    for frame, probability, got, upsampled_np in zip(frames, probabilities, got_frames, upsampled_frames, strict=True):
+    for frame, probability, got, upsampled_np, moment in zip(frames, probabilities, got_frames, upsampled_frames, times,
+                                                              strict=True):
         resized = cv2.resize(probability, (width, height), interpolation=cv2.INTER_LINEAR)
         upsample_error = max(upsample_error, float(np.abs(upsampled_np - resized).max()))
-        expected = reference.composite(frame, post(upsampled_np))
+        expected = reference.composite(frame, post(upsampled_np), moment)
         if got.shape != expected.shape:
             raise AssertionError(f"{mode}: kernels gave {got.shape}, the reference {expected.shape}")
         diff = np.abs(got.astype(np.int32) - expected.astype(np.int32))

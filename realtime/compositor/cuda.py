@@ -20,7 +20,7 @@ import hashlib
 import io
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -304,20 +304,24 @@ class CudaCompositor:
         self._launch(f"box_v_{kind}", columns, sums.data_ptr(), hh, ww, r, segment, out.data_ptr(), np.int32(1),
                      frames.data_ptr(), alpha.data_ptr(), alpha_u8)
 
-    def _backgrounds_for(self, n: int, height: int, width: int) -> tuple[Any, bool]:
-        """The replace mode's background resized to the frame size: one image for the whole batch, or the
-        background video's next ``n`` frames, one a frame (then True)."""
+    def _backgrounds_for(self, n: int, height: int, width: int, at: Sequence[float] | None,
+                         streams: Sequence[Hashable] | None) -> tuple[Any, bool]:
+        """The replace mode's background resized to the frame size: one image for the whole batch, or a frame of
+        the background video for each frame (then True), at each frame's time on its stream (see
+        :meth:`ReplaceCompositor.composite`)."""
         import torch
 
         assert isinstance(self.mode, ReplaceCompositor)
-        if self.mode.video is None:
+        background = self.mode.background
+        if not background.is_video:
             if self._background is None or self._background.shape[:2] != (height, width):
                 self._background = torch.empty((height, width, 3), dtype=torch.uint8, device=self.torch_device)
-                self._resize_into(self.mode.image, self._background)
+                self._resize_into(background.frame_bgr(), self._background)
             return self._background, False
         backgrounds = self._buffer("backgrounds", (n, height, width, 3), torch.uint8)
         for k in range(n):
-            self._resize_into(self.mode._next_video_frame(), backgrounds[k])
+            self._resize_into(background.frame_bgr(at[k] if at is not None else None,
+                                                   streams[k] if streams is not None else 0), backgrounds[k])
         return backgrounds, True
 
     def _resize_into(self, source: Any, out: Any) -> None:
@@ -329,26 +333,30 @@ class CudaCompositor:
                      out.data_ptr(), np.int32(height), np.int32(width))
 
     def __call__(self, frame: Any, probability: Any, out: Any = None, probability_out: Any = None,
-                 averages: Sequence[MovingAverage] | None = None) -> tuple[Any, Any]:
+                 averages: Sequence[MovingAverage] | None = None, at: Sequence[float] | None = None,
+                 streams: Sequence[Hashable] | None = None) -> tuple[Any, Any]:
         """Composite one frame, uint8 (H, W, 3) CUDA tensor + model probability (h, w), or a batch
         ((n, H, W, 3) + (n, h, w)) -> (output, alpha).
 
         ``alpha`` is float32 (H, W) when feathered, else the uint8 0/1 mask (see :meth:`alpha`), (n, H, W)
         for a batch. ``out`` (optional) receives the result: (H, W, 3), or (H, W, 4) for cutout/bgra (with a
         leading n for a batch); ``probability_out`` the frame-size probabilities; ``averages`` each frame's
-        stream's moving average (default: this compositor's own, the frames one stream in order).
+        stream's moving average (default: this compositor's own, the frames one stream in order); ``at`` and
+        ``streams`` each frame's time on its stream's clock and its stream (a background video plays on them).
         """
         if frame.dim() != probability.dim() + 1:
             raise InputShapeError(f"frames {tuple(frame.shape)} and probabilities {tuple(probability.shape)}: one "
                                   "(h, w) probability a (H, W, 3) frame")
         frame = frame.contiguous()
         alpha = self.alpha(probability, frame.shape[-3:-1], probability_out, averages)
-        return self.composite(frame, alpha, out), alpha
+        return self.composite(frame, alpha, out, at, streams), alpha
 
-    def composite(self, frame: Any, alpha: Any, out: Any = None) -> Any:
+    def composite(self, frame: Any, alpha: Any, out: Any = None, at: Sequence[float] | None = None,
+                  streams: Sequence[Hashable] | None = None) -> Any:
         """Composite with a ready alpha: uint8 (H, W, 3) + float32 alpha or uint8 0/1 mask (H, W), all on the
         device, or a batch of each ((n, H, W, 3) + (n, H, W)) -> the output (H, W, 3), or (H, W, 4) for
-        cutout/bgra (with a leading n for a batch), written into ``out`` if given."""
+        cutout/bgra (with a leading n for a batch), written into ``out`` if given. ``at``/``streams``: each
+        frame's time and stream, for a background video (see :meth:`ReplaceCompositor.composite`)."""
         import torch
 
         batched = frame.dim() == 4
@@ -383,7 +391,7 @@ class CudaCompositor:
             self._launch("composite_color", _grid1d(pixels, n), f, *a, hh, ww, *(np.float32(c) for c in color),
                          np.float32(opacity), o)
         elif isinstance(mode, ReplaceCompositor):
-            backgrounds, per_frame = self._backgrounds_for(n, height, width)
+            backgrounds, per_frame = self._backgrounds_for(n, height, width, at, streams)
             self._launch("composite_image", _grid1d(pixels, n), f, backgrounds.data_ptr(), np.int32(per_frame), *a, hh, ww, o)
         elif isinstance(mode, CutoutCompositor):
             self._launch("cutout_bgra", _grid1d(pixels, n), f, *a, hh, ww, o)

@@ -16,7 +16,7 @@ Effects:
 * ``pixelate`` — the frame cut into ``B x B`` blocks from the top-left corner (partial blocks at the
   right/bottom edges); every pixel becomes its block's mean, ``floor(sum / count + 0.5)``.
 * ``fill`` — one BGR colour.
-* ``replace`` — a background image or video (looped), resized to the frame (bilinear).
+* ``replace`` — a background image or video (looped at its own speed), resized to the frame (bilinear).
 * ``overlay`` — a tint: ``round((1 - o) * frame + o * colour)`` with opacity ``o``.
 * ``cutout`` — ``bgra``: the frame with an alpha channel ``round(255 * (1 - alpha))`` (masked
   pixels transparent); ``green``: ``fill`` with pure green (a green screen).
@@ -34,12 +34,14 @@ Example:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Hashable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from engines.errors import ConfigError, InputShapeError, SourceError
+from engines.errors import ConfigError, InputShapeError
+from realtime.compositor.background import Background
 
 Box = tuple[int, int, int, int]  # y0, y1, x0, x1
 
@@ -84,8 +86,10 @@ class Compositor(ABC):
     def effect(self, frame: np.ndarray, box: Box) -> np.ndarray:
         """The effect image for ``frame[y0:y1, x0:x1]`` (same shape as that region)."""
 
-    def composite(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-        """The masked frame (a new array; ``frame`` is not changed)."""
+    def composite(self, frame: np.ndarray, alpha: np.ndarray, at: float | None = None,
+                  stream: Hashable = 0) -> np.ndarray:
+        """The masked frame (a new array; ``frame`` is not changed). ``at`` and ``stream``: the frame's time in
+        seconds on its stream's clock, for an effect that changes with time (a background video)."""
         _check(frame, alpha)
         box = alpha_box(alpha)
         out = frame.copy()
@@ -190,55 +194,48 @@ class FillCompositor(Compositor):
 
 
 class ReplaceCompositor(Compositor):
-    """A background image, or a video that loops, resized to the frame."""
+    """A background image, or a video that plays at its own speed on each stream's clock (looped), resized to the
+    frame (see :mod:`realtime.compositor.background`)."""
 
     name = "replace"
     default_target = "background"
 
-    def __init__(self, background: str | Path | None = None) -> None:
+    def __init__(self, background: str | Path | np.ndarray | None = None) -> None:
         if background is None:
             raise ConfigError("mode replace needs a background: --background IMAGE_OR_VIDEO")
-        self.path = Path(background)
-        if not self.path.is_file():
-            raise SourceError(f"background {self.path} does not exist; give an image or video file")
-        self.image = cv2.imread(str(self.path), cv2.IMREAD_COLOR)
-        self.video = None
-        if self.image is None:
-            self.video = cv2.VideoCapture(str(self.path))
-            if not self.video.isOpened() or not self.video.read()[0]:  # fail now, not at the first masked frame
-                self.video.release()
-                raise SourceError(f"cannot read background {self.path} as an image or a video; give a PNG/JPEG "
-                                  "image or a video file")
-            self.video.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        if isinstance(background, np.ndarray):
+            if background.dtype != np.uint8 or background.ndim != 3 or background.shape[2] != 3:
+                raise InputShapeError(f"background must be uint8 HxWx3 (bgr), got {background.shape} {background.dtype}")
+            self.background = Background.from_array(background)
+        else:
+            self.background = Background(background)
         self._resized: tuple[tuple[int, int], np.ndarray] | None = None
+        self._shown: np.ndarray | None = None  # the background of the frame being composited
 
-    def _next_video_frame(self) -> np.ndarray:
-        assert self.video is not None
-        ok, frame = self.video.read()
-        if not ok:
-            self.video.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, frame = self.video.read()
-            if not ok:
-                raise SourceError(f"background video {self.path} has no decodable frames")
-        return frame
-
-    def background_for(self, frame: np.ndarray) -> np.ndarray:
-        """The background resized to the frame (images are resized once per frame size)."""
+    def background_for(self, frame: np.ndarray, at: float | None = None, stream: Hashable = 0) -> np.ndarray:
+        """The background behind ``frame`` (at ``at`` seconds on ``stream``'s clock), resized to it."""
         size = (frame.shape[1], frame.shape[0])
-        if self.video is not None:
-            return cv2.resize(self._next_video_frame(), size, interpolation=cv2.INTER_LINEAR)
-        if self._resized is None or self._resized[0] != size:
-            assert self.image is not None
-            self._resized = (size, cv2.resize(self.image, size, interpolation=cv2.INTER_LINEAR))
+        if self.background.is_video:
+            return cv2.resize(self.background.frame_bgr(at, stream), size, interpolation=cv2.INTER_LINEAR)
+        if self._resized is None or self._resized[0] != size:  # an image is resized once per frame size
+            self._resized = (size, cv2.resize(self.background.frame_bgr(), size, interpolation=cv2.INTER_LINEAR))
         return self._resized[1]
+
+    def composite(self, frame: np.ndarray, alpha: np.ndarray, at: float | None = None,
+                  stream: Hashable = 0) -> np.ndarray:
+        self._shown = self.background_for(frame, at, stream)  # every frame: a video plays on when no one is there
+        try:
+            return super().composite(frame, alpha)
+        finally:
+            self._shown = None
 
     def effect(self, frame: np.ndarray, box: Box) -> np.ndarray:
         y0, y1, x0, x1 = box
-        return self.background_for(frame)[y0:y1, x0:x1]
+        shown = self._shown if self._shown is not None else self.background_for(frame)
+        return shown[y0:y1, x0:x1]
 
     def close(self) -> None:
-        if self.video is not None:
-            self.video.release()
+        self.background.close()
 
 
 class OverlayCompositor(Compositor):
@@ -275,7 +272,8 @@ class CutoutCompositor(Compositor):
         y0, y1, x0, x1 = box
         return np.full((y1 - y0, x1 - x0, 3), (0, 255, 0), np.uint8)
 
-    def composite(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    def composite(self, frame: np.ndarray, alpha: np.ndarray, at: float | None = None,
+                  stream: Hashable = 0) -> np.ndarray:
         if self.format == "green":
             return super().composite(frame, alpha)
         _check(frame, alpha)
@@ -291,7 +289,8 @@ class MaskCompositor(Compositor):
     def effect(self, frame: np.ndarray, box: Box) -> np.ndarray:  # pragma: no cover - composite overrides
         raise NotImplementedError
 
-    def composite(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    def composite(self, frame: np.ndarray, alpha: np.ndarray, at: float | None = None,
+                  stream: Hashable = 0) -> np.ndarray:
         _check(frame, alpha)
         grey = np.rint(255.0 * alpha).astype(np.uint8)
         return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)

@@ -232,12 +232,15 @@ class GpuStage:
         slot = self._free_slot(height, width)
         return [slot.host_in[i].numpy() for i in range(self.max_batch)]
 
-    def submit(self, frames: list[np.ndarray], streams: Sequence[Hashable] | None = None) -> int:
+    def submit(self, frames: list[np.ndarray], streams: Sequence[Hashable] | None = None,
+               at: Sequence[float] | None = None) -> int:
         """Queue a batch (uint8 HxWx3 BGR frames of one size) on the next slot; returns its ticket.
 
         ``streams`` (with ``per_stream_state``): which stream each frame comes from — any hashable id, e.g. a camera
         index — so each keeps its own moving average whatever its position in the batch (default: its position).
-        Consecutive frames of one stream may share a batch: frames are composited in batch order.
+        Consecutive frames of one stream may share a batch: frames are composited in batch order. ``at``: each
+        frame's time in seconds on its stream's clock, which a background video plays on (default: a background
+        frame a frame).
         """
         import torch
 
@@ -248,6 +251,8 @@ class GpuStage:
         elif not self.per_stream_state or len(streams) != len(frames):
             raise InputShapeError(f"streams name the stream of each of the {len(frames)} frames, and need "
                                   "per_stream_state=True")
+        if at is not None and len(at) != len(frames):
+            raise InputShapeError(f"at gives the time of each of the {len(frames)} frames, got {len(at)}")
         height, width = frames[0].shape[:2]
         index = self._next
         slot = self._free_slot(height, width)
@@ -284,7 +289,8 @@ class GpuStage:
                     slot.stream.wait_event(self._composite_done)
                 averages = [self.averages.setdefault(stream, MovingAverage()) for stream in streams]
                 _, alpha = slot.kernels(slot.device_in[:n], probability[:, 0], slot.device_out[:n],
-                                        slot.device_probability[:n] if self.keep_probability else None, averages)
+                                        slot.device_probability[:n] if self.keep_probability else None, averages,
+                                        at, streams)
                 slot.device_masked[:n].copy_(torch.count_nonzero(alpha.reshape(n, -1), dim=1))
                 self._composite_done = timeline.event(timing=False)
                 self._composite_done.record(slot.stream)
@@ -374,7 +380,7 @@ class GpuComposite:
             self._buffers[name] = host, torch.empty(shape, dtype=dtype, device=self.device)
         return self._buffers[name]
 
-    def __call__(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    def __call__(self, frame: np.ndarray, alpha: np.ndarray, at: float | None = None, stream: Hashable = 0) -> np.ndarray:
         import torch
 
         height, width = frame.shape[:2]
@@ -389,7 +395,7 @@ class GpuComposite:
         with self.timeline.on(self.stream):
             device_frame.copy_(host_frame, non_blocking=True)
             device_alpha.copy_(host_alpha, non_blocking=True)
-            self.kernels.composite(device_frame, device_alpha, device_out)
+            self.kernels.composite(device_frame, device_alpha, device_out, None if at is None else [at], [stream])
             host_out.copy_(device_out, non_blocking=True)
             done = self.timeline.event(timing=False)
             done.record(self.stream)

@@ -413,7 +413,8 @@ class Pipeline:
                 error: Exception | None = None
                 try:
                     ticket = stage.submit([frame.bgr for frame, _ in items],
-                                          [frame.stream for frame, _ in items] if several else None)
+                                          [frame.stream for frame, _ in items] if several else None,
+                                          [self._time_of(frame) for frame, _ in items])
                 except Exception as exc:
                     error = exc
                 if pending is not None and not finish(*pending):
@@ -433,7 +434,12 @@ class Pipeline:
     def _fully_masked(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
         """Fail closed (both paths): no trustworthy mask for this frame, so all of it is masked — (alpha, image)."""
         alpha = np.ones(frame.bgr.shape[:2], np.float32)
-        return alpha, self.compositor.composite(frame.bgr, alpha)
+        return alpha, self.compositor.composite(frame.bgr, alpha, self._time_of(frame), frame.stream)
+
+    def _time_of(self, frame: Frame) -> float:
+        """The frame's time on its source's clock: where it is in the output video, and where a background video
+        is behind it."""
+        return frame.time_on(self.sources[frame.stream].clock)
 
     def _late(self, frame: Frame) -> bool:
         """Privacy on a live source: the frame's mask comes later than the mask budget after capture."""
@@ -467,7 +473,9 @@ class Pipeline:
                 alpha, image = self._fully_masked(frame)
             else:
                 alpha = self._postprocess[frame.stream](probability)
-                image = gpu(frame.bgr, alpha) if gpu is not None else self.compositor.composite(frame.bgr, alpha)
+                at = self._time_of(frame)
+                image = gpu(frame.bgr, alpha, at, frame.stream) if gpu is not None else \
+                    self.compositor.composite(frame.bgr, alpha, at, frame.stream)
             timings["composite"] = (time.perf_counter() - start) * 1000.0
             if not self._put(self._results, Result(frame, probability, alpha, image, timings)):
                 return
@@ -526,8 +534,7 @@ class Pipeline:
         sink, archive = self.sinks[item.frame.stream], self.archives[item.frame.stream]
         if sink is not None:
             try:
-                clock = self.sources[item.frame.stream].clock
-                sink.write(item.image, capture_ts=item.frame.capture_ts, present_ts=item.frame.time_on(clock))
+                sink.write(item.image, capture_ts=item.frame.capture_ts, present_ts=self._time_of(item.frame))
             except StopRequested:
                 return False
         if archive is not None:

@@ -8,7 +8,9 @@ import pytest
 
 from engines.errors import ConfigError, InputShapeError
 from realtime.compositor import MODES, MaskPostprocessor, MaskSettings, make_compositor
+from realtime.compositor.background import Background
 from realtime.compositor.modes import BlurCompositor, PixelateCompositor, blend
+from tests.common import MEDIA, frame_number, need_shared, numbered_video
 
 
 @pytest.fixture
@@ -74,6 +76,73 @@ def test_replace_resizes_background(tmp_path, frame):
     out = make_compositor("replace", background=str(tmp_path / "bg.png")).composite(frame, alpha)
     assert (out[:, :60] == (1, 2, 3)).all()
     np.testing.assert_array_equal(out[:, 60:], frame[:, 60:])
+
+
+def _shown(background, times, stream=0):
+    return [frame_number(background.frame_bgr(at, stream)) for at in times]
+
+
+@pytest.mark.parametrize("source_fps,expected", [(10, [0, 3, 6, 9, 0, 3, 6, 9, 0]),  # 0.4 s long: loops at 0.4 s
+                                                 (60, [0, 0, 1, 1, 2, 2, 3, 3, 4])])
+def test_a_background_video_plays_at_its_own_speed_whatever_the_frame_rate(tmp_path, source_fps, expected):
+    """A 30 fps background of 12 frames behind a 10 fps and a 60 fps source: the frame of each moment (before, the
+    next frame a frame: a 10 fps camera played it at a third of its speed), looped at its length. Clocks start
+    anywhere (a camera's monotonic time): the background starts with the stream's first frame."""
+    background = Background(numbered_video(tmp_path / "bg.mkv", [k / 30 for k in range(12)]))
+    assert background.is_video
+    assert _shown(background, [5000.25 + k / source_fps for k in range(9)]) == expected
+    if source_fps == 10:
+        assert background.duration == pytest.approx(0.4, abs=2e-3)  # learned at the end of the first pass
+
+
+def test_a_background_video_keeps_its_own_timestamps(tmp_path):
+    """Frames held for different times (a phone's varying rate, a GIF's delays): each shows for its own span."""
+    background = Background(numbered_video(tmp_path / "bg.mkv", [0.0, 0.1, 0.4, 0.5]))
+    assert _shown(background, [0.0, 0.09, 0.1, 0.39, 0.4, 0.45, 0.5, 0.6, 0.67, 0.77, 1.07]) == \
+        [0, 0, 1, 1, 2, 2, 3, 3, 0, 1, 2]  # 0.667 s long: the last frame held for the mean frame period
+
+
+def test_each_stream_sees_the_whole_background_from_its_own_start(tmp_path):
+    """Two cameras, frames interleaved: each plays the background from its own first frame at its own speed (before,
+    they shared one reader: each saw every other frame, at twice the speed)."""
+    background = Background(numbered_video(tmp_path / "bg.mkv", [k / 30 for k in range(12)]))
+    shown = {"a": [], "b": []}
+    for k in range(4):
+        shown["a"].append(frame_number(background.frame_bgr(100.0 + k / 10, "a")))
+        shown["b"].append(frame_number(background.frame_bgr(7.5 + k / 15, "b")))
+    assert shown == {"a": [0, 3, 6, 9], "b": [0, 2, 4, 6]}
+
+
+def test_without_a_time_each_frame_takes_the_next_background_frame(tmp_path):
+    """The Python API's plain composite(frame, alpha): one background frame a frame, looped — the first one once
+    (before, the first was shown twice)."""
+    background = Background(numbered_video(tmp_path / "bg.mkv", [k / 30 for k in range(3)]))
+    assert _shown(background, [None] * 7) == [0, 1, 2, 0, 1, 2, 0]
+
+
+def test_a_gif_background_is_animated(tmp_path):
+    """An animated GIF plays (before, OpenCV's imread read it as a still of its first frame); a GIF of one frame, a
+    PNG and an image given as an array are stills."""
+    need_shared()
+    gif = Background(MEDIA / "head-pose-face-detection-female-and-male.gif")
+    assert gif.is_video and not np.array_equal(gif.frame_bgr(0.0), gif.frame_bgr(1.0))
+    cv2.imwrite(str(tmp_path / "still.png"), np.full((6, 8, 3), 9, np.uint8))
+    still = Background(tmp_path / "still.png")
+    assert not still.is_video and (still.frame_bgr(3.0) == 9).all()
+    frame = np.full((4, 4, 3), 50, np.uint8)
+    replaced = make_compositor("replace", background=np.full((2, 2, 3), 7, np.uint8)).composite(
+        frame, np.ones((4, 4), np.float32))
+    assert (replaced == 7).all()
+
+
+def test_replace_composites_the_background_of_the_frames_moment(tmp_path, frame):
+    """The mode takes the background of the frame's time, even where nothing is masked (the video plays on)."""
+    replace = make_compositor("replace", background=str(numbered_video(tmp_path / "bg.mkv", [k / 30 for k in range(12)])))
+    nothing, everything = np.zeros(frame.shape[:2], np.float32), np.ones(frame.shape[:2], np.float32)
+    np.testing.assert_array_equal(replace.composite(frame, nothing, at=0.0), frame)
+    assert frame_number(replace.composite(frame, everything, at=0.2)) == 6
+    assert frame_number(replace.composite(frame, everything)) == 7  # no time: the next frame
+    replace.close()
 
 
 def test_soft_blend_formula(frame):

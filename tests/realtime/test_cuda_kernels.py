@@ -24,6 +24,7 @@ from realtime.compositor.cuda import (
     kernel_resources,
 )
 from realtime.compositor.emulator import HostKernels
+from tests.common import frame_number, numbered_video
 
 cuda_core = pytest.importorskip("cuda.core", reason="cuda-python (cuda.core) not installed")
 
@@ -106,13 +107,13 @@ def _options(mode, options, tmp_path, rng):
     return options
 
 
-def _check_equal(launcher, mode, options, settings, frames, probabilities):
+def _check_equal(launcher, mode, options, settings, frames, probabilities, at=None):
     """Kernels vs CPU reference (realtime/bench/kernels.py): within ±1 on a GPU, where FMA contraction in the
     moving average may still flip a pixel lying within float rounding of the threshold; bit for bit in the
     host emulation (no FMA), except ``replace``, whose background OpenCV resizes in fixed point (±1)."""
     from realtime.bench.kernels import compare_kernels
 
-    result = compare_kernels(launcher, mode, options, settings, frames, probabilities)
+    result = compare_kernels(launcher, mode, options, settings, frames, probabilities, at)
     # the kernel works out source coordinates in float, OpenCV in double: ~1e-5 at 15x upsampling
     assert result["upsample_max_error"] < 1e-4, result
     if isinstance(launcher, HostKernels) and mode != "replace":
@@ -153,6 +154,23 @@ def test_replace_with_a_background_video_takes_its_next_frame_for_each_frame_of_
     frames = [rng.integers(1, 256, (45, 67, 3), np.uint8) for _ in range(5)]
     probabilities = [np.ones((8, 8), np.float32) for _ in range(5)]  # the whole frame replaced
     _check_equal(launcher, "replace", {"background": str(tmp_path / "bg.avi")}, MaskSettings(), frames, probabilities)
+
+
+def test_replace_with_a_background_video_takes_the_frame_of_each_frames_moment(launcher, tmp_path):
+    """Given each frame's time, the kernels take the background video's frame of that moment, as the reference does:
+    a 10 fps background of 3 frames (0.3 s, looped) behind frames at 0, 0.05, 0.2, 0.25 and 0.55 s shows frames
+    0, 0, 2, 2 and 2."""
+    from realtime.compositor.modes import ReplaceCompositor
+
+    background = str(numbered_video(tmp_path / "bg.mkv", [0.0, 0.1, 0.2]))
+    rng = np.random.default_rng()
+    frames = [rng.integers(1, 256, (45, 67, 3), np.uint8) for _ in range(5)]
+    probabilities = [np.ones((8, 8), np.float32) for _ in range(5)]  # the whole frame replaced
+    times = [0.0, 0.05, 0.2, 0.25, 0.55]
+    _check_equal(launcher, "replace", {"background": background}, MaskSettings(), frames, probabilities, times)
+    reference = ReplaceCompositor(background)
+    assert [frame_number(reference.composite(frame, np.ones((45, 67), np.float32), at))
+            for frame, at in zip(frames, times, strict=True)] == [0, 0, 2, 2, 2]
 
 
 @pytest.mark.parametrize("mode,options,settings", [GPU_CASES[1], GPU_CASES[3], GPU_CASES[-1]])
@@ -333,6 +351,7 @@ from engines.spec import ModelSpec
 from realtime.compositor import MaskSettings, make_compositor
 from realtime.compositor.cuda import CudaCompositor
 from realtime.compositor.emulator import HostKernels
+from tests.common import frame_number, numbered_video
 from tests.realtime.test_cuda_kernels import GPU_CASES, _options
 
 host = HostKernels(sanitize=True)

@@ -324,3 +324,26 @@ def test_an_engine_answering_nan_fails_the_batch_and_never_sticks_in_the_moving_
     engine.module.load_state_dict(weights)  # the engine answers again
     coverage = [share for k in range(2, 8, 2) for share in stage.collect(stage.submit(frames[k:k + 2])).coverage]
     assert coverage[-1] < 0.5, f"masked share of later frames {coverage}: the failure stuck in the moving average"
+
+
+def test_a_background_video_plays_at_its_own_speed_on_the_gpu_loop_as_on_the_cpu(gpu, torch_engine, tmp_path,
+                                                                                    monkeypatch):
+    """The GPU loop (batches of 3, two streams in each) takes each frame's background frame by its time as the CPU path
+    does: a 30 fps background behind a 10 fps clip shows every third frame, each stream from its own start."""
+    from realtime.pipeline import Pipeline
+    from tests.common import frame_number, numbered_video
+
+    need_shared()
+    background = str(numbered_video(tmp_path / "bg.mkv", [k / 30 for k in range(12)]))
+    clip = str(MEDIA / "one-by-one-person-detection.mp4")
+    shown = {}
+    for name in ("cpu", "gpu"):
+        if name == "gpu":
+            _gpu_run(gpu, monkeypatch)
+        with Pipeline([clip, clip], gpu[0] if name == "gpu" else torch_engine, "replace", None, batch=3,
+                      mode_options={"background": background}, max_frames=6, save_masks=str(tmp_path / "m{stream}.npz")
+                      ) as pipeline:
+            # where the model is sure no one is: the background, on both paths
+            shown[name] = [(r.frame.stream, frame_number(r.image[r.probability < 0.2])) for r in pipeline]
+        assert pipeline.stats.as_dict()["stages"]["postprocess"]["max_ms"] == 0.0 if name == "gpu" else 1  # fused
+    assert sorted(shown["gpu"]) == sorted(shown["cpu"]) == sorted((s, 3 * k % 12) for s in (0, 1) for k in range(6))

@@ -20,7 +20,7 @@ from realtime.outputs import Sink
 from realtime.outputs.files import VideoFileSink
 from realtime.pipeline import STAGES, Pipeline
 from realtime.pipeline.stats import LatencySamples, RunStats, summarise
-from tests.common import MEDIA, MjpegServer, SlowEngine, need_shared
+from tests.common import MEDIA, MjpegServer, SlowEngine, frame_number, need_shared, numbered_video
 
 GIF = "head-pose-face-detection-female-and-male.gif"
 
@@ -414,3 +414,47 @@ def test_max_frames_counts_written_frames_on_a_live_source(engine):
         results = list(pipeline)
     assert len(results) == 25 and pipeline.sink.frames_written == 25
     assert pipeline.stats.dropped > 0
+
+
+def _background_frames(results):
+    """Which frame of a numbered background video each result shows where its whole alpha is 1 (all background)."""
+    return [frame_number(result.image[result.alpha == 1.0]) for result in results]
+
+
+def test_a_background_video_plays_at_its_own_speed_behind_each_stream(engine, tmp_path):
+    """`--mode replace --background video`: a 30 fps background of 12 frames (0.4 s) behind a 10 fps clip shows
+    every third frame and loops at 0.4 s; with two streams each plays it whole from its own start (before: one frame
+    a frame, a third of its speed here, and two streams took turns: each saw every other frame)."""
+    need_shared()
+    background = str(numbered_video(tmp_path / "bg.mkv", [k / 30 for k in range(12)]))
+    clip = str(MEDIA / "one-by-one-person-detection.mp4")  # 10 fps
+    for sources in ([clip], [clip, clip]):
+        with Pipeline(sources, engine, "replace", None, mode_options={"background": background}, max_frames=8) as run:
+            results = list(run)
+        for stream in range(len(sources)):
+            assert _background_frames([r for r in results if r.frame.stream == stream]) == [0, 3, 6, 9] * 2
+
+
+def test_a_background_video_keeps_time_behind_a_camera_that_drops_frames(engine, tmp_path):
+    """A 30 fps camera and an engine too slow for it: frames are dropped, and the background behind each written frame
+    is the one of the moment it was captured (before: the next one, so it crawled at the engine's rate)."""
+    need_shared()
+    times = [k / 30 for k in range(30)]  # 1 s, looped
+    background = str(numbered_video(tmp_path / "bg.mkv", times))
+    stored = [round(t, 3) for t in times]  # as the container keeps them: to the millisecond
+    camera = MjpegServer(MEDIA / "carphone_pristine.mp4", fps=30)
+    try:
+        with Pipeline(camera.url, SlowEngine(engine, 0.06), "replace", None, mode_options={"background": background},
+                      max_frames=30) as pipeline:
+            results = list(pipeline)
+    finally:
+        camera.stop()
+    assert pipeline.stats.dropped > 0
+    start, checked = results[0].frame.capture_ts, 0
+    for result, shown in zip(results, _background_frames(results), strict=True):
+        moment = (result.frame.capture_ts - start) % 1.0
+        if min(abs(moment - t) for t in [*stored, 1.0]) < 0.002:
+            continue  # on a frame's edge: either side is right
+        assert shown == max(k for k, t in enumerate(stored) if t <= moment), (moment, shown)
+        checked += 1
+    assert checked >= 25 and results[-1].frame.capture_ts - start > 1.0  # looped once at least
