@@ -345,5 +345,6 @@ def test_a_background_video_plays_at_its_own_speed_on_the_gpu_loop_as_on_the_cpu
                       ) as pipeline:
             # where the model is sure no one is: the background, on both paths
             shown[name] = [(r.frame.stream, frame_number(r.image[r.probability < 0.2])) for r in pipeline]
-        assert pipeline.stats.as_dict()["stages"]["postprocess"]["max_ms"] == 0.0 if name == "gpu" else 1  # fused
+        if name == "gpu":  # post-processing fused into the composite: this run took the GPU loop
+            assert pipeline.stats.as_dict()["stages"]["postprocess"]["max_ms"] == 0.0
     assert sorted(shown["gpu"]) == sorted(shown["cpu"]) == sorted((s, 3 * k % 12) for s in (0, 1) for k in range(6))
