@@ -180,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     modes.add_argument("--block", type=int, help="pixelate: block size in px (default: 16)")
     modes.add_argument("--color", help="fill/overlay: colour as B,G,R or #rrggbb (default: black / green)")
     modes.add_argument("--opacity", type=float, help="overlay: tint opacity in (0, 1] (default: 0.5)")
-    modes.add_argument("--background", help="replace: background image or video")
+    modes.add_argument("--background", help="replace: background image, or video / animated GIF (plays at its own "
+                       "speed, looped)")
     modes.add_argument("--cutout-format", choices=["bgra", "green"], help="cutout: alpha channel or green screen")
     live = run.add_argument_group("sources")
     live.add_argument("--realtime", action="store_true", default=None, help="pace files at their fps, as a camera")

@@ -383,8 +383,9 @@ class TsStreamSender:
 def numbered_video(path: Path, times_s: list[float], size_wh: tuple[int, int] = (64, 48)) -> Path:
     """A lossless video (FFV1 in Matroska) whose frame k, shown from ``times_s[k]``, is flat at level 8 k: what a
     background video shows at a moment reads back as its frame number (:func:`frame_number`)."""
-    import av
     from fractions import Fraction
+
+    import av
 
     with av.open(str(path), "w") as container:
         stream = container.add_stream("ffv1", rate=30)
