@@ -53,14 +53,14 @@ def compare_kernels(launcher: Any, mode: str, options: dict[str, Any], settings:
     height, width = frames[0].shape[:2]
     # the first frame alone, (H, W, 3); the rest as one (n, H, W, 3) batch, one launch a kernel; one stream throughout
     upsampled = torch.empty((len(frames), height, width), dtype=torch.float32, device=device)
-    times = list(at) if at is not None else [None] * len(frames)
+    times: list[float | None] = list(at) if at is not None else [None] * len(frames)
     first, _ = kernels(torch.from_numpy(frames[0]).to(device), torch.from_numpy(probabilities[0]).to(device),
-                       probability_out=upsampled[0], at=None if at is None else times[:1])
+                       probability_out=upsampled[0], at=None if at is None else at[:1])
     got_frames = [first.cpu().numpy()]
     if len(frames) > 1:
         rest, _ = kernels(torch.from_numpy(np.stack(frames[1:])).to(device),
                           torch.from_numpy(np.stack(probabilities[1:])).to(device), probability_out=upsampled[1:],
-                          at=None if at is None else times[1:])
+                          at=None if at is None else at[1:])
         got_frames += list(rest.cpu().numpy())
     upsampled_frames = list(upsampled.cpu().numpy())
     worst, over_1, upsample_error = 0, 0.0, 0.0
