@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import logging
 import os
 import select
 import threading
@@ -24,6 +25,8 @@ from engines.errors import SourceError
 from realtime.capture.base import Source
 from realtime.capture.live import redact
 from realtime.frame import Frame
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -68,7 +71,7 @@ class VideoFileSource(Source):
         return path
 
     def __iter__(self) -> Iterator[Frame]:
-        index = 0
+        index, position = 0, 0.0
         start = time.monotonic()
         period = 1.0 / self.fps if self.fps > 0 else 0.0
         while self.capture is not None:
@@ -81,6 +84,8 @@ class VideoFileSource(Source):
                     raise SourceError(f"{self.uri} ended at frame {index} of the {self.frame_count} it states: the "
                                       "connection was lost and could not be resumed; the output has the frames up "
                                       "to there; run again when the server is back")
+                if self.path is not None:
+                    self._warn_if_cut_short(index, position)
                 return
             if self.realtime and period:
                 delay = start + index * period - time.monotonic()
@@ -88,8 +93,24 @@ class VideoFileSource(Source):
                     time.sleep(delay)
                     started = time.monotonic()  # a paced frame is captured when it is released
             position = self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-            yield Frame(index, bgr, position if position > 0 else index * period, started)
+            position = position if position > 0 else index * period
+            yield Frame(index, bgr, position, started)
             index += 1
+
+    def _warn_if_cut_short(self, frames: int, last_position: float) -> None:
+        """Say so when a local file ends more than a second before the length its container states (a copy cut
+        short, a recording whose disk filled): its frames are all there is, so the run goes on, but not silently."""
+        import av
+
+        try:
+            with av.open(str(self.path)) as container:
+                stated = container.duration / av.time_base if container.duration else None
+        except (av.FFmpegError, OSError):
+            return
+        if stated is not None and last_position < stated - max(1.0, 2.0 / (self.fps or 25.0)):
+            log.warning("%s ends after %d frames, at %.1f s of the %.1f s its container states: the file is "
+                        "truncated or damaged; the output has the frames it holds", self.path, frames, last_position,
+                        stated)
 
     def close(self) -> None:
         if self.capture is not None:

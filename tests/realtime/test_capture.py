@@ -49,6 +49,28 @@ def test_video_file_frames_carry_index_and_timestamps():
     assert all(a.capture_ts <= b.capture_ts for a, b in itertools.pairwise(frames))
 
 
+def test_a_local_file_cut_short_is_masked_to_its_end_and_said_so(model_cache, tmp_path):
+    """A copy cut in half (its index, at the start, states 139.4 s): every frame it holds is masked, exit 0, and one
+    warning says where it ends (before, nothing said the input was short). Whole files, a GIF and a clip of varying
+    frame rate, whose frame count FFmpeg only estimates, are not warned about."""
+    need_shared()
+    from tests.common import numbered_video
+    from tests.realtime.test_cli_models import run_cli
+
+    data = (MEDIA / "one-by-one-person-detection.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
+    result = run_cli("masks", str(tmp_path / "cut.mp4"), "-o", str(tmp_path / "cut.npz"))
+    assert result.returncode == 0, result.stderr
+    masks = np.load(tmp_path / "cut.npz")["masks"]
+    warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
+    assert 600 < len(masks) < 800 and len(warnings) == 1, result.stderr
+    assert f"ends after {len(masks)} frames" in warnings[0] and "of the 139.4 s its container states" in warnings[0]
+    varying = numbered_video(tmp_path / "varying.mkv", [0.0, 0.1, 0.4, 0.5])  # FFmpeg estimates 16 frames
+    for whole in (MEDIA / "carphone_pristine.mp4", MEDIA / "head-pose-face-detection-female-and-male.gif", varying):
+        result = run_cli("masks", str(whole), "-o", str(tmp_path / "whole.npz"))
+        assert result.returncode == 0 and "WARNING" not in result.stderr, result.stderr
+
+
 def test_image_folder_and_glob(tmp_path):
     for i in range(3):
         cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((8, 9, 3), i, np.uint8))
