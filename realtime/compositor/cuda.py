@@ -264,7 +264,7 @@ class CudaCompositor:
             states = self._states(averages, height, width).data_ptr()
         hh, ww, frames = np.int32(height), np.int32(width), np.int32(n)
         self._launch("mask_from_probability", _grid2d(width, height), probability.data_ptr(), np.int32(h), np.int32(w),
-                     hh, ww, frames, states, np.float32(s.ema_alpha), np.float32(s.threshold),
+                     hh, ww, frames, states, np.float32(s.ema_alpha), np.int32(s.ema_fail_closed), np.float32(s.threshold),
                      np.int32(s.target == "background"), binary.data_ptr(),
                      0 if probability_out is None else probability_out.data_ptr())
         if s.dilate_px:

@@ -4,7 +4,10 @@ The steps, in this order, define what the CUDA kernels must reproduce:
 
 1. **temporal smoothing** — exponential moving average on the probability at frame resolution:
    ``m_t = a * p_t + (1 - a) * m_(t-1)``, ``m_0 = p_0`` (``ema_alpha = 1`` turns it off; the state
-   restarts when the frame size changes);
+   restarts when the frame size changes). With ``ema_fail_closed`` (the pipeline sets it when privacy is
+   on) the average never delays a mask: where ``p_t`` masks more than the average would — above it for
+   ``target = "person"``, below it for ``"background"`` — ``m_t = p_t``; it only holds a mask on after
+   the model stops seeing it, and the held value decays from there;
 2. **threshold** — ``masked = m_t >= threshold`` (a NaN counts as masked: fail-closed);
 3. **target** — with ``target = "background"`` the masked side flips: ``masked = not masked``;
 4. **dilation** — the masked region grows by ``dilate_px`` pixels (binary dilation with a disc of
@@ -41,6 +44,7 @@ class MaskSettings:
         dilate_px: grow the masked region by this many pixels (privacy margin), >= 0.
         feather_px: soften the edge over this many pixels, >= 0.
         ema_alpha: weight of the newest probability in the moving average, in (0, 1]; 1 = off.
+        ema_fail_closed: the moving average never masks less than the newest probability (see step 1).
     """
 
     threshold: float = 0.5
@@ -48,6 +52,7 @@ class MaskSettings:
     dilate_px: int = 0
     feather_px: int = 0
     ema_alpha: float = 1.0
+    ema_fail_closed: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
@@ -79,7 +84,11 @@ class MaskPostprocessor:
         if self.smoothed is None or self.smoothed.shape != probability.shape:
             self.smoothed = probability.astype(np.float32, copy=True)
         else:
-            self.smoothed = alpha * probability + (1.0 - alpha) * self.smoothed
+            smoothed = alpha * probability + (1.0 - alpha) * self.smoothed
+            if self.settings.ema_fail_closed:  # where the newest probability masks more, it wins (NaN: the average)
+                sooner = probability < smoothed if self.settings.target == "background" else probability > smoothed
+                smoothed = np.where(sooner, probability, smoothed)
+            self.smoothed = smoothed
         return self.smoothed
 
     def binary(self, probability: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import logging
@@ -125,10 +126,12 @@ class Pipeline:
         self._owned: list[Any] = []  # what we opened and must close, in opening order
         try:
             self.compositor = mode if isinstance(mode, Compositor) else self._own(make_compositor(mode, **(mode_options or {})))
-            self.mask_settings = mask or MaskSettings(target=self.compositor.default_target)
-            self._postprocess = [MaskPostprocessor(self.mask_settings) for _ in sources]  # per stream: its own EMA
-            hides_people = self.mask_settings.target == "person" and self.compositor.name not in ("overlay", "mask")
+            settings = mask or MaskSettings(target=self.compositor.default_target)
+            hides_people = settings.target == "person" and self.compositor.name not in ("overlay", "mask")
             self.privacy = hides_people if privacy is None else privacy
+            # privacy: smoothing may hold a mask on, never hold one back (a person walking in would be shown)
+            self.mask_settings = dataclasses.replace(settings, ema_fail_closed=settings.ema_fail_closed or self.privacy)
+            self._postprocess = [MaskPostprocessor(self.mask_settings) for _ in sources]  # per stream: its own EMA
             if not 0 < mask_budget_ms < math.inf:  # nan would never count a mask late: fail-closed off unseen
                 raise ConfigError(f"mask budget must be a number of ms > 0, got {mask_budget_ms}")
             self.mask_budget_s = mask_budget_ms / 1000.0

@@ -182,6 +182,28 @@ def test_temporal_ema_follows_the_formula():
         np.testing.assert_array_equal(post(p), (state >= 0.5).astype(np.float32))
 
 
+@pytest.mark.parametrize("target", ["person", "background"])
+def test_fail_closed_smoothing_never_masks_less_than_the_newest_probability(target):
+    """Privacy's moving average: where the newest probability masks more than the average, it wins — a person walking
+    in is masked in the first frame the model sees them; a person who leaves stays masked while the average decays."""
+    rng = np.random.default_rng()
+    probabilities = [rng.random((8, 8), np.float32) for _ in range(6)]
+    post = MaskPostprocessor(MaskSettings(ema_alpha=0.3, target=target, ema_fail_closed=True))
+    state = probabilities[0]
+    for i, p in enumerate(probabilities):
+        if i:
+            average = np.float32(0.3) * p + np.float32(0.7) * state
+            state = np.maximum(average, p) if target == "person" else np.minimum(average, p)
+        alpha = post(p)
+        np.testing.assert_array_equal(post.smoothed, state)
+        np.testing.assert_array_equal(alpha, ((state >= 0.5) == (target == "person")).astype(np.float32))
+        plain = (p >= 0.5) == (target == "person")
+        assert (alpha[plain] == 1).all()  # masked wherever the newest probability alone masks
+    held = MaskPostprocessor(MaskSettings(ema_alpha=0.3, ema_fail_closed=True))
+    assert held(np.ones((2, 2), np.float32)).all() and held(np.zeros((2, 2), np.float32)).all()  # 0.7: held on
+    assert not held(np.zeros((2, 2), np.float32)).any()  # 0.49: gone
+
+
 @pytest.mark.parametrize("kwargs", [{"threshold": 0}, {"threshold": 1}, {"dilate_px": -1}, {"feather_px": -2},
                                     {"ema_alpha": 0}, {"ema_alpha": 1.5}, {"target": "car"}])
 def test_bad_mask_settings(kwargs):

@@ -97,7 +97,9 @@ GPU_CASES = [("blur", {"strength": 5}, MaskSettings()), ("blur", {}, MaskSetting
              ("pixelate", {"block": 13}, MaskSettings(ema_alpha=0.4)), ("fill", {"color": "9,99,199"}, MaskSettings()),
              ("overlay", {"opacity": 0.35}, MaskSettings(target="background")), ("cutout", {}, MaskSettings()),
              ("cutout", {"cutout_format": "green"}, MaskSettings()), ("mask", {}, MaskSettings(feather_px=2)),
-             ("replace", {}, MaskSettings(dilate_px=3))]
+             ("replace", {}, MaskSettings(dilate_px=3)),
+             ("fill", {"color": "0,0,0"}, MaskSettings(ema_alpha=0.3, ema_fail_closed=True)),  # privacy's smoothing
+             ("overlay", {}, MaskSettings(target="background", ema_alpha=0.5, ema_fail_closed=True))]
 
 
 def _options(mode, options, tmp_path, rng):

@@ -148,3 +148,24 @@ def test_privacy_flags_on_the_command_line(model_cache, tmp_path):
                      "--stats", str(stats), *flags]) == 0
         assert json.loads(stats.read_text())["privacy"] is expected
     assert main(["run", "--source", clip, "--output", "null", "--mask-budget", "0", "--max-frames", "3"]) == 2
+
+
+@pytest.mark.parametrize("path", ["cpu path", "gpu path"])
+def test_smoothing_never_lets_out_a_person_the_model_sees(engine, torch_engine, path, tmp_path, monkeypatch):
+    """`--smooth 0.3` on a clip where people walk in: every pixel the model puts at or over the threshold in a frame is
+    masked in that frame, on both paths. Before, the moving average held masks back: a person walking in stayed
+    unmasked until the average caught up (below, with privacy off, as before: raw person pixels in most frames)."""
+    need_shared()
+    from realtime.compositor import MaskSettings
+
+    monkeypatch.setenv("REALTIME_MASK_EMULATE_GPU", "1" if path == "gpu path" else "0")
+    runs = {}
+    for privacy in (True, False) if path == "cpu path" else (True,):
+        with Pipeline(str(MEDIA / "one-by-one-person-detection.mp4"), torch_engine if path == "gpu path" else engine,
+                      "fill", mode_options={"color": BLACK}, mask=MaskSettings(ema_alpha=0.3), privacy=privacy,
+                      max_frames=150, save_masks=str(tmp_path / "masks.npz")) as pipeline:
+            runs[privacy] = [int((r.image[r.probability >= 0.5] != 0).any(axis=-1).sum()) for r in pipeline]
+        assert pipeline.privacy is privacy and pipeline.mask_settings.ema_fail_closed is privacy
+    assert len(runs[True]) == 150 and sum(runs[True]) == 0
+    if False in runs:
+        assert sum(1 for shown in runs[False] if shown) > 50  # the plain average: raw person pixels in many frames
