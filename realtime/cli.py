@@ -190,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--open-timeout", type=float, help="seconds to wait for a stream to open (default: 10)")
     live.add_argument("--read-timeout", type=float, help="seconds without frames before giving up (default: 10)")
     live.add_argument("--no-reconnect", action="store_true", default=None, help="fail instead of reconnecting streams")
+    live.add_argument("--live", action="store_true", default=None,
+                      help="-i -: a live stream piped in, read as a camera (newest frame kept, stale ones dropped); "
+                      "default: every frame, the writer setting the pace")
     add_model_options(run)
     add_strategy_options(run)
     run.set_defaults(handler=run_command)

@@ -177,7 +177,7 @@ def run_command(args: argparse.Namespace) -> int:
         realtime=bool(args.realtime), tcp=not args.udp,
         open_timeout=10.0 if args.open_timeout is None else args.open_timeout,
         read_timeout=10.0 if args.read_timeout is None else args.read_timeout,
-        reconnect=False if args.no_reconnect else None,
+        reconnect=False if args.no_reconnect else None, live=bool(args.live),
     )
     strategy = strategy_from_args(args)
     engine = load_engine(args)

@@ -12,6 +12,7 @@ Accepted forms (normalised to ``scheme://location``, then looked up in :data:`SO
 ``http(s)://host/live.m3u8`` (or served as HLS)            live HLS: every frame, ends with the event
 ``http(s)://host/clip.mp4``, ``vod.m3u8`` (ended)          a file on a web server (its length known): read as a file
 ``-`` (``stdin://``)                                       a stream piped in (``ffmpeg ... -f mpegts - |``): every frame
+                                                           (``--live``: the newest frame, as a camera's)
 ``synthetic:``, ``synthetic:1280x720@30?frames=300``       moving test pattern (``&live=1``: real time)
 ``sample:carphone``                                        small real clip with a person (fetched once)
 =========================================================  ===============================================
@@ -37,13 +38,13 @@ from realtime.capture.files import (
     IMAGE_SUFFIXES,
     ImageFolderSource,
     SourceNotFoundError,
-    StdinSource,
     VideoFileSource,
     image_paths,
 )
 from realtime.capture.hls import HLS_TYPES, HlsSource, hls_playlist_type, is_hls
 from realtime.capture.live import CaptureSource, LiveSource, SourceTimeoutError, open_stream, redact
 from realtime.capture.sample import SampleSource
+from realtime.capture.stdin import LiveStdinSource, StdinSource
 from realtime.capture.synthetic import LiveSyntheticSource, SyntheticSource, parse_synthetic
 
 FORMS_HELP = ("video file, image folder or glob, camera index or /dev/videoN, rtsp://, udp://, tcp:// or http(s):// "
@@ -60,6 +61,7 @@ class SourceOptions:
         open_timeout: seconds to wait for a stream or camera to open.
         read_timeout: seconds without a frame before giving up (or reconnecting).
         reconnect: reconnect dropped streams (None: yes for network streams, no for cameras).
+        live: read ``-`` (standard input) as a live stream, the newest frame kept (default: every frame).
     """
 
     realtime: bool = False
@@ -67,6 +69,7 @@ class SourceOptions:
     open_timeout: float = 10.0
     read_timeout: float = 10.0
     reconnect: bool | None = None
+    live: bool = False
 
     def __post_init__(self) -> None:
         for name in ("open_timeout", "read_timeout"):
@@ -132,7 +135,7 @@ SOURCES: dict[str, Callable[[str, SourceOptions], Source]] = {
     "https": lambda loc, o: _web(loc, o, "https"),
     "synthetic": _synthetic,
     "sample": _sample,
-    "stdin": lambda loc, o: StdinSource(realtime=o.realtime),
+    "stdin": lambda loc, o: LiveStdinSource(o.read_timeout) if o.live else StdinSource(realtime=o.realtime),
 }
 _DEVICE = re.compile(r"^/dev/video\d+$")
 
@@ -180,7 +183,11 @@ def open_source(text: str, options: SourceOptions | None = None) -> Source:
     scheme, location = uri.split("://", 1)
     if scheme not in SOURCES:
         raise SourceError(f"unknown source scheme '{scheme}://' in {redact(uri)!r}; accepted: {FORMS_HELP}")
-    return SOURCES[scheme](location, options or SourceOptions())
+    options = options or SourceOptions()
+    if options.live and scheme != "stdin":
+        raise ConfigError(f"--live is for a stream piped in (-i -), not {redact(uri)}: cameras and streams are read "
+                          "live already, files every frame (--realtime paces them)")
+    return SOURCES[scheme](location, options)
 
 
 def source_files(source: str | Source) -> list[Path]:
@@ -205,6 +212,21 @@ def source_files(source: str | Source) -> list[Path]:
     return image_paths(location) if scheme == "images" else []
 
 
-__all__ = ["FORMS_HELP", "SOURCES", "CaptureSource", "ImageFolderSource", "LiveSource", "Source", "SourceNotFoundError",
-           "SourceOptions", "SourceTimeoutError", "StdinSource", "VideoFileSource", "normalise_uri", "open_source", "redact",
-           "source_files"]
+__all__ = [
+    "FORMS_HELP",
+    "SOURCES",
+    "CaptureSource",
+    "ImageFolderSource",
+    "LiveSource",
+    "LiveStdinSource",
+    "Source",
+    "SourceNotFoundError",
+    "SourceOptions",
+    "SourceTimeoutError",
+    "StdinSource",
+    "VideoFileSource",
+    "normalise_uri",
+    "open_source",
+    "redact",
+    "source_files",
+]

@@ -8,12 +8,8 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import logging
-import os
-import select
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,81 +112,6 @@ class VideoFileSource(Source):
         if self.capture is not None:
             self.capture.release()
             self.capture = None
-
-
-class StdinSource(VideoFileSource):
-    """Every frame of a video stream piped into standard input (``-i -``), in order, as a file's: the writer sets the
-    pace (``ffmpeg -i rtmp://... -c copy -f mpegts - | realtime-mask run -i - ...``). Any stream FFmpeg reads from a
-    pipe: MPEG-TS, Matroska, NUT, MJPEG, GIF, an MP4 with its index at the start. As any reader of a pipe it waits
-    for the writer however long that takes; the run ends when the pipe closes, or when it is stopped: FFmpeg reads
-    through a pipe of ours that a thread fills from standard input, so that :meth:`interrupt` can end it (FFmpeg
-    blocked on standard input itself would hold a stop signal until the writer sent more).
-
-    Raises:
-        SourceError: standard input is a terminal, or what comes is not video.
-    """
-
-    rereadable = False  # read once: its sound cannot be copied
-
-    def __init__(self, realtime: bool = False) -> None:
-        if os.isatty(0):
-            raise SourceError("-i - reads video from standard input, which is a terminal here; pipe a stream into it "
-                              "(ffmpeg -i INPUT -c copy -f mpegts - | realtime-mask run -i - ...) or give a file")
-        read_end, write_end = os.pipe()
-        os.set_blocking(write_end, False)
-        self._stopped = threading.Event()
-        self._relay = threading.Thread(target=self._copy_stdin, args=(write_end,), name="stdin-relay", daemon=True)
-        self._relay.start()
-        try:
-            capture = cv2.VideoCapture(f"pipe:{read_end}", cv2.CAP_FFMPEG)
-            if not capture.isOpened():
-                capture.release()
-                raise SourceError("standard input is not video FFmpeg can read; pipe MPEG-TS, Matroska or another "
-                                  "stream format (ffmpeg ... -f mpegts -)")
-            super().__init__("pipe:0", realtime=realtime, capture=capture)
-        except BaseException:
-            self.interrupt()
-            os.close(read_end)
-            raise
-        self._read_end: int | None = read_end
-        self.uri = "stdin://"
-
-    def _copy_stdin(self, write_end: int) -> None:
-        """Standard input into our pipe until it ends or :meth:`interrupt`; closing it is FFmpeg's end of stream."""
-        try:
-            while not self._stopped.is_set():
-                if not select.select([0], [], [], 0.1)[0]:
-                    continue
-                data = memoryview(os.read(0, 1 << 16))
-                if not data:
-                    return
-                while data and not self._stopped.is_set():
-                    if select.select([], [write_end], [], 0.1)[1]:
-                        with contextlib.suppress(BlockingIOError):
-                            data = data[os.write(write_end, data):]
-        except OSError:
-            return  # standard input or our pipe failed: FFmpeg sees the end
-        finally:
-            os.close(write_end)
-
-    def __iter__(self) -> Iterator[Frame]:
-        try:
-            yield from super().__iter__()
-        except SourceError as exc:  # no frame at all
-            raise SourceError("standard input gave no frame FFmpeg could decode: an MP4 must have its index at the "
-                              "start to be piped (ffmpeg -movflags +faststart), or pipe MPEG-TS or Matroska") from exc
-
-    def interrupt(self) -> None:
-        self._stopped.set()
-        self._relay.join(timeout=5.0)
-
-    def close(self) -> None:
-        self.interrupt()
-        super().close()
-        if self._read_end is not None:
-            with contextlib.suppress(OSError):  # FFmpeg's pipe protocol leaves it open; never mind if not
-                os.close(self._read_end)
-            self._read_end = None
 
 
 class ImageFolderSource(Source):

@@ -56,6 +56,8 @@ CASES = {
     "zero-open-timeout": (["--source", "{clip}", "--open-timeout", "0", "--output", "{d}/o.mp4"],
                           ["--open-timeout must be a number of seconds > 0"]),
     "zero-batch": (["--source", "{clip}", "--batch", "0", "--output", "{d}/o.mp4"], ["--batch must be >= 1, got 0"]),
+    "live-file": (["--source", "{clip}", "--live", "--output", "{d}/o.mp4"],
+                  ["--live is for a stream piped in (-i -), not file://", "files every frame (--realtime paces them)"]),
     # an unset variable ("-i $CAMERA", "-o $OUT"): before, the current folder's images were the source, and the
     # output was a PNG per frame written into the current folder
     "empty-source": (["--source", "", "--output", "{d}/o.mp4"], ["the source is empty; give video file"]),

@@ -19,6 +19,7 @@ import time
 import av
 import cv2
 import numpy as np
+import pytest
 
 from tests.common import MEDIA, MjpegServer, need_shared
 from tests.realtime.test_cli_models import assert_one_line_error
@@ -329,3 +330,49 @@ def test_a_pipe_in_refuses_a_terminal_what_is_not_video_and_copying_its_sound(tm
     finally:
         os.close(terminal)
         os.close(other_end)
+
+
+_PACED_WRITER = """
+import sys, time
+import av
+clip, rate, packets = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+with av.open(clip) as source, av.open(sys.stdout.buffer, "w", format="mpegts") as ts:
+    video = ts.add_stream_from_template(source.streams.video[0])
+    start = time.monotonic()
+    for k, packet in zip(range(packets), source.demux(source.streams.video[0])):
+        if packet.dts is None:
+            continue
+        packet.stream = video
+        ts.mux(packet)
+        sys.stdout.buffer.flush()
+        time.sleep(max(0.0, start + (k + 1) / rate - time.monotonic()))
+"""
+
+
+@pytest.mark.parametrize("live", [False, True])
+def test_a_live_stream_piped_in_with_live_is_read_as_a_camera(model_cache, tmp_path, live):
+    """A writer sending the surveillance clip at 60 frames a second (a live stream relayed by ffmpeg) into a run that
+    masks about 16 a second here (3x6 tiles): with --live the newest frame is taken, the stale ones dropped and counted,
+    and every written frame is fresh; without it every frame is masked in order, the run falling ever further behind
+    the stream (the writer sets the pace: a file's rule)."""
+    need_shared()
+    writer = subprocess.Popen([sys.executable, "-c", _PACED_WRITER, str(MEDIA / "one-by-one-person-detection.mp4"),
+                               "60", "240"], stdout=subprocess.PIPE)
+    try:
+        run = subprocess.run([*COMMAND, "-i", "-", *(["--live"] if live else []), "-o", "null", "--strategy", "tiles",
+                              "--tiles", "3", "--metadata", str(tmp_path / "m.jsonl"), "--stats",
+                              str(tmp_path / "s.json")], stdin=writer.stdout, capture_output=True, text=True,
+                             timeout=300)
+    finally:
+        writer.stdout.close()
+        writer.wait(timeout=60)
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    indices, ages = [line["index"] for line in lines], [line["end_to_end_ms"] for line in lines]
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert indices == sorted(set(indices))
+    if live:  # the stale frames dropped and counted, each frame written within a few frames' time
+        assert stats["dropped"] > 40 and len(indices) + stats["dropped"] >= 230, stats
+        assert stats["source"] == "stdin://?live" and max(ages[10:]) < 500, max(ages)
+    else:  # every frame of the 240 packets, in order
+        assert stats["dropped"] == 0 and len(indices) >= 230 and indices == list(range(len(indices)))

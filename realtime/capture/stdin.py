@@ -1,0 +1,176 @@
+"""A stream piped into standard input (``-i -``): read as a file, every frame in order, the writer setting the pace
+(:class:`StdinSource`), or with ``--live`` as a camera, the newest frame kept (:class:`LiveStdinSource`).
+
+FFmpeg reads through a pipe of ours that a thread fills from standard input (:class:`StdinPipe`), so that a run can
+stop at once: FFmpeg blocked on standard input itself would hold a stop signal until the writer sent more.
+
+Example:
+    >>> with StdinSource() as source:  # doctest: +SKIP
+    ...     first = next(iter(source))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import threading
+from collections.abc import Iterator
+
+import cv2
+import numpy as np
+
+from engines.errors import SourceError
+from realtime.capture.files import VideoFileSource
+from realtime.capture.live import LiveSource
+from realtime.frame import Frame
+
+NOT_VIDEO = "standard input is not video FFmpeg can read; pipe MPEG-TS, Matroska or another stream format " \
+    "(ffmpeg ... -f mpegts -)"
+NO_FRAME = "standard input gave no frame FFmpeg could decode: an MP4 must have its index at the start to be piped " \
+    "(ffmpeg -movflags +faststart), or pipe MPEG-TS or Matroska"
+
+
+class StdinPipe:
+    """Standard input, copied by a thread into a pipe that FFmpeg reads as ``pipe:N`` until the input ends or
+    :meth:`interrupt` (closing the pipe is FFmpeg's end of stream).
+
+    Raises:
+        SourceError: standard input is a terminal.
+    """
+
+    def __init__(self) -> None:
+        if os.isatty(0):
+            raise SourceError("-i - reads video from standard input, which is a terminal here; pipe a stream into it "
+                              "(ffmpeg -i INPUT -c copy -f mpegts - | realtime-mask run -i - ...) or give a file")
+        self._read_end: int | None
+        self._read_end, write_end = os.pipe()
+        os.set_blocking(write_end, False)
+        self._stopped = threading.Event()
+        self._relay = threading.Thread(target=self._copy, args=(write_end,), name="stdin-relay", daemon=True)
+        self._relay.start()
+
+    def open_capture(self) -> cv2.VideoCapture:
+        """FFmpeg reading the pipe; raises SourceError when what comes is not video."""
+        capture = cv2.VideoCapture(f"pipe:{self._read_end}", cv2.CAP_FFMPEG)
+        if not capture.isOpened():
+            capture.release()
+            raise SourceError(NOT_VIDEO)
+        return capture
+
+    def _copy(self, write_end: int) -> None:
+        try:
+            while not self._stopped.is_set():
+                if not select.select([0], [], [], 0.1)[0]:
+                    continue
+                data = memoryview(os.read(0, 1 << 16))
+                if not data:
+                    return
+                while data and not self._stopped.is_set():
+                    if select.select([], [write_end], [], 0.1)[1]:
+                        with contextlib.suppress(BlockingIOError):
+                            data = data[os.write(write_end, data):]
+        except OSError:
+            return  # standard input or our pipe failed: FFmpeg sees the end
+        finally:
+            os.close(write_end)
+
+    def interrupt(self) -> None:
+        """Stop copying: FFmpeg's read ends."""
+        self._stopped.set()
+        self._relay.join(timeout=5.0)
+
+    def close(self) -> None:
+        self.interrupt()
+        if self._read_end is not None:
+            with contextlib.suppress(OSError):  # FFmpeg's pipe protocol leaves it open; never mind if not
+                os.close(self._read_end)
+            self._read_end = None
+
+
+class StdinSource(VideoFileSource):
+    """Every frame of a video stream piped into standard input (``-i -``), in order, as a file's: the writer sets the
+    pace (``ffmpeg -i rtmp://... -c copy -f mpegts - | realtime-mask run -i - ...``). Any stream FFmpeg reads from a
+    pipe: MPEG-TS, Matroska, NUT, MJPEG, GIF, an MP4 with its index at the start. As any reader of a pipe it waits
+    for the writer however long that takes; the run ends when the pipe closes, or when it is stopped.
+
+    Raises:
+        SourceError: standard input is a terminal, or what comes is not video.
+    """
+
+    rereadable = False  # read once: its sound cannot be copied
+
+    def __init__(self, realtime: bool = False) -> None:
+        self._pipe = StdinPipe()
+        try:
+            super().__init__("pipe:0", realtime=realtime, capture=self._pipe.open_capture())
+        except BaseException:
+            self._pipe.close()
+            raise
+        self.uri = "stdin://"
+
+    def __iter__(self) -> Iterator[Frame]:
+        try:
+            yield from super().__iter__()
+        except SourceError as exc:  # no frame at all
+            raise SourceError(NO_FRAME) from exc
+
+    def interrupt(self) -> None:
+        self._pipe.interrupt()
+
+    def close(self) -> None:
+        self._pipe.interrupt()
+        super().close()
+        self._pipe.close()
+
+
+class LiveStdinSource(LiveSource):
+    """A live stream piped into standard input (``-i - --live``: ``ffmpeg -i rtmp://... -c copy -f mpegts - |``),
+    read as a camera is: in its own thread, the newest frame kept and stale ones dropped and counted, so that a run
+    slower than the stream does not fall ever further behind it. The run ends when the pipe closes.
+
+    Args:
+        read_timeout: seconds without a frame before the run ends with an error.
+
+    Raises:
+        SourceError: standard input is a terminal, or what comes is not video.
+    """
+
+    def __init__(self, read_timeout: float = 10.0) -> None:
+        super().__init__(read_timeout=read_timeout, reconnect=False)
+        self.uri = "stdin://?live"
+        self.capture: cv2.VideoCapture | None = None
+        self._pipe = StdinPipe()
+        try:
+            self.start()
+        except BaseException:
+            self._pipe.close()
+            raise
+
+    def _open(self) -> None:
+        self.capture = self._pipe.open_capture()
+        fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = fps if 0 < fps < 1000 else 0.0
+
+    def _read(self) -> tuple[np.ndarray, float] | None:
+        if self.capture is None:
+            return None
+        ok, bgr = self.capture.read()
+        if not ok:
+            if self.stats.captured == 0:
+                raise SourceError(NO_FRAME)
+            return None
+        return bgr, self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+
+    def _ended(self) -> bool:
+        return True  # a pipe that fails has ended: there is nothing to reconnect to
+
+    def _release(self) -> None:
+        if self.capture is not None:
+            self.capture.release()
+            self.capture = None
+
+    def close(self) -> None:
+        self._pipe.interrupt()  # FFmpeg's read in the reader thread ends
+        super().close()
+        self._pipe.close()
