@@ -108,7 +108,8 @@ def kernel_equality(data: Path, launcher: Any, sizes: tuple[tuple[int, int], ...
         ("pixelate", {"block": 16}, MaskSettings(ema_alpha=0.5)), ("fill", {"color": "20,40,60"}, MaskSettings()),
         ("overlay", {"opacity": 0.4}, MaskSettings(target="background")), ("cutout", {}, MaskSettings()),
         ("cutout", {"cutout_format": "green"}, MaskSettings()), ("mask", {}, MaskSettings(dilate_px=3)),
-        ("fill", {"color": "0,0,0"}, MaskSettings(ema_alpha=0.3, ema_fail_closed=True))]
+        ("fill", {"color": "0,0,0"}, MaskSettings(ema_alpha=0.3, fail_closed=True)),
+        ("blur", {}, MaskSettings(dilate_px=3, feather_px=4, fail_closed=True))]
     background = data / "bg.png"
     cv2.imwrite(str(background), rng.integers(1, 256, (200, 300, 3), np.uint8))
     cases.append(("replace", {"background": str(background)}, MaskSettings(target="background", feather_px=3)))

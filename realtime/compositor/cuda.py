@@ -25,12 +25,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from engines import zoo
 from engines.errors import BackendError, InputShapeError
-from realtime.compositor.masks import MaskSettings
+from realtime.compositor.masks import MaskSettings, dilation_halfwidths
 from realtime.compositor.modes import (
     BlurCompositor,
     Compositor,
@@ -139,13 +138,6 @@ def _grid1d(count: int, frames: int = 1) -> Any:
     return LaunchConfig(grid=((count + 255) // 256, 1, frames), block=(256, 1, 1))
 
 
-def ellipse_halfwidths(radius: int) -> np.ndarray:
-    """Per-row half widths of OpenCV's MORPH_ELLIPSE element of that radius (-1: empty row)."""
-    element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    widths = element.sum(axis=1).astype(np.int32)
-    return np.where(widths > 0, (widths - 1) // 2, -1).astype(np.int32)
-
-
 class DeviceKernels:
     """The compiled kernels on one GPU, launched on one CUDA stream.
 
@@ -202,7 +194,8 @@ class CudaCompositor:
         self.mode, self.settings = mode, settings
         self._launch = launcher or DeviceKernels(device, stream)
         self.torch_device = self._launch.torch_device
-        self.halfwidths = torch.from_numpy(ellipse_halfwidths(settings.dilate_px)).to(self.torch_device)
+        halfwidths = dilation_halfwidths(settings)
+        self.halfwidths = None if halfwidths is None else torch.from_numpy(halfwidths).to(self.torch_device)
         self.moving_average = MovingAverage()
         self._buffers: dict[tuple[str, tuple[int, ...]], Any] = {}
         self._background: Any = None
@@ -264,15 +257,15 @@ class CudaCompositor:
             states = self._states(averages, height, width).data_ptr()
         hh, ww, frames = np.int32(height), np.int32(width), np.int32(n)
         self._launch("mask_from_probability", _grid2d(width, height), probability.data_ptr(), np.int32(h), np.int32(w),
-                     hh, ww, frames, states, np.float32(s.ema_alpha), np.int32(s.ema_fail_closed), np.float32(s.threshold),
+                     hh, ww, frames, states, np.float32(s.ema_alpha), np.int32(s.fail_closed), np.float32(s.threshold),
                      np.int32(s.target == "background"), binary.data_ptr(),
                      0 if probability_out is None else probability_out.data_ptr())
-        if s.dilate_px:
+        if self.halfwidths is not None:
             prefix = self._buffer("prefix", (n, height, width + 1), torch.int32)
             dilated = self._buffer("dilated", (n, height, width), torch.uint8)
             self._launch("row_prefix", _grid1d(height, n), binary.data_ptr(), hh, ww, prefix.data_ptr())
             self._launch("dilate", _grid2d(width, height, n), prefix.data_ptr(), hh, ww, self.halfwidths.data_ptr(),
-                         np.int32(s.dilate_px), dilated.data_ptr())
+                         np.int32(len(self.halfwidths) // 2), dilated.data_ptr())
             binary = dilated
         alpha = binary
         if s.feather_px:

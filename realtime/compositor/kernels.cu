@@ -135,7 +135,7 @@ extern "C" __global__ void preprocess(const u8* frame, int H, int W, float* out,
 // one frame to its next even within a batch. `probability_out` (may be null) receives the raw
 // upsampled probabilities.
 extern "C" __global__ void mask_from_probability(const float* prob, int h, int w, int H, int W, int n,
-                                                 const i64* states, float ema_alpha, int ema_fail_closed,
+                                                 const i64* states, float ema_alpha, int fail_closed,
                                                  float threshold, int invert, u8* binary, float* probability_out) {
     int x = blockIdx.x * blockDim.x + threadIdx.x;
     int y = blockIdx.y * blockDim.y + threadIdx.y;
@@ -151,7 +151,7 @@ extern "C" __global__ void mask_from_probability(const float* prob, int h, int w
             if (!states[n + k]) {
                 s = ema_alpha * p + (1.0f - ema_alpha) * state[i];
                 // fail-closed: where the newest probability masks more than the average, it wins (NaN: the average)
-                if (ema_fail_closed && (invert ? p < s : p > s)) s = p;
+                if (fail_closed && (invert ? p < s : p > s)) s = p;
             }
             state[i] = s;
         }

@@ -130,7 +130,7 @@ class Pipeline:
             hides_people = settings.target == "person" and self.compositor.name not in ("overlay", "mask")
             self.privacy = hides_people if privacy is None else privacy
             # privacy: smoothing may hold a mask on, never hold one back (a person walking in would be shown)
-            self.mask_settings = dataclasses.replace(settings, ema_fail_closed=settings.ema_fail_closed or self.privacy)
+            self.mask_settings = dataclasses.replace(settings, fail_closed=settings.fail_closed or self.privacy)
             self._postprocess = [MaskPostprocessor(self.mask_settings) for _ in sources]  # per stream: its own EMA
             if not 0 < mask_budget_ms < math.inf:  # nan would never count a mask late: fail-closed off unseen
                 raise ConfigError(f"mask budget must be a number of ms > 0, got {mask_budget_ms}")

@@ -9,6 +9,7 @@ import pytest
 from engines.errors import ConfigError, InputShapeError
 from realtime.compositor import MODES, MaskPostprocessor, MaskSettings, make_compositor
 from realtime.compositor.background import Background
+from realtime.compositor.masks import dilation_halfwidths, ellipse_halfwidths, structuring_element
 from realtime.compositor.modes import BlurCompositor, PixelateCompositor, blend
 from tests.common import MEDIA, frame_number, need_shared, numbered_video
 
@@ -188,7 +189,7 @@ def test_fail_closed_smoothing_never_masks_less_than_the_newest_probability(targ
     in is masked in the first frame the model sees them; a person who leaves stays masked while the average decays."""
     rng = np.random.default_rng()
     probabilities = [rng.random((8, 8), np.float32) for _ in range(6)]
-    post = MaskPostprocessor(MaskSettings(ema_alpha=0.3, target=target, ema_fail_closed=True))
+    post = MaskPostprocessor(MaskSettings(ema_alpha=0.3, target=target, fail_closed=True))
     state = probabilities[0]
     for i, p in enumerate(probabilities):
         if i:
@@ -199,9 +200,37 @@ def test_fail_closed_smoothing_never_masks_less_than_the_newest_probability(targ
         np.testing.assert_array_equal(alpha, ((state >= 0.5) == (target == "person")).astype(np.float32))
         plain = (p >= 0.5) == (target == "person")
         assert (alpha[plain] == 1).all()  # masked wherever the newest probability alone masks
-    held = MaskPostprocessor(MaskSettings(ema_alpha=0.3, ema_fail_closed=True))
+    held = MaskPostprocessor(MaskSettings(ema_alpha=0.3, fail_closed=True))
     assert held(np.ones((2, 2), np.float32)).all() and held(np.zeros((2, 2), np.float32)).all()  # 0.7: held on
     assert not held(np.zeros((2, 2), np.float32)).any()  # 0.49: gone
+
+
+def test_ellipse_halfwidths_rebuild_opencv_element():
+    for radius in (0, 1, 4, 13):
+        element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        np.testing.assert_array_equal(structuring_element(ellipse_halfwidths(radius)), element)
+
+
+@pytest.mark.parametrize("dilate,feather", [(0, 3), (4, 2), (7, 5)])
+def test_fail_closed_feathering_keeps_every_masked_pixel_fully_masked(dilate, feather):
+    """Privacy's feather lies outside the mask: the dilation grows by the feather's square (one element: the disc's
+    and the square's Minkowski sum, as dilating by one then the other), so every pixel the threshold and the disc
+    mask keeps alpha 1 — at the frame's edges too. Without it, feathering leaves the mask's edge at about 0.5."""
+    rng = np.random.default_rng()
+    probability = (rng.random((60, 90)) < 0.01).astype(np.float32)  # scattered specks: the hardest case
+    probability[:, 0] = 1.0  # and a column at the frame's edge
+    settings = MaskSettings(dilate_px=dilate, feather_px=feather, fail_closed=True)
+    element = structuring_element(dilation_halfwidths(settings))
+    padded = np.pad(probability.astype(np.uint8), 30)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate + 1,) * 2)
+    twice = cv2.dilate(cv2.dilate(padded, disc), np.ones((2 * feather + 1,) * 2, np.uint8))
+    np.testing.assert_array_equal(cv2.dilate(padded, element), twice)
+    masked = cv2.dilate(probability.astype(np.uint8), disc).astype(bool)  # what the disc alone masks
+    alpha = MaskPostprocessor(settings)(probability)
+    outside = alpha[~masked]
+    assert alpha[masked].min() > 1 - 1e-6 and ((outside > 0) & (outside < 1)).any()  # the soft edge lies outside
+    inward = MaskPostprocessor(MaskSettings(dilate_px=dilate, feather_px=feather))(probability)
+    assert inward[masked].min() < 0.6  # before: softened inwards too
 
 
 @pytest.mark.parametrize("kwargs", [{"threshold": 0}, {"threshold": 1}, {"dilate_px": -1}, {"feather_px": -2},

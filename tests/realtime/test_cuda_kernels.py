@@ -20,7 +20,6 @@ from realtime.compositor.cuda import (
     SOURCE_PATH,
     CudaCompositor,
     compile_kernels,
-    ellipse_halfwidths,
     kernel_resources,
 )
 from realtime.compositor.emulator import HostKernels
@@ -62,18 +61,6 @@ def test_without_cuda_python_compiling_says_what_to_install(monkeypatch, tmp_pat
             compile_them()
 
 
-def test_ellipse_halfwidths_rebuild_opencv_element():
-    import cv2
-
-    for radius in (0, 1, 4, 13):
-        element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-        rebuilt = np.zeros_like(element)
-        for row, half in enumerate(ellipse_halfwidths(radius)):
-            if half >= 0:
-                rebuilt[row, radius - half:radius + half + 1] = 1
-        np.testing.assert_array_equal(rebuilt, element)
-
-
 @pytest.fixture(params=["host", pytest.param("cuda", marks=pytest.mark.gpu)])
 def launcher(request):
     """What runs kernels.cu: ``host`` emulates it on the CPU (every CI run), ``cuda`` is a real GPU."""
@@ -98,8 +85,10 @@ GPU_CASES = [("blur", {"strength": 5}, MaskSettings()), ("blur", {}, MaskSetting
              ("overlay", {"opacity": 0.35}, MaskSettings(target="background")), ("cutout", {}, MaskSettings()),
              ("cutout", {"cutout_format": "green"}, MaskSettings()), ("mask", {}, MaskSettings(feather_px=2)),
              ("replace", {}, MaskSettings(dilate_px=3)),
-             ("fill", {"color": "0,0,0"}, MaskSettings(ema_alpha=0.3, ema_fail_closed=True)),  # privacy's smoothing
-             ("overlay", {}, MaskSettings(target="background", ema_alpha=0.5, ema_fail_closed=True))]
+             ("fill", {"color": "0,0,0"}, MaskSettings(ema_alpha=0.3, fail_closed=True)),  # privacy's smoothing
+             ("blur", {}, MaskSettings(dilate_px=3, feather_px=4, fail_closed=True)),  # privacy's feather: outwards
+             ("pixelate", {}, MaskSettings(feather_px=2, fail_closed=True)),
+             ("overlay", {}, MaskSettings(target="background", ema_alpha=0.5, fail_closed=True))]
 
 
 def _options(mode, options, tmp_path, rng):
@@ -292,7 +281,9 @@ def test_every_launch_matches_its_kernel_signature(mode, options, settings, tmp_
     launched = []
 
     def record(name, config, *args):
-        tensors = [frame, probability, model_input, compositor.halfwidths, *compositor._buffers.values()]
+        tensors = [frame, probability, model_input, *compositor._buffers.values()]
+        if compositor.halfwidths is not None:
+            tensors.append(compositor.halfwidths)
         if compositor.moving_average.tensor is not None:
             tensors += [compositor.moving_average.tensor, compositor._states_in_use]
         for index, (arg, (kind, param)) in enumerate(zip(args, signatures[name], strict=True)):
@@ -322,7 +313,8 @@ def test_every_launch_matches_its_kernel_signature(mode, options, settings, tmp_
     assert out.shape[:3] == (n, height, width) and out.dtype == torch.uint8
     compositor.preprocess(frame, model_input, ModelSpec(input_hw=(256, 256), resize="mediapipe"))
     assert launched[0] == "mask_from_probability" and launched[-1] == "preprocess"
-    assert ("dilate" in launched) == bool(settings.dilate_px) and ("feather_v" in launched) == bool(settings.feather_px)
+    dilates = bool(settings.dilate_px or (settings.fail_closed and settings.feather_px))  # fail-closed feather: outwards
+    assert ("dilate" in launched) == dilates and ("feather_v" in launched) == bool(settings.feather_px)
 
 
 def test_host_emulation_rejects_wrong_argument_types():

@@ -151,10 +151,12 @@ def test_privacy_flags_on_the_command_line(model_cache, tmp_path):
 
 
 @pytest.mark.parametrize("path", ["cpu path", "gpu path"])
-def test_smoothing_never_lets_out_a_person_the_model_sees(engine, torch_engine, path, tmp_path, monkeypatch):
-    """`--smooth 0.3` on a clip where people walk in: every pixel the model puts at or over the threshold in a frame is
-    masked in that frame, on both paths. Before, the moving average held masks back: a person walking in stayed
-    unmasked until the average caught up (below, with privacy off, as before: raw person pixels in most frames)."""
+def test_smoothing_and_feathering_never_let_out_a_person_the_model_sees(engine, torch_engine, path, tmp_path,
+                                                                        monkeypatch):
+    """`--smooth 0.3 --feather 6` on a clip where people walk in: every pixel the model puts at or over the threshold in
+    a frame is fully masked in that frame, on both paths. Before, the moving average held masks back (a person walking
+    in stayed unmasked until it caught up) and the feather softened the mask inwards (the edge of each person half
+    shown); below, with privacy off, as before: raw person pixels in most frames."""
     need_shared()
     from realtime.compositor import MaskSettings
 
@@ -162,10 +164,11 @@ def test_smoothing_never_lets_out_a_person_the_model_sees(engine, torch_engine, 
     runs = {}
     for privacy in (True, False) if path == "cpu path" else (True,):
         with Pipeline(str(MEDIA / "one-by-one-person-detection.mp4"), torch_engine if path == "gpu path" else engine,
-                      "fill", mode_options={"color": BLACK}, mask=MaskSettings(ema_alpha=0.3), privacy=privacy,
+                      "fill", mode_options={"color": BLACK}, mask=MaskSettings(ema_alpha=0.3, feather_px=6),
+                      privacy=privacy,
                       max_frames=150, save_masks=str(tmp_path / "masks.npz")) as pipeline:
             runs[privacy] = [int((r.image[r.probability >= 0.5] != 0).any(axis=-1).sum()) for r in pipeline]
-        assert pipeline.privacy is privacy and pipeline.mask_settings.ema_fail_closed is privacy
+        assert pipeline.privacy is privacy and pipeline.mask_settings.fail_closed is privacy
     assert len(runs[True]) == 150 and sum(runs[True]) == 0
     if False in runs:
         assert sum(1 for shown in runs[False] if shown) > 50  # the plain average: raw person pixels in many frames
