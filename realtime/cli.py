@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     mask = run.add_argument_group("mask post-processing")
     mask.add_argument("--threshold", type=float, help="probability that counts as the target (default: 0.5)")
     mask.add_argument("--dilate", type=int, help="grow the masked region by N pixels, a privacy margin (default: 0)")
-    mask.add_argument("--feather", type=int, help="soften mask edges over N pixels (default: 0)")
+    mask.add_argument("--feather", type=int, help="soften mask edges over N pixels (default: 0; privacy: outside the mask)")
     mask.add_argument("--smooth", type=float, help="temporal EMA weight of the newest mask in (0, 1] (default: 1 = off; with "
                       "privacy on it holds masks on, never back)")
     mask.add_argument("--privacy", action=argparse.BooleanOptionalAction, default=None,
