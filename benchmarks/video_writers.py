@@ -2,13 +2,15 @@
 surveillance clip.
 
 The clip's frames (unmasked: a writer's cost barely depends on the masking) resized to each size, written
-through ``VideoFileSink`` to .mp4 (H.264 through PyAV, in one-second fragments), .mkv (MPEG-4 Part 2 through PyAV)
-and .avi (Motion JPEG through PyAV), and, for comparison, OpenCV's writers that .avi (MJPG), .mp4 (mp4v) and .mkv
-(XVID) used before, and H.264 with FFmpeg's own colour conversion (swscale, inside PyAV) instead of OpenCV's.
+through ``VideoFileSink`` to .mp4 (H.264 through PyAV, in one-second fragments), .mkv (MPEG-4 Part 2 through
+PyAV), .avi (Motion JPEG through PyAV) and .webm (VP9, also with an alpha channel: PSNR of the colour only), and,
+for comparison, OpenCV's writers that .avi (MJPG), .mp4 (mp4v) and .mkv (XVID) used before, and H.264 with
+FFmpeg's own colour conversion (swscale, inside PyAV) instead of OpenCV's.
 PSNR: each written frame decoded by OpenCV against the frame given.
 
 Usage:
-    python benchmarks/video_writers.py [--frames 120] [--sizes 768x432,1920x1080] [--out benchmarks/results/video-writers.json]
+    python benchmarks/video_writers.py [--frames 120] [--sizes 768x432,1920x1080] [--only .webm,H.264 (lib]
+        [--out benchmarks/results/video-writers.json]
 """
 
 from __future__ import annotations
@@ -66,6 +68,16 @@ def _sink(path: Path, frames: list, fps: float) -> None:
             sink.write(frame)
 
 
+def _sink_bgra(path: Path, frames: list, fps: float) -> None:
+    """BGRA frames (cutout's) into a video with an alpha channel: an ellipse opaque, the rest transparent."""
+    height, width = frames[0].shape[:2]
+    alpha = np.zeros((height, width), np.uint8)
+    cv2.ellipse(alpha, (width // 2, height // 2), (width // 5, height // 3), 0, 0, 360, 255, -1)
+    with VideoFileSink(path, fps) as sink:
+        for frame in frames:
+            sink.write(np.dstack([frame, alpha]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     shared = Path(__file__).resolve().parents[2] / "shared"
@@ -73,12 +85,17 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--sizes", default="768x432,1920x1080")
     parser.add_argument("--out", default="benchmarks/results/video-writers.json")
+    parser.add_argument("--only", help="comma-separated parts of writer names: run those only (e.g. .webm,H.264 (lib)")
     args = parser.parse_args()
     source = read_frames(args.clip, args.frames)
     writers = {".mp4 H.264 (libx264 veryfast, CRF 20)": (".mp4", _sink), ".mkv MPEG-4 Part 2 (PyAV)": (".mkv", _sink),
                ".avi Motion JPEG (PyAV)": (".avi", _sink), ".avi MJPG (OpenCV, before)": (".avi", _opencv("MJPG")),
                ".mp4 mp4v (OpenCV, before)": (".mp4", _opencv("mp4v")), ".mkv XVID (OpenCV, before)": (".mkv", _opencv("XVID")),
-               ".mp4 H.264, swscale's 4:2:0": (".mp4", _pyav_swscale)}
+               ".mp4 H.264, swscale's 4:2:0": (".mp4", _pyav_swscale),
+               ".webm VP9 (libvpx realtime, cpu-used 8, CRF 32)": (".webm", _sink),
+               ".webm VP9 with alpha (cutout's BGRA)": (".webm", _sink_bgra)}
+    if args.only:
+        writers = {name: writer for name, writer in writers.items() if any(part in name for part in args.only.split(","))}
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for size in args.sizes.split(","):

@@ -2,7 +2,7 @@
 
 OpenCV writes video only. When asked, a video-file output gets the first audio track of its source file
 copied in after the video is finalised: packets copied as they are (no re-encoding; a codec the container
-cannot hold, such as a camera's G.711 in an MP4, is encoded to AAC), cut to the video's length (a run
+cannot hold, such as a camera's G.711 in an MP4, is encoded to AAC, or for WebM to Opus), cut to the video's length (a run
 stopped early, ``--max-frames``), aligned so that the source's first video frame is time 0.
 The file is rewritten beside the video and renamed over it, so the video-only file stays if this fails.
 
@@ -57,25 +57,36 @@ def _copied(container: Any, stream: Any, start_s: float, end_s: float, output: A
         yield at - start_s + at_s, packet
 
 
-def _to_aac(container: Any, stream: Any, start_s: float, end_s: float, output: Any,
-            at_s: float = 0.0) -> Iterator[tuple[float, Any]]:
-    """The stream decoded from ``start_s`` to ``end_s`` and encoded to AAC (PyAV resamples to what it takes), starting
-    at ``at_s``."""
+def _encoded(container: Any, stream: Any, start_s: float, end_s: float, output: Any,
+             at_s: float = 0.0) -> Iterator[tuple[float, Any]]:
+    """The stream decoded from ``start_s`` to ``end_s`` and encoded again by ``output``'s encoder (AAC at the source's
+    rate, PyAV converting the samples to what it takes; Opus at 48 kHz, resampled here), starting at ``at_s``."""
+    import av
+
     def encoded(frame: Any) -> Iterator[tuple[float, Any]]:
         for packet in output.encode(frame):
             yield float(packet.pts * packet.time_base) if packet.pts is not None else at_s, packet
 
-    rate = output.codec_context.sample_rate  # the source's (see _remux)
+    rate = output.codec_context.sample_rate
+    resampler = av.AudioResampler(rate=rate) if rate != stream.codec_context.sample_rate else None
     samples = round(at_s * rate)  # the output's clock, in samples: no gap in the sound where the source had one
+
+    def timed(frames: list[Any]) -> Iterator[tuple[float, Any]]:
+        nonlocal samples
+        for frame in frames:
+            frame.pts, frame.time_base = samples, Fraction(1, rate)
+            samples += frame.samples
+            yield from encoded(frame)
+
     for frame in container.decode(stream):
         at = float(frame.pts * stream.time_base) if frame.pts is not None else start_s
         if at < start_s:
             continue
         if at >= end_s:
             break
-        frame.pts, frame.time_base = samples, Fraction(1, rate)
-        samples += frame.samples
-        yield from encoded(frame)
+        yield from timed(resampler.resample(frame) if resampler is not None else [frame])
+    if resampler is not None:
+        yield from timed(resampler.resample(None))
     yield from encoded(None)
 
 
@@ -106,9 +117,11 @@ def _remux(video: Path, source: str | Path, seconds: float, partial: Path, to_aa
             out.metadata["creation_time"] = masked.metadata["creation_time"]
         at_s = _first_frame_s(video)  # the sound starts with the first frame: H.264 in an MP4 shows it after its
         # reorder delay (a frame or two)
-        if to_aac:
-            audio_out = out.add_stream("aac", rate=audio_in.codec_context.sample_rate)
-            audio = _to_aac(original, audio_in, start_s, start_s + seconds, audio_out, at_s)
+        if to_aac:  # WebM takes Opus (at 48 kHz) or Vorbis only
+            webm = partial.suffix.lower() == ".webm"
+            audio_out = out.add_stream("libopus" if webm else "aac",
+                                       rate=48000 if webm else audio_in.codec_context.sample_rate)
+            audio = _encoded(original, audio_in, start_s, start_s + seconds, audio_out, at_s)
         else:
             audio = _copied(original, audio_in, start_s, start_s + seconds, out.add_stream_from_template(audio_in),
                             at_s)
@@ -120,7 +133,7 @@ def _remux(video: Path, source: str | Path, seconds: float, partial: Path, to_aa
 
 def add_audio(video: str | Path, source: str | Path, seconds: float) -> None:
     """Copy the first audio track of ``source`` into ``video`` (``seconds`` of it, from its first frame): its packets
-    as they are, or, for a codec the container cannot hold (G.711 in an MP4), encoded to AAC.
+    as they are, or, for a codec the container cannot hold (G.711 in an MP4, AAC in WebM), encoded to AAC (WebM: Opus).
 
     Raises:
         OutputError: the audio could not be copied (the video is left as it was, without sound).

@@ -1,4 +1,4 @@
-"""File sinks: a video file (.mp4, .avi, .mkv, .mov) and an image folder (PNG per frame).
+"""File sinks: a video file (.mp4, .mov, .mkv, .avi, .webm) and an image folder (PNG per frame).
 
 Example:
     >>> with VideoFileSink("/tmp/out.mp4", fps=25) as sink:  # doctest: +SKIP
@@ -35,6 +35,9 @@ _MKV_CRASH_SAFE = {"cluster_time_limit": "1000", "flush_packets": "1"}
 
 
 _AVI = {"flush_packets": "1"}  # an AVI's frames are on disk as they come; its index, at the end, is not needed
+# VP9 at libvpx's fastest real-time setting, quality by CRF ("b": 0 lets CRF alone set it), rows in parallel, and no
+# look-ahead: libvpx held 25 frames back by default (2.5 s of a 10 fps camera lost to a kill, and latency)
+VP9_OPTIONS = {"deadline": "realtime", "cpu-used": "8", "crf": "32", "b": "0", "row-mt": "1", "lag-in-frames": "0"}
 
 
 @dataclass(frozen=True)
@@ -47,15 +50,18 @@ class VideoFormat:
     pix_fmt: str = "yuv420p"  # 4:2:0; "yuvj420p": full range, as JPEG takes it
     constant_rate: bool = False  # True: one frame per 1 / fps (AVI), a gap held as the frame before
     muxer: str | None = None  # FFmpeg's muxer; None: by the file's extension
+    alpha_pix_fmt: str | None = None  # the pixel format of BGRA frames (cutout); None: the container cannot hold them
 
 
 # .mp4/.mov: H.264, which browsers and phones play; .mkv: MPEG-4 Part 2, the fast one; .avi: Motion JPEG, each frame
-# a JPEG (quantiser 4: OpenCV's MJPG size or less, up to 1.3 dB closer, 1.7-1.8x its speed; benchmarks/video_writers.py)
+# a JPEG (quantiser 4: OpenCV's MJPG size or less, up to 1.3 dB closer, 1.7-1.8x its speed; benchmarks/video_writers.py);
+# .webm: VP9, with an alpha channel for cutout's BGRA frames (transparent video that browsers play)
 VIDEO_FORMATS = {
     ".mp4": VideoFormat("libx264", H264_OPTIONS, _MP4_CRASH_SAFE),
     ".mov": VideoFormat("libx264", H264_OPTIONS, _MP4_CRASH_SAFE),
     ".mkv": VideoFormat("mpeg4", {"qmin": "3", "qmax": "3"}, _MKV_CRASH_SAFE),  # quantiser 3: XVID-sized files
     ".avi": VideoFormat("mjpeg", {"qmin": "4", "qmax": "4"}, _AVI, "yuvj420p", constant_rate=True),
+    ".webm": VideoFormat("libvpx-vp9", VP9_OPTIONS, _MKV_CRASH_SAFE, alpha_pix_fmt="yuva420p"),
 }
 
 
@@ -96,11 +102,15 @@ class PyAVWriter:
     """
 
     def __init__(self, path: str | Path | Any, fps: float, size_wh: tuple[int, int], video_format: VideoFormat,
-                 timed: bool = False) -> None:
+                 timed: bool = False, alpha: bool = False) -> None:
         import av
 
         width, height = size_wh
         self.format = video_format
+        if alpha and video_format.alpha_pix_fmt is None:
+            raise OutputError(f"{video_format.codec} video cannot hold an alpha channel; write .webm or an image folder")
+        self.pix_fmt = video_format.alpha_pix_fmt if alpha else video_format.pix_fmt
+        self.alpha = alpha
         target = str(path) if isinstance(path, str | Path) else path  # or an object with write(): a pipe's relay
         self.container = av.open(target, "w", format=video_format.muxer, options=video_format.container_options)
         # when the recording began (its first frame), in UTC: MP4 keeps it to the second, MKV to the microsecond
@@ -111,7 +121,7 @@ class PyAVWriter:
             raise OutputError(f"{video_format.codec} is not a video encoder")
         self.stream = stream
         self.stream.width, self.stream.height = width, height
-        self.stream.pix_fmt = video_format.pix_fmt
+        self.stream.pix_fmt = self.pix_fmt
         self.time_base = Fraction(1, 1000) if timed and not video_format.constant_rate else 1 / rate
         self.stream.codec_context.time_base = self.time_base
         self.timed = timed
@@ -122,8 +132,8 @@ class PyAVWriter:
         self.origin: float | None = None  # the clock's time at the video's 0 (moved on when the clock goes back)
 
     def write(self, bgr: np.ndarray, at_s: float | None = None) -> bool:
-        """Encode one frame at ``at_s`` (with ``timed``; None: one period after the last). False when a constant-rate
-        file merged it into the frame of its period."""
+        """Encode one frame (BGR, or BGRA with ``alpha``) at ``at_s`` (with ``timed``; None: one period after the
+        last). False when a constant-rate file merged it into the frame of its period."""
         pts = self.last_pts + self.period
         if self.timed and at_s is not None:
             self.origin = at_s if self.origin is None else self.origin
@@ -134,7 +144,10 @@ class PyAVWriter:
                 self.merged += 1
                 return False
             pts = max(at, self.last_pts + 1)  # a clock that stood still, or went back: never two frames at one time
-        frame = self.video_frame.from_ndarray(to_planes(bgr, self.format.pix_fmt), format=self.format.pix_fmt)
+        if self.alpha:  # BGRA: FFmpeg's own conversion keeps the alpha plane
+            frame = self.video_frame.from_ndarray(bgr, format="bgra").reformat(format=self.pix_fmt)
+        else:
+            frame = self.video_frame.from_ndarray(to_planes(bgr, self.pix_fmt), format=self.pix_fmt)
         frame.pts = self.last_pts = pts
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
@@ -167,14 +180,19 @@ class EncodedVideoSink(Sink):
     def __init__(self, target: str | Path | Any, video_format: VideoFormat, fps: float, uri: str) -> None:
         self.target = target  # what PyAVWriter opens: a path, or an object with write()
         self.format, self.uri = video_format, uri
+        self.accepts_alpha = video_format.alpha_pix_fmt is not None
         self.fps = fps if 0 < fps <= 1000 else 25.0  # a stream that states none (or nonsense) is written at 25
         self.writer: PyAVWriter | None = None
         self.frames_written = 0
 
     def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        channels = (3, 4) if self.accepts_alpha else (3,)
+        if image.ndim != 3 or image.shape[2] not in channels or image.dtype != np.uint8:
             raise InputShapeError(f"video takes uint8 HxWx3 BGR frames, got {image.shape} {image.dtype}; "
-                                  "for BGRA (cutout) write an image folder, or use --cutout-format green")
+                                  "for BGRA (cutout) write .webm or an image folder, or use --cutout-format green")
+        if self.writer is not None and image.shape[2] != (4 if self.writer.alpha else 3):
+            raise InputShapeError(f"{self.uri} began with {'BGRA' if self.writer.alpha else 'BGR'} frames, got "
+                                  f"{image.shape[2]} channels")
         image = self.fit_to_first_size(image)
         self._before_write(image)
         if self.writer is None and (image.shape[0] % 2 or image.shape[1] % 2):
@@ -184,7 +202,7 @@ class EncodedVideoSink(Sink):
         try:
             if self.writer is None:  # timed by the first frame's present_ts; without one, frames are 1 / fps apart
                 self.writer = PyAVWriter(self.target, self.fps, (image.shape[1], image.shape[0]), self.format,
-                                         timed=present_ts is not None)
+                                         timed=present_ts is not None, alpha=image.shape[2] == 4)
             written = self.writer.write(image, present_ts)
         except OSError as exc:
             self._on_error(exc)

@@ -190,7 +190,7 @@ class Pipeline:
             sink.live = not source.keeps_every_frame
             if self.compositor.output_channels == 4 and not sink.accepts_alpha:
                 raise OutputError(f"mode {self.compositor.name} makes BGRA frames, which {sink.uri} cannot hold; "
-                                  "write an image folder (PNG) or use --cutout-format green")
+                                  "write .webm (VP9 with alpha) or an image folder (PNG), or use --cutout-format green")
         return None if not sinks else sinks[0] if len(sinks) == 1 else TeeSink(sinks)
 
     def _own(self, thing: Any) -> Any:

@@ -220,3 +220,17 @@ def test_audio_copy_from_a_file_on_a_web_server(model_cache, tmp_path):
         server.stop()
     codec, seconds, _ = _audio(tmp_path / "o.mkv")
     assert codec == "aac" and abs(seconds - 2.0) < 0.05 and _frames(tmp_path / "o.mkv") == 25
+
+
+def test_audio_copy_into_webm_is_opus_in_sync(model_cache, tmp_path):
+    """WebM takes Opus (or Vorbis) only: the source's AAC, and a camera's 8 kHz G.711 resampled to Opus's 48 kHz, are
+    encoded to Opus — as long as the video, and the flash and the beep together in the source together in it."""
+    need_shared()
+    out = tmp_path / "o.webm"
+    assert main(["run", "-i", str(MEDIA / CLIP), "-o", str(out), "--max-frames", "50", "--audio", "copy"]) == 0
+    codec, seconds, _ = _audio(out)
+    assert codec == "opus" and abs(seconds - 4.0) < 0.05 and _frames(out) == 50
+    source, synced = tmp_path / "camera.avi", tmp_path / "masked.webm"
+    _flash_and_beep(source, "pcm_mulaw")
+    assert main(["run", "-i", str(source), "-o", str(synced), "--mode", "fill", "--audio", "copy"]) == 0
+    assert _audio(synced)[0] == "opus" and abs(_flash_to_beep_s(synced)) < 0.01

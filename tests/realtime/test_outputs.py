@@ -61,7 +61,8 @@ def test_video_file_takes_a_new_frame_size_letterboxed(tmp_path, caplog):
 @pytest.mark.parametrize("suffix,size_wh,codec", [(".mp4", (176, 144), "h264"), (".mov", (176, 144), "h264"),
                                                    (".mp4", (175, 143), "h264"), (".mkv", (176, 144), "mpeg4"),
                                                    (".mkv", (175, 143), "mpeg4"), (".avi", (176, 144), "mjpeg"),
-                                                   (".avi", (173, 141), "mjpeg")])
+                                                   (".avi", (173, 141), "mjpeg"), (".webm", (176, 144), "vp9"),
+                                                   (".webm", (175, 143), "vp9")])
 def test_video_files_hold_the_codec_of_their_container_and_every_frame(tmp_path, suffix, size_wh, codec):
     """.mp4/.mov: H.264 (browsers and phones play it); an odd size gets a copy of its last column and row (4:2:0
     video takes even sides; OpenCV's AVI writer would drop them), every pixel of the frame kept."""
@@ -86,7 +87,7 @@ def test_video_files_hold_the_codec_of_their_container_and_every_frame(tmp_path,
     assert min(cv2.PSNR(frame, out) for frame, out in zip(padded, written, strict=True)) > 30
 
 
-@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".avi"])
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".avi", ".webm"])
 def test_frames_given_times_are_written_at_those_times(tmp_path, suffix):
     """Times (a camera's arrival times) from the first frame: MP4 and MKV hold them to the millisecond, also a clock
     that stood still (one millisecond on); AVI, one frame per period, holds each frame until the next and keeps the
@@ -111,6 +112,34 @@ def test_frames_given_times_are_written_at_those_times(tmp_path, suffix):
         assert offsets == pytest.approx([0.0, 0.013, 0.05, 0.31, 0.311, 2.0, 2.04], abs=1e-6)
         kept = frames
     assert min(cv2.PSNR(frame, image) for frame, (_, image) in zip(kept, played, strict=True)) > 30
+
+
+def _decoded_bgra(path):
+    """A WebM's frames with their alpha (FFmpeg's own VP9 decoder leaves the alpha out; libvpx's reads it)."""
+    import av
+
+    with av.open(str(path)) as container:
+        decoder = av.CodecContext.create("libvpx-vp9", "r")
+        return [frame.to_ndarray(format="bgra") for packet in container.demux(container.streams.video[0])
+                for frame in decoder.decode(packet)]
+
+
+def test_cutout_to_webm_is_a_transparent_video(model_cache, tmp_path):
+    """`--mode cutout -o cut.webm`: VP9 with an alpha channel (before, cutout's BGRA frames could only go to an image
+    folder): the person opaque, the background transparent, as in the run's own frames."""
+    need_shared()
+    from realtime.pipeline import Pipeline
+
+    with Pipeline(str(MEDIA / "carphone_pristine.mp4"), mode="cutout", output=str(tmp_path / "cut.webm"),
+                  max_frames=20) as pipeline:
+        expected = [result.image for result in pipeline]
+    written = _decoded_bgra(tmp_path / "cut.webm")
+    assert len(written) == 20 and written[0].shape == (144, 176, 4)
+    for image, out in zip(expected, written, strict=True):
+        opaque = image[..., 3] == 255
+        assert 0.2 < opaque.mean() < 0.8  # a person, and room around them
+        assert np.mean((out[..., 3] > 127) == opaque) > 0.97  # the alpha, through lossy VP9
+        assert cv2.PSNR(np.ascontiguousarray(image[..., :3][opaque]), np.ascontiguousarray(out[..., :3][opaque])) > 30
 
 
 def test_run_over_images_of_two_sizes_to_a_video_file(model_cache, tmp_path):

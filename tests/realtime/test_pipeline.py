@@ -244,7 +244,7 @@ def test_ctrl_c_or_termination_leaves_a_playable_file_with_every_frame_so_far(mo
     assert frames[0].shape == (432, 768, 3)
 
 
-@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".avi"])
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".avi", ".webm"])
 def test_a_run_killed_outright_leaves_a_video_that_plays_up_to_about_its_last_second(model_cache, tmp_path, suffix):
     """kill -9, the OOM killer, a crash: no chance to finalise. Files are written in pieces of a second, each on
     disk as it closes, so they play up to about their last second (a plain MP4, its index written at the end, did not
