@@ -38,7 +38,7 @@ class _Cursor:
     ahead: tuple[np.ndarray, float] | None
     origin: float | None = None
     index: int = 1  # frames read so far
-    start: float = 0.0  # the first frame's time
+    start: float = 0.0  # the first frame's own time (the others' are counted from it)
 
 
 class Background:
@@ -91,18 +91,20 @@ class Background:
             capture.release()
             return None
         self.fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0) or self.fps
-        first = self._read(capture, 0)
+        first = self._read(capture, 0, 0.0)
         if first is None:
             capture.release()
             return None
-        return _Cursor(capture, first, self._read(capture, 1), start=first[1])
+        start = first[1]  # times are counted from the first frame's
+        return _Cursor(capture, (first[0], 0.0), self._read(capture, 1, start), start=start)
 
-    def _read(self, capture: cv2.VideoCapture, index: int) -> tuple[np.ndarray, float] | None:
+    def _read(self, capture: cv2.VideoCapture, index: int, start: float) -> tuple[np.ndarray, float] | None:
+        """The next frame and its time from the first frame's (``start``, the first's own)."""
         ok, bgr = capture.read()
         if not ok:
             return None
         position = capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-        return bgr, position if position > 0 or index == 0 else index / (self.fps or FALLBACK_FPS)
+        return bgr, (position if position > 0 or index == 0 else index / (self.fps or FALLBACK_FPS)) - start
 
     def _rewind(self, cursor: _Cursor) -> None:
         """Back to the first frame (a fresh reader: seeking is not frame-exact in every format)."""
@@ -118,9 +120,9 @@ class Background:
         assert cursor.ahead is not None
         cursor.shown = cursor.ahead
         cursor.index += 1
-        cursor.ahead = self._read(cursor.capture, cursor.index)
+        cursor.ahead = self._read(cursor.capture, cursor.index, cursor.start)
         if cursor.ahead is None and self.duration is None:  # the last frame held for the mean frame period
-            period = (cursor.shown[1] - cursor.start) / (cursor.index - 1)
+            period = cursor.shown[1] / (cursor.index - 1)
             self.duration = cursor.shown[1] + (period if period > 0 else 1.0 / (self.fps or FALLBACK_FPS))
 
     def frame_bgr(self, at: float | None = None, stream: Hashable = 0) -> np.ndarray:
