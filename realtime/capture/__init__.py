@@ -6,6 +6,7 @@ Accepted forms (normalised to ``scheme://location``, then looked up in :data:`SO
 ``clip.mp4``, ``clip.gif``, ``file://clip.mp4``            video file (anything OpenCV/FFmpeg reads)
 ``frames/``, ``frames/*.png``, ``images://frames``         image folder or glob
 ``0``, ``/dev/video0``, ``camera://0``                     camera (live)
+``0?size=1280x720&fps=30&format=mjpg``                     camera asked for a mode (any of the three)
 ``rtsp://[user:pass@]host[:port]/path``                    network stream (live, reconnects)
 ``udp://239.0.0.1:1234``, ``tcp://encoder:5000``           MPEG-TS stream (live, reconnects), multicast too
 ``http(s)://host/cam.mjpg``                                network stream (live, reconnects)
@@ -34,6 +35,7 @@ import cv2
 
 from engines.errors import ConfigError, SourceError
 from realtime.capture.base import Source
+from realtime.capture.camera import CameraMode
 from realtime.capture.files import (
     IMAGE_SUFFIXES,
     ImageFolderSource,
@@ -87,9 +89,13 @@ def _images(location: str, o: SourceOptions) -> Source:
 
 
 def _capture(location: str, o: SourceOptions, scheme: str) -> Source:
+    mode = None
+    if scheme == "camera":
+        location, _, query = location.partition("?")
+        mode = CameraMode.parse(query)
     target = location if scheme == "camera" else f"{scheme}://{location}"
     return CaptureSource(target, tcp=o.tcp, open_timeout=o.open_timeout, read_timeout=o.read_timeout,
-                         reconnect=o.reconnect)
+                         reconnect=o.reconnect, camera_mode=mode)
 
 
 def _web(location: str, o: SourceOptions, scheme: str) -> Source:
@@ -156,11 +162,12 @@ def normalise_uri(text: str) -> str:
         return text
     if text == "-":
         return "stdin://"
-    if text.isdigit():
+    device = text.partition("?")[0]  # a camera may ask for a mode: 0?size=1280x720&fps=30&format=mjpg
+    if device.isdigit():
         if Path(text).exists():
             raise SourceError(f"{text!r} is both a camera index and a file here; write camera://{text} or ./{text}")
         return f"camera://{text}"
-    if _DEVICE.match(text):
+    if _DEVICE.match(device):
         return f"camera://{text}"
     if any(ch in text for ch in "*?[") or Path(text).is_dir() or Path(text).suffix.lower() in IMAGE_SUFFIXES:
         return f"images://{text}"

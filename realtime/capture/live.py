@@ -29,6 +29,7 @@ import numpy as np
 
 from engines.errors import SourceError
 from realtime.capture.base import Source
+from realtime.capture.camera import CameraMode
 from realtime.frame import Clock, Frame
 
 _FFMPEG_OPTIONS_LOCK = threading.Lock()
@@ -282,11 +283,12 @@ class CaptureSource(LiveSource):
         open_timeout: seconds to wait for the stream to open.
         read_timeout: seconds without a frame before a read counts as failed.
         reconnect: reopen with backoff when the stream drops (default for network streams).
+        camera_mode: the size, rate and format to ask a camera for (:class:`~realtime.capture.camera.CameraMode`).
     """
 
     def __init__(self, target: str | int, tcp: bool = True, open_timeout: float = 10.0, read_timeout: float = 10.0,
-                 reconnect: bool | None = None, **options: float) -> None:
-        self.target = target
+                 reconnect: bool | None = None, camera_mode: CameraMode | None = None, **options: float) -> None:
+        self.target, self.camera_mode = target, camera_mode
         self.is_stream = isinstance(target, str) and "://" in target
         super().__init__(read_timeout=read_timeout, reconnect=self.is_stream if reconnect is None else reconnect,
                          **options)  # type: ignore[arg-type]
@@ -308,6 +310,8 @@ class CaptureSource(LiveSource):
             if not capture.isOpened():
                 capture.release()
                 raise SourceError(self._camera_problem())
+            if self.camera_mode is not None:
+                self.camera_mode.apply(capture, self.uri)
         self.capture = capture
         self.fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
         if not 0 < self.fps < 1000:

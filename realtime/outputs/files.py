@@ -107,9 +107,10 @@ class PyAVWriter:
 
         width, height = size_wh
         self.format = video_format
-        if alpha and video_format.alpha_pix_fmt is None:
+        alpha_pix_fmt = video_format.alpha_pix_fmt
+        if alpha and alpha_pix_fmt is None:
             raise OutputError(f"{video_format.codec} video cannot hold an alpha channel; write .webm or an image folder")
-        self.pix_fmt = video_format.alpha_pix_fmt if alpha else video_format.pix_fmt
+        self.pix_fmt: str = alpha_pix_fmt if alpha and alpha_pix_fmt else video_format.pix_fmt
         self.alpha = alpha
         target = str(path) if isinstance(path, str | Path) else path  # or an object with write(): a pipe's relay
         self.container = av.open(target, "w", format=video_format.muxer, options=video_format.container_options)
