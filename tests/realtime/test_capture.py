@@ -13,6 +13,7 @@ import pytest
 
 from engines.errors import ConfigError, SourceError
 from realtime.capture import SourceNotFoundError, normalise_uri, open_source, redact, source_files
+from realtime.capture.camera import CameraMode
 from realtime.frame import Frame
 from tests.common import MEDIA, HlsServer, MjpegServer, TsStreamSender, WebFileServer, hls_segments, need_shared
 
@@ -22,9 +23,45 @@ from tests.common import MEDIA, HlsServer, MjpegServer, TsStreamSender, WebFileS
     ("still.jpg", "images://still.jpg"), ("0", "camera://0"), ("/dev/video2", "camera:///dev/video2"),
     ("rtsp://h/x", "rtsp://h/x"), ("https://h/x.m3u8", "https://h/x.m3u8"), ("synthetic:", "synthetic://"),
     ("synthetic:1280x720@60", "synthetic://1280x720@60"), ("sample:carphone", "sample://carphone"),
+    ("0?size=1280x720&fps=30", "camera://0?size=1280x720&fps=30"), ("/dev/video2?format=mjpg",
+                                                                     "camera:///dev/video2?format=mjpg"),
 ])
 def test_normalise(text, uri):
     assert normalise_uri(text) == uri
+
+
+@pytest.mark.parametrize("query,mode", [
+    ("size=1280x720&fps=30&format=mjpg", CameraMode((1280, 720), 30.0, "MJPG")), ("fps=59.94", CameraMode(fps=59.94)),
+    ("format=YUYV", CameraMode(fourcc="YUYV")), ("", None)])
+def test_a_camera_mode_is_read_from_the_source_string(query, mode):
+    assert CameraMode.parse(query) == mode
+
+
+@pytest.mark.parametrize("query,fragment", [("size=1280", "WIDTHxHEIGHT"), ("size=9x9", "16..8192"),
+                                            ("fps=0", "fps must be a number in (0, 1000]"), ("fps=fast", "got 'fast'"),
+                                            ("format=rgb", "format must be one of mjpg"), ("width=640", "'width'")])
+def test_a_bad_camera_mode_is_one_line_that_says_the_form(query, fragment):
+    from tests.realtime.test_cli_models import assert_one_line_error, run_cli
+
+    assert_one_line_error(run_cli("run", "-i", f"0?{query}", "-o", "null"), fragment)
+
+
+def test_a_camera_mode_is_asked_for_and_read_back(caplog):
+    """Set on a real OpenCV capture and read back: one that gives another size (here a file, whose size is its own;
+    a camera without that mode) is said once, with what it gives; one that gives it, nothing. A camera index that is
+    not here still fails as before, the mode parsed first."""
+    need_shared()
+    capture = cv2.VideoCapture(str(MEDIA / "carphone_pristine.mp4"))
+    try:
+        with caplog.at_level("WARNING"):
+            CameraMode.parse("size=1280x720").apply(capture, "camera://0")
+            CameraMode.parse("size=176x144").apply(capture, "camera://0")
+    finally:
+        capture.release()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "camera://0 gives 176x144, not the 1280x720 asked for" in warnings[0]
+    with pytest.raises(SourceError, match="no camera at /dev/video9"):
+        open_source("9?size=1280x720&fps=30&format=mjpg")
 
 
 def test_ambiguous_camera_index_is_refused(tmp_path, monkeypatch):
