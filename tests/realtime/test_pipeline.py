@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -86,10 +87,12 @@ def test_every_mode_and_option_on_a_real_clip(engine, tmp_path, mode, options, s
     if mode == "replace":
         cv2.imwrite(str(tmp_path / "bg.png"), np.full((50, 80, 3), (10, 200, 30), np.uint8))
         options = {"background": str(tmp_path / "bg.png")}
-    post = MaskPostprocessor(settings)
     compositor = MODES[mode](**options)
     with Pipeline(str(MEDIA / "carphone_pristine.mp4"), engine, mode, f"{tmp_path}/out/", mask=settings,
                   mode_options=options, max_frames=8) as pipeline:
+        # the settings given, fail-closed where privacy is on (the modes that hide people)
+        assert pipeline.mask_settings == dataclasses.replace(settings, fail_closed=pipeline.privacy)
+        post = MaskPostprocessor(pipeline.mask_settings)
         results = list(pipeline)
     assert [r.frame.index for r in results] == list(range(8))
     for result in results:
@@ -439,7 +442,7 @@ def test_a_background_video_keeps_time_behind_a_camera_that_drops_frames(engine,
     """A 30 fps camera and an engine too slow for it: frames are dropped, and the background behind each written frame
     is the one of the moment it was captured (before: the next one, so it crawled at the engine's rate)."""
     need_shared()
-    times = [k / 30 for k in range(30)]  # 1 s, looped
+    times = [k / 25 for k in range(30)]  # 1.2 s, looped; 25 fps, so that a 30 fps camera's frames fall all over it
     background = str(numbered_video(tmp_path / "bg.mkv", times))
     stored = [round(t, 3) for t in times]  # as the container keeps them: to the millisecond
     camera = MjpegServer(MEDIA / "carphone_pristine.mp4", fps=30)
@@ -452,9 +455,9 @@ def test_a_background_video_keeps_time_behind_a_camera_that_drops_frames(engine,
     assert pipeline.stats.dropped > 0
     start, checked = results[0].frame.capture_ts, 0
     for result, shown in zip(results, _background_frames(results), strict=True):
-        moment = (result.frame.capture_ts - start) % 1.0
-        if min(abs(moment - t) for t in [*stored, 1.0]) < 0.002:
+        moment = (result.frame.capture_ts - start) % 1.2
+        if min(abs(moment - t) for t in [*stored, 1.2]) < 0.002:
             continue  # on a frame's edge: either side is right
         assert shown == max(k for k, t in enumerate(stored) if t <= moment), (moment, shown)
         checked += 1
-    assert checked >= 25 and results[-1].frame.capture_ts - start > 1.0  # looped once at least
+    assert checked >= 15 and results[-1].frame.capture_ts - start > 1.2  # looped once at least
