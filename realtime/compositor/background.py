@@ -59,9 +59,10 @@ class Background:
         self.fps = 0.0
         self.duration: float | None = None  # seconds, learned at the end of the first pass
         self._cursors: dict[Hashable, _Cursor] = {}
+        self._spare: _Cursor | None = None  # the reader opened to look: the first stream's
         probe = self._open()
         if probe is not None and probe.ahead is not None:  # two frames at least: a video
-            self._cursors[None] = probe  # kept for the first stream's reader
+            self._spare = probe
             return
         if probe is not None:
             probe.capture.release()
@@ -77,7 +78,7 @@ class Background:
         """A still background from a uint8 HxWx3 BGR image in memory."""
         background = cls.__new__(cls)
         background.path, background.image, background.fps, background.duration = Path("<array>"), bgr, 0.0, None
-        background._cursors = {}
+        background._cursors, background._spare = {}, None
         return background
 
     @property
@@ -132,7 +133,7 @@ class Background:
             return self.image
         cursor = self._cursors.get(stream)
         if cursor is None:
-            cursor = self._cursors.pop(None, None) or self._open()
+            cursor, self._spare = self._spare or self._open(), None
             if cursor is None:
                 raise SourceError(f"background video {self.path} can no longer be read; check the file")
             self._cursors[stream] = cursor
@@ -162,6 +163,7 @@ class Background:
 
     def close(self) -> None:
         """Release the video readers."""
-        for cursor in self._cursors.values():
+        for cursor in [*self._cursors.values(), *([self._spare] if self._spare else [])]:
             cursor.capture.release()
         self._cursors.clear()
+        self._spare = None
