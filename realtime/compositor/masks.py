@@ -130,9 +130,9 @@ class MaskPostprocessor:
             self.smoothed = probability.astype(np.float32, copy=True)
         else:
             smoothed = alpha * probability + (1.0 - alpha) * self.smoothed
-            if self.settings.fail_closed:  # where the newest probability masks more, it wins (NaN: the average)
-                sooner = probability < smoothed if self.settings.target == "background" else probability > smoothed
-                smoothed = np.where(sooner, probability, smoothed)
+            if self.settings.fail_closed:  # where the newest probability masks more, it wins (a NaN stays: masked)
+                wins = np.minimum if self.settings.target == "background" else np.maximum
+                wins(smoothed, probability, out=smoothed)
             self.smoothed = smoothed
         return self.smoothed
 

@@ -209,17 +209,18 @@ class ReplaceCompositor(Compositor):
             self.background = Background.from_array(background)
         else:
             self.background = Background(background)
-        self._resized: tuple[tuple[int, int], np.ndarray] | None = None
+        # per stream, the background last resized and the result: a frame shown behind several is resized once
+        self._resized: dict[Hashable, tuple[np.ndarray, tuple[int, int], np.ndarray]] = {}
         self._shown: np.ndarray | None = None  # the background of the frame being composited
 
     def background_for(self, frame: np.ndarray, at: float | None = None, stream: Hashable = 0) -> np.ndarray:
         """The background behind ``frame`` (at ``at`` seconds on ``stream``'s clock), resized to it."""
         size = (frame.shape[1], frame.shape[0])
-        if self.background.is_video:
-            return cv2.resize(self.background.frame_bgr(at, stream), size, interpolation=cv2.INTER_LINEAR)
-        if self._resized is None or self._resized[0] != size:  # an image is resized once per frame size
-            self._resized = (size, cv2.resize(self.background.frame_bgr(), size, interpolation=cv2.INTER_LINEAR))
-        return self._resized[1]
+        source = self.background.frame_bgr(at, stream)
+        last = self._resized.get(stream)
+        if last is None or last[0] is not source or last[1] != size:
+            last = self._resized[stream] = (source, size, cv2.resize(source, size, interpolation=cv2.INTER_LINEAR))
+        return last[2]
 
     def composite(self, frame: np.ndarray, alpha: np.ndarray, at: float | None = None,
                   stream: Hashable = 0) -> np.ndarray:
