@@ -133,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     for axis, example in (("backends", "onnxruntime,torch"), ("devices", "cpu,cuda"), ("precisions", "fp32,fp16"),
                           ("models", "mediapipe-selfie"), ("modes", "blur,pixelate"), ("resolutions", "native,1280x720"),
                           ("batches", "1,4"), ("streams", "1,4")):
-        bench.add_argument(f"--{axis}", help=f"comma-separated, e.g. {example}")
+        bench.add_argument(f"--{axis}", help=f"comma-separated, e.g. {example}"
+                           + ("; replace runs with a still background the bench makes" if axis == "modes" else ""))
     bench.add_argument("--out-dir", default="bench-results", help="where results go (default: %(default)s)")
     bench.add_argument("--mediapipe", action="store_true", help="also run MediaPipe's own runtime on the same frames")
     bench.add_argument("--live", type=float, default=0.0, metavar="SECONDS",

@@ -123,3 +123,14 @@ def test_bench_bad_inputs(tmp_path, args, fragments):
     (tmp_path / "devices.toml").write_text('source = "synthetic:"\ndevices = [0]\n')
     (tmp_path / "batches.toml").write_text('source = "synthetic:"\nbatches = [1, 2.5]\n')
     assert_one_line_error(run_cli("bench", *[a.format(d=tmp_path) for a in args]), *fragments)
+
+
+def test_bench_measures_every_mode_replace_included(model_cache, tmp_path):
+    """--modes replace,cutout: replace is measured with a still background the bench makes (before: "mode replace
+    needs a background: --background", an option bench does not have)."""
+    need_shared()
+    assert main(["bench", "--source", str(MEDIA / "carphone_pristine.mp4"), "--modes", "replace,cutout,mask",
+                 "--warmup", "2", "--frames", "5", "--out-dir", str(tmp_path)]) == 0
+    document = json.loads((tmp_path / "bench.json").read_text())
+    assert [r["config"]["mode"] for r in document["results"]] == ["replace", "cutout", "mask"]
+    assert all(r["frames"] == 5 and r["stages"]["composite"]["mean_ms"] > 0 for r in document["results"])
