@@ -41,6 +41,8 @@ class Result:
         image: the masked output image (BGR, or BGRA for cutout).
         timings_ms: milliseconds per stage for this frame.
         written_ts: monotonic time the frame was handed to the sink.
+        fully_masked: why privacy wrote the frame fully masked — ``engine_error``, ``late`` (after the mask budget)
+            or ``reconnecting`` (a placeholder while the source reconnects) — or None.
     """
 
     frame: Frame
@@ -50,6 +52,7 @@ class Result:
     timings_ms: dict[str, float] = field(default_factory=dict)
     written_ts: float = 0.0
     masked_share: float | None = None  # the GPU path's coverage, counted on the device
+    fully_masked: str | None = None
 
     @property
     def end_to_end_ms(self) -> float:
@@ -65,7 +68,8 @@ class Result:
 
 
 class MetadataWriter:
-    """``--metadata OUT.jsonl``: one JSON line per frame (stream, index, timestamps, coverage, stage ms).
+    """``--metadata OUT.jsonl``: one JSON line per frame (stream, index, timestamps, coverage, stage ms, and
+    ``fully_masked``: why privacy wrote the frame fully masked, or null).
 
     ``captured_at`` is when the frame was captured, in UTC (ISO 8601, to the microsecond), for lining a line up
     with the world outside the run: ``capture_ts`` on the wall clock as it read at the start of the run (a clock
@@ -92,6 +96,7 @@ class MetadataWriter:
             "captured_at": datetime.fromtimestamp(result.frame.capture_ts + self._wall_minus_monotonic, UTC)
             .isoformat(timespec="microseconds").replace("+00:00", "Z"),
             "coverage": None if result.coverage is None else round(result.coverage, 6),
+            "fully_masked": result.fully_masked,  # privacy's reason for writing it fully masked, or null
             "ms": {k: round(v, 4) for k, v in result.timings_ms.items()}, "end_to_end_ms": round(result.end_to_end_ms, 4),
         }
         line = json.dumps(record) + "\n"

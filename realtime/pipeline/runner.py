@@ -379,7 +379,8 @@ class Pipeline:
             self.privacy_counts[reason] += len(items)
             for frame, capture_ms in items:
                 alpha, image = self._fully_masked(frame)
-                if not self._put(self._results, Result(frame, None, alpha, image, {"capture": capture_ms})):
+                if not self._put(self._results, Result(frame, None, alpha, image, {"capture": capture_ms},
+                                                       fully_masked=reason)):
                     return False
             return True
 
@@ -471,8 +472,10 @@ class Pipeline:
             frame, probability, timings = item
             start = time.perf_counter()
             late = probability is not None and self._late(frame)
+            reason = None
             if probability is None or late:
                 self.privacy_counts["late"] += int(late)
+                reason = "reconnecting" if frame.placeholder else "late" if late else "engine_error"
                 alpha, image = self._fully_masked(frame)
             else:
                 alpha = self._postprocess[frame.stream](probability)
@@ -480,7 +483,7 @@ class Pipeline:
                 image = gpu(frame.bgr, alpha, at, frame.stream) if gpu is not None else \
                     self.compositor.composite(frame.bgr, alpha, at, frame.stream)
             timings["composite"] = (time.perf_counter() - start) * 1000.0
-            if not self._put(self._results, Result(frame, probability, alpha, image, timings)):
+            if not self._put(self._results, Result(frame, probability, alpha, image, timings, fully_masked=reason)):
                 return
 
     def _start(self) -> None:

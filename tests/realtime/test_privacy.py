@@ -61,15 +61,22 @@ def person_core(reference_mask: np.ndarray) -> np.ndarray:
     return cv2.erode((reference_mask >= 200).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
 
 
-def test_engine_errors_are_written_fully_masked(flaky):
+def test_engine_errors_are_written_fully_masked(flaky, tmp_path):
     need_shared()
+    import json
+
     reference = np.load(REFERENCE / "carphone_pristine.model0.npz")["masks"]
     with Pipeline(str(MEDIA / "carphone_pristine.mp4"), flaky(fail_every=3), "fill", mode_options={"color": BLACK},
-                  max_frames=60) as pipeline:
+                  max_frames=60, metadata=str(tmp_path / "m.jsonl")) as pipeline:
         results = list(pipeline)
     assert len(results) == 60 and pipeline.privacy
     failed = [r for r in results if r.probability is None and r.alpha is not None]  # written fully masked
     assert len(failed) == 20 and pipeline.stats.counters["privacy_masked_engine_error"] == 20
+    # each result (and its --metadata line) says why: an audit can tell these from a frame that is all person
+    failed_ids = {id(r) for r in failed}
+    assert [r.fully_masked for r in results] == ["engine_error" if id(r) in failed_ids else None for r in results]
+    lines = [json.loads(line) for line in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert [line["fully_masked"] for line in lines] == [r.fully_masked for r in results]
     for result in failed:
         assert not result.image.any(), "a frame without a mask must be fully masked"
     for result in results:
@@ -122,6 +129,10 @@ def test_stall_and_source_drop_on_a_live_camera(flaky):
     counters = pipeline.stats.counters
     assert counters["privacy_masked_late"] >= 1, counters  # the stalled call's frames came too late
     assert counters["privacy_masked_reconnecting"] >= 10, counters  # placeholders while the camera was gone
+    reasons = [r.fully_masked for r in results]  # each result says why it was written fully masked
+    assert reasons.count("late") == counters["privacy_masked_late"]
+    assert reasons.count("reconnecting") == counters["privacy_masked_reconnecting"]
+    assert all((reason == "reconnecting") == r.frame.placeholder for r, reason in zip(results, reasons, strict=True))
     assert counters["disconnects"] >= 1 and counters["reconnects"] >= 1
     during = [r for r in results if outage["start"] + 0.3 < r.frame.capture_ts < outage["end"]]
     assert during and all(r.frame.placeholder for r in during)
