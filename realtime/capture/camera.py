@@ -1,7 +1,7 @@
 """The mode a camera is asked for: ``0?size=1280x720&fps=30&format=mjpg`` (any of the three).
 
-A camera opened without one gives its driver's default, often 640x480 however good the camera; and many give
-1080p at 30 fps only as MJPEG (raw YUYV takes more than USB 2 carries, so they drop to 5 fps). The mode is set
+A camera opened without one gives its driver's default mode, which may be far below what it can do; and many
+cameras give their large sizes at full rate only as MJPEG (raw frames take more than their bus carries). The mode is set
 through OpenCV's capture properties (FOURCC first, then size, then rate: the order V4L2 drivers take them in)
 and read back: a camera that does not offer it gives what it can, said once.
 

@@ -36,7 +36,8 @@ _MKV_CRASH_SAFE = {"cluster_time_limit": "1000", "flush_packets": "1"}
 
 _AVI = {"flush_packets": "1"}  # an AVI's frames are on disk as they come; its index, at the end, is not needed
 # VP9 at libvpx's fastest real-time setting, quality by CRF ("b": 0 lets CRF alone set it), rows in parallel, and no
-# look-ahead: libvpx held 25 frames back by default (2.5 s of a 10 fps camera lost to a kill, and latency)
+# look-ahead: with libvpx's default (up to 25 frames held back) a run killed after 51 frames of the 10 fps clip left
+# 22 playable (tests/realtime/test_pipeline.py's kill test, 2026-11-30), and every frame came out late
 VP9_OPTIONS = {"deadline": "realtime", "cpu-used": "8", "crf": "32", "b": "0", "row-mt": "1", "lag-in-frames": "0"}
 
 
