@@ -100,7 +100,7 @@ def _first_frame_s(video: Path) -> float:
     return 0.0
 
 
-def _remux(video: Path, source: str | Path, seconds: float, partial: Path, to_aac: bool) -> bool:
+def _remux(video: Path, source: str | Path, seconds: float, partial: Path, encode: bool) -> bool:
     import av
 
     with av.open(str(source), timeout=10.0) as original, av.open(str(video)) as masked, \
@@ -117,10 +117,12 @@ def _remux(video: Path, source: str | Path, seconds: float, partial: Path, to_aa
             out.metadata["creation_time"] = masked.metadata["creation_time"]
         at_s = _first_frame_s(video)  # the sound starts with the first frame: H.264 in an MP4 shows it after its
         # reorder delay (a frame or two)
-        if to_aac:  # WebM takes Opus (at 48 kHz) or Vorbis only
-            webm = partial.suffix.lower() == ".webm"
-            audio_out = out.add_stream("libopus" if webm else "aac",
-                                       rate=48000 if webm else audio_in.codec_context.sample_rate)
+        if encode:  # the container's own choice: AAC, or Opus for WebM (realtime.outputs.files.VIDEO_FORMATS)
+            from realtime.outputs.files import VIDEO_FORMATS
+
+            video_format = VIDEO_FORMATS[partial.suffix.lower()]
+            audio_out = out.add_stream(video_format.audio_codec,
+                                       rate=video_format.audio_rate or audio_in.codec_context.sample_rate)
             audio = _encoded(original, audio_in, start_s, start_s + seconds, audio_out, at_s)
         else:
             audio = _copied(original, audio_in, start_s, start_s + seconds, out.add_stream_from_template(audio_in),
@@ -147,9 +149,9 @@ def add_audio(video: str | Path, source: str | Path, seconds: float) -> None:
     partial = video.with_name(f".{video.stem}.audio{video.suffix}")  # the suffix picks the container
     try:
         try:
-            added = _remux(video, source, seconds, partial, to_aac=False)
+            added = _remux(video, source, seconds, partial, encode=False)
         except (av.FFmpegError, ValueError):  # a codec this container does not take
-            added = _remux(video, source, seconds, partial, to_aac=True)
+            added = _remux(video, source, seconds, partial, encode=True)
         if added:
             partial.replace(video)
     except (av.FFmpegError, OSError, ValueError) as exc:

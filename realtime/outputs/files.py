@@ -52,6 +52,8 @@ class VideoFormat:
     constant_rate: bool = False  # True: one frame per 1 / fps (AVI), a gap held as the frame before
     muxer: str | None = None  # FFmpeg's muxer; None: by the file's extension
     alpha_pix_fmt: str | None = None  # the pixel format of BGRA frames (cutout); None: the container cannot hold them
+    audio_codec: str = "aac"  # what a sound the container cannot hold as it is gets encoded to (--audio copy)
+    audio_rate: int | None = None  # that encoder's sample rate; None: the source's
 
 
 # .mp4/.mov: H.264, which browsers and phones play; .mkv: MPEG-4 Part 2, the fast one; .avi: Motion JPEG, each frame
@@ -62,7 +64,8 @@ VIDEO_FORMATS = {
     ".mov": VideoFormat("libx264", H264_OPTIONS, _MP4_CRASH_SAFE),
     ".mkv": VideoFormat("mpeg4", {"qmin": "3", "qmax": "3"}, _MKV_CRASH_SAFE),  # quantiser 3: XVID-sized files
     ".avi": VideoFormat("mjpeg", {"qmin": "4", "qmax": "4"}, _AVI, "yuvj420p", constant_rate=True),
-    ".webm": VideoFormat("libvpx-vp9", VP9_OPTIONS, _MKV_CRASH_SAFE, alpha_pix_fmt="yuva420p"),
+    ".webm": VideoFormat("libvpx-vp9", VP9_OPTIONS, _MKV_CRASH_SAFE, alpha_pix_fmt="yuva420p", audio_codec="libopus",
+                         audio_rate=48000),  # WebM takes Opus (at 48 kHz) or Vorbis only
 }
 
 
