@@ -3,6 +3,7 @@
 ====================================================  ==========================================
 ``out.mp4``, ``out.avi``, ``out.mkv``, ``out.mov``      video file (codec by extension, source fps)
 ``frames/``, ``frames/%05d.png``                        image folder (lossless PNG per frame)
+``masked.jpg``, ``masked.png`` (.webp .bmp .tif)        one image (a photo's source; a stream: ``--max-frames 1``)
 ``http://127.0.0.1:8080/[PATH/]``                        browser preview: MJPEG + a page with fps/latency
 ``rtsp://127.0.0.1:8554/masked`` (``rtsp://@:8554/x``)  H.264 RTSP stream served by a supervised GStreamer process
 ``display``, ``display://TITLE``                        an OpenCV window (q / Esc quits); one per title
@@ -11,8 +12,8 @@
 ====================================================  ==========================================
 
 Example:
-    >>> normalise_sink("out.mp4"), normalise_sink("frames/"), normalise_sink("null"), normalise_sink("-")
-    ('file://out.mp4', 'images://frames/', 'null://', 'stdout://')
+    >>> normalise_sink("out.mp4"), normalise_sink("frames/"), normalise_sink("photo.jpg"), normalise_sink("-")
+    ('file://out.mp4', 'images://frames/', 'image://photo.jpg', 'stdout://')
 """
 
 from __future__ import annotations
@@ -22,16 +23,18 @@ from pathlib import Path
 
 from engines.errors import OutputError
 from realtime.outputs.base import Sink
-from realtime.outputs.files import VIDEO_FORMATS, ImageFolderSink, VideoFileSink
+from realtime.outputs.files import IMAGE_FORMATS, VIDEO_FORMATS, ImageFileSink, ImageFolderSink, VideoFileSink
 from realtime.outputs.screen import DisplaySink, NullSink, StopRequested
 
-FORMS_HELP = ("a video file (.mp4 .avi .mkv .mov), an image folder (frames/ or frames/%05d.png), "
+FORMS_HELP = (f"a video file ({' '.join(VIDEO_FORMATS)}), an image folder (frames/ or frames/%05d.png), "
+              f"one image ({' '.join(IMAGE_FORMATS)}), "
               "http://127.0.0.1:8080/ (browser preview), rtsp://127.0.0.1:8554/masked, display, "
               "- (standard output, for a player or ffmpeg), null")
 
 SINKS: dict[str, Callable[[str, float], Sink]] = {
     "file": lambda location, fps: VideoFileSink(location, fps),
     "images": lambda location, fps: ImageFolderSink(location),
+    "image": lambda location, fps: ImageFileSink(location),
     "http": lambda location, fps: _http_preview(location),
     "rtsp": lambda location, fps: _rtsp(location, fps),
     "display": lambda location, fps: DisplaySink(location or "realtime-mask"),
@@ -81,6 +84,8 @@ def normalise_sink(text: str) -> str:
     suffix = Path(text).suffix.lower()
     if suffix in VIDEO_FORMATS:
         return f"file://{text}"
+    if suffix in IMAGE_FORMATS and "%" not in text and not text.endswith("/") and not Path(text).is_dir():
+        return f"image://{text}"
     if "%" in text or text.endswith("/") or not suffix or Path(text).is_dir():
         return f"images://{text}"
     raise OutputError(f"cannot tell what output {text!r} is (suffix {suffix!r}); give {FORMS_HELP}")
@@ -115,12 +120,12 @@ def sink_path(output: object) -> Path | None:
     if not isinstance(output, str):
         return None
     scheme, location = normalise_sink(output).split("://", 1)
-    if scheme == "file":
+    if scheme in ("file", "image"):
         return Path(location)
     if scheme == "images":
         return Path(location).parent if "%" in location else Path(location)
     return None
 
 
-__all__ = ["FORMS_HELP", "SINKS", "ImageFolderSink", "NullSink", "Sink", "StopRequested", "VideoFileSink",
+__all__ = ["FORMS_HELP", "SINKS", "ImageFileSink", "ImageFolderSink", "NullSink", "Sink", "StopRequested", "VideoFileSink",
            "normalise_sink", "open_sink", "sink_path"]

@@ -94,6 +94,7 @@ class Sink(ABC):
     uri: str = ""
     frames_written: int = 0
     accepts_alpha: bool = False
+    frame_limit: int | None = None  # the most frames it takes (one image: 1); None: any number
     live: bool = False  # its frames come from a live source (set by the pipeline): falling behind, it may skip some
     _first_size: FirstSize | None = None
 

@@ -1,4 +1,4 @@
-"""File sinks: a video file (.mp4, .mov, .mkv, .avi, .webm) and an image folder (PNG per frame).
+"""File sinks: a video file (.mp4, .mov, .mkv, .avi, .webm), an image folder (PNG per frame) and one image.
 
 Example:
     >>> with VideoFileSink("/tmp/out.mp4", fps=25) as sink:  # doctest: +SKIP
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -304,3 +305,48 @@ class ImageFolderSink(Sink):
                 with contextlib.suppress(OSError):  # not empty: something else was put there meanwhile
                     made.rmdir()
         self._made = []
+
+
+# one image: the suffixes OpenCV writes, and those of them that hold an alpha channel (cutout's BGRA)
+IMAGE_FORMATS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+_ALPHA_IMAGES = (".png", ".webp", ".tif", ".tiff")
+_IMAGE_PARAMS = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, 95], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, 95]}  # PNG, WebP: lossless
+
+
+class ImageFileSink(Sink):
+    """One image (``masked.jpg``): the masked photo, or a snapshot of a stream's first frame (``--max-frames 1``).
+
+    Written whole or not at all (encoded, written beside it, renamed over it). A second frame is an error: a
+    run meant for every frame wants an image folder or a video file.
+
+    Example:
+        >>> with ImageFileSink("/tmp/masked.png") as sink:  # doctest: +SKIP
+        ...     sink.write(masked_bgr)
+    """
+
+    frame_limit = 1
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = check_writable(path)
+        self.suffix = self.path.suffix.lower()
+        if self.suffix not in IMAGE_FORMATS:
+            raise OutputError(f"cannot write an image as {self.path.suffix!r}; give one of {', '.join(IMAGE_FORMATS)}")
+        self.accepts_alpha = self.suffix in _ALPHA_IMAGES
+        self.uri = f"image://{self.path}"
+        self.frames_written = 0
+
+    def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:
+        if self.frames_written:
+            raise OutputError(f"{self.path} is one image and a second frame came; write an image folder "
+                              f"({self.path.with_suffix('')}/) or a video file for every frame, or give --max-frames 1")
+        ok, encoded = cv2.imencode(self.suffix, image, _IMAGE_PARAMS.get(self.suffix, []))
+        if not ok:
+            raise OutputError(f"OpenCV could not encode {self.path}; write .png instead")
+        partial = self.path.with_name(f".{self.path.name}.partial")
+        try:
+            partial.write_bytes(encoded.tobytes())
+            os.replace(partial, self.path)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise OutputError(f"cannot write {self.path}: {exc.strerror}; free space or write elsewhere") from exc
+        self.frames_written = 1

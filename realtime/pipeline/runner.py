@@ -188,9 +188,16 @@ class Pipeline:
             out, source.fps or 25.0, audio_from=sound if video_file_path(out) else None)) for out in outputs]
         for sink in sinks:
             sink.live = not source.keeps_every_frame
+            if sink.frame_limit is not None and min(self.max_frames or math.inf, source.frame_count or math.inf) \
+                    > sink.frame_limit:
+                has = f"has {source.frame_count} frames" if source.frame_count else "is live" if source.live else \
+                    "has more than one frame"
+                image = Path(sink.uri.partition("://")[2])
+                raise OutputError(f"{image} is one image, but {redact(source.uri)} {has}; give --max-frames 1 for its "
+                                  f"first, or an image folder ({image.with_suffix('')}/) or a video file for all")
             if self.compositor.output_channels == 4 and not sink.accepts_alpha:
                 raise OutputError(f"mode {self.compositor.name} makes BGRA frames, which {sink.uri} cannot hold; "
-                                  "write .webm (VP9 with alpha) or an image folder (PNG), or use --cutout-format green")
+                                  "write .webm (VP9 with alpha), an image folder or a .png, or use --cutout-format green")
         return None if not sinks else sinks[0] if len(sinks) == 1 else TeeSink(sinks)
 
     def _own(self, thing: Any) -> Any:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import shutil
 
+import cv2
 import pytest
 
+from realtime.capture.files import read_frames
 from tests.common import MEDIA, need_shared
 from tests.realtime.test_cli_models import assert_one_line_error, run_cli
 
@@ -62,6 +64,12 @@ CASES = {
     # output was a PNG per frame written into the current folder
     "empty-source": (["--source", "", "--output", "{d}/o.mp4"], ["the source is empty; give video file"]),
     "empty-output": (["--source", "{clip}", "--output", " "], ["the output is empty; give a video file"]),
+    "one-image-of-a-video": (["--source", "{clip}", "--output", "{d}/o.jpg"],
+                             ["{d}/o.jpg is one image, but", "has ", "--max-frames 1", "image folder ({d}/o/)"]),
+    "one-image-of-a-live-source": (["--source", "synthetic:64x48@10?live=1", "--output", "{d}/o.jpg"],
+                                   ["is live; give --max-frames 1"]),
+    "cutout-bgra-to-jpg": (["--source", "{d}/photo.png", "--mode", "cutout", "--output", "{d}/o.jpg"],
+                           ["BGRA", "image://{d}/o.jpg cannot hold", "a .png"]),
     "unwritable-file-uri-output": (["--source", "{clip}", "--output", "file://{d}/no/such/o.mp4"],
                                    ["cannot write {d}/no/such/o.mp4: folder {d}/no/such does not exist"]),
 }
@@ -72,11 +80,13 @@ def test_run_bad_input(model_cache, tmp_path, name):
     need_shared()
     args, fragments = CASES[name]
     (tmp_path / "junk.png").write_text("not an image")
+    if "photo.png" in " ".join(args):
+        cv2.imwrite(str(tmp_path / "photo.png"), read_frames(MEDIA / "carphone_pristine.mp4", limit=1)[0])
     filled = [a.format(d=tmp_path, clip=MEDIA / "carphone_pristine.mp4") for a in args]
     result = run_cli("run", *filled)
     assert_one_line_error(result, *[fragment.replace("{d}", str(tmp_path)) for fragment in fragments])
     assert "hunter2" not in result.stderr
-    assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "frames").exists()  # nothing made, not even a folder
+    assert not {p.name for p in tmp_path.iterdir()} - {"junk.png", "photo.png"}  # nothing made, not even a folder
 
 
 def test_a_file_uri_output_is_the_video_file_it_names(model_cache, tmp_path):

@@ -271,3 +271,48 @@ def test_a_full_disk_stops_an_image_folder_without_a_broken_image(model_cache, s
     _assert_ends_in_error(result, "the disk is full", "free space or write elsewhere")
     written = sorted((small_disk / "frames").glob("*.png"))
     assert written and all(cv2.imread(str(path)) is not None for path in written)
+
+
+def test_a_photo_is_masked_into_one_image(model_cache, tmp_path):
+    """`-i photo.png -o masked.jpg` (before: "cannot tell what output masked.jpg is"): the run's frame, as the image
+    folder output writes it, in one file of the format its name asks for; a cutout keeps its alpha in a .png."""
+    need_shared()
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), _clip_frames(1)[0])
+    for out in ("masked.png", "masked.jpg", "frames/"):
+        assert main(["run", "-i", str(photo), "-o", str(tmp_path / out), "--mode", "pixelate"]) == 0
+    masked, as_folder = cv2.imread(str(tmp_path / "masked.png")), cv2.imread(str(tmp_path / "frames" / "000000.png"))
+    assert np.array_equal(masked, as_folder)
+    changed = np.any(masked != cv2.imread(str(photo)), axis=2).mean()
+    assert 0.05 < changed < 0.9  # a person pixelated, the rest as it was
+    assert (tmp_path / "masked.jpg").read_bytes()[:3] == b"\xff\xd8\xff"  # a JPEG, not a PNG named .jpg
+    assert cv2.PSNR(cv2.imread(str(tmp_path / "masked.jpg")), masked) > 35
+    assert main(["run", "-i", str(photo), "-o", str(tmp_path / "cut.png"), "--mode", "cutout"]) == 0
+    assert main(["run", "-i", str(photo), "-o", str(tmp_path / "cut/"), "--mode", "cutout"]) == 0
+    cut = cv2.imread(str(tmp_path / "cut.png"), cv2.IMREAD_UNCHANGED)
+    assert cut.shape[2] == 4 and np.array_equal(cut, cv2.imread(str(tmp_path / "cut" / "000000.png"),
+                                                                   cv2.IMREAD_UNCHANGED))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut", "cut.png", "frames", "masked.jpg", "masked.png",
+                                                          "photo.png"]  # no partial file left
+
+
+def test_a_snapshot_of_a_video_or_stream_is_its_first_masked_frame(model_cache, tmp_path):
+    need_shared()
+    clip = str(MEDIA / "one-by-one-person-detection.mp4")
+    for out in ("snap.webp", "frames/"):
+        assert main(["run", "-i", clip, "-o", str(tmp_path / out), "--max-frames", "1"]) == 0
+    assert np.array_equal(cv2.imread(str(tmp_path / "snap.webp")), cv2.imread(str(tmp_path / "frames" / "000000.png")))
+
+
+def test_one_image_takes_one_frame_and_keeps_it(tmp_path):
+    """A second frame (an output shared by several runs' code paths, or a source longer than it said) is an error
+    that leaves the first image whole."""
+    from engines.errors import OutputError
+
+    first, second = _clip_frames(2) if MEDIA.is_dir() else np.full((2, 48, 64, 3), (10, 200, 30), np.uint8)
+    with open_sink(str(tmp_path / "one.png")) as sink:
+        sink.write(first)
+        with pytest.raises(OutputError, match=r"one\.png is one image and a second frame came; write an image folder"):
+            sink.write(second)
+    assert np.array_equal(cv2.imread(str(tmp_path / "one.png")), first)
+    assert [p.name for p in tmp_path.iterdir()] == ["one.png"]
