@@ -6,8 +6,9 @@ Example:
     >>> print(stats.table())  # doctest: +SKIP
 """
 
+from realtime.pipeline.masker import FrameMasker
 from realtime.pipeline.results import MetadataWriter, Result
 from realtime.pipeline.runner import Pipeline
 from realtime.pipeline.stats import SCHEMA, STAGES, RunStats, summarise
 
-__all__ = ["SCHEMA", "STAGES", "MetadataWriter", "Pipeline", "Result", "RunStats", "summarise"]
+__all__ = ["SCHEMA", "STAGES", "FrameMasker", "MetadataWriter", "Pipeline", "Result", "RunStats", "summarise"]

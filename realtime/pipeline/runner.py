@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib.util
 import logging
@@ -35,16 +34,16 @@ import numpy as np
 import engines
 from engines.backends.base import Engine
 from engines.errors import BackendError, ConfigError, OutputError
-from engines.preprocess import frames_to_batch, probability_to_frame
-from engines.strategies import InferenceStrategy, StrategySettings
+from engines.strategies import StrategySettings
 from realtime.capture import LiveSource, Source, SourceOptions, SourceTimeoutError, open_source, redact
-from realtime.compositor import Compositor, MaskPostprocessor, MaskSettings, make_compositor
+from realtime.compositor import Compositor, MaskSettings, make_compositor
 from realtime.frame import Frame
 from realtime.outputs import Sink, StopRequested, open_sink
 from realtime.outputs.mask_archive import MaskArchive
 from realtime.outputs.paths import check_writable
 from realtime.outputs.pipe import STDOUT
 from realtime.outputs.tee import TeeSink
+from realtime.pipeline.masker import FrameMasker
 from realtime.pipeline.paths import check_run_paths
 from realtime.pipeline.results import MetadataWriter, Result
 from realtime.pipeline.signals import SignalHold
@@ -126,16 +125,9 @@ class Pipeline:
         self._owned: list[Any] = []  # what we opened and must close, in opening order
         try:
             self.compositor = mode if isinstance(mode, Compositor) else self._own(make_compositor(mode, **(mode_options or {})))
-            settings = mask or MaskSettings(target=self.compositor.default_target)
-            hides_people = settings.target == "person" and self.compositor.name not in ("overlay", "mask")
-            self.privacy = hides_people if privacy is None else privacy
-            # privacy: smoothing may hold a mask on, never hold one back (a person walking in would be shown)
-            self.mask_settings = dataclasses.replace(settings, fail_closed=settings.fail_closed or self.privacy)
-            self._postprocess = [MaskPostprocessor(self.mask_settings) for _ in sources]  # per stream: its own EMA
             if not 0 < mask_budget_ms < math.inf:  # nan would never count a mask late: fail-closed off unseen
                 raise ConfigError(f"mask budget must be a number of ms > 0, got {mask_budget_ms}")
             self.mask_budget_s = mask_budget_ms / 1000.0
-            self.privacy_counts = {"engine_error": 0, "late": 0, "reconnecting": 0}
             self.archives = [self._own(MaskArchive(path)) if path else None for path in archive_paths]
             self.metadata = self._own(MetadataWriter(metadata)) if metadata else None
             for out in (out for outs in outputs for out in outs):
@@ -143,14 +135,15 @@ class Pipeline:
                     check_writable(path)  # fail before the model loads and the source opens
             self.engine = model if isinstance(model, Engine) else self._own(
                 engines.load(model, backend=backend, device=device, precision=precision, cache=cache))
+            self.masker = FrameMasker(self.engine, self.compositor, mask=mask, privacy=privacy, strategy=strategy,
+                                      streams=len(sources))
+            self.privacy, self.mask_settings = self.masker.privacy, self.masker.mask_settings
+            self.privacy_counts = self.masker.privacy_counts  # frames written fully masked, by reason
             self.sources = [s if isinstance(s, Source) else self._own(open_source(s, source_options)) for s in sources]
             if len({s.live for s in self.sources}) > 1:
                 raise ConfigError("live and file sources cannot share a pipeline (files wait for the engine, live "
                                   "sources drop stale frames); run them separately")
             self.live = self.sources[0].live
-            self.strategies = None
-            if strategy is not None and (strategy.name != "full" or strategy.privacy_union_motion):
-                self.strategies = [InferenceStrategy(self.engine, strategy) for _ in self.sources]  # stateful
             self.sinks = [self._open_sinks(outs, src, audio) for outs, src in zip(outputs, self.sources, strict=True)]
         except BaseException:
             self._close_owned()
@@ -333,39 +326,9 @@ class Pipeline:
 
     def _infer(self, items: list[tuple[Frame, float]]) -> None:
         """Masks for a batch; placeholders (and, with privacy, a failed engine call) get None: fully masked."""
-        real = [(frame, capture_ms) for frame, capture_ms in items if not frame.placeholder]
-        masks: dict[int, np.ndarray | None] = {}
-        shared = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
-        if real:
-            frames = [frame for frame, _ in real]
-            t0 = time.perf_counter()
-            try:
-                if self.strategies is not None:  # its own batches (tiles, crops); timed as inference
-                    t1 = time.perf_counter()
-                    resized = [self.strategies[f.stream](f.bgr) for f in frames]
-                    t2 = time.perf_counter()
-                else:
-                    batch = frames_to_batch([f.bgr for f in frames], self.engine.spec)
-                    t1 = time.perf_counter()
-                    probability = self.engine.infer(batch)
-                    t2 = time.perf_counter()
-                    resized = [probability_to_frame(p[0], f.bgr.shape[:2])
-                               for p, f in zip(probability, frames, strict=True)]
-            except Exception:
-                if not self.privacy:
-                    raise
-                log.exception("engine failed; %d frame(s) written fully masked (privacy)", len(frames))
-                self.privacy_counts["engine_error"] += len(frames)
-                resized, t1, t2 = [], time.perf_counter(), time.perf_counter()
-            t3 = time.perf_counter()
-            n = len(frames)
-            shared = {"preprocess": (t1 - t0) * 1000.0 / n, "inference": (t2 - t1) * 1000.0 / n,
-                      "postprocess": (t3 - t2) * 1000.0 / n}
-            masks = {id(f): p for f, p in zip(frames, resized, strict=True)} if resized else {}
-        for frame, capture_ms in items:
-            if frame.placeholder:
-                self.privacy_counts["reconnecting"] += 1
-            if not self._put(self._masks, (frame, masks.get(id(frame)), {"capture": capture_ms, **shared})):
+        probabilities, shared = self.masker.probabilities([frame for frame, _ in items])
+        for (frame, capture_ms), probability in zip(items, probabilities, strict=True):
+            if not self._put(self._masks, (frame, probability, {"capture": capture_ms, **shared})):
                 return
 
     def _gpu_loop(self) -> None:
@@ -444,8 +407,7 @@ class Pipeline:
 
     def _fully_masked(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
         """Fail closed (both paths): no trustworthy mask for this frame, so all of it is masked — (alpha, image)."""
-        alpha = np.ones(frame.bgr.shape[:2], np.float32)
-        return alpha, self.compositor.composite(frame.bgr, alpha, self._time_of(frame), frame.stream)
+        return self.masker.fully_masked(frame, self._time_of(frame))
 
     def _time_of(self, frame: Frame) -> float:
         """The frame's time on its source's clock: where it is in the output video, and where a background video
@@ -479,16 +441,8 @@ class Pipeline:
             frame, probability, timings = item
             start = time.perf_counter()
             late = probability is not None and self._late(frame)
-            reason = None
-            if probability is None or late:
-                self.privacy_counts["late"] += int(late)
-                reason = "reconnecting" if frame.placeholder else "late" if late else "engine_error"
-                alpha, image = self._fully_masked(frame)
-            else:
-                alpha = self._postprocess[frame.stream](probability)
-                at = self._time_of(frame)
-                image = gpu(frame.bgr, alpha, at, frame.stream) if gpu is not None else \
-                    self.compositor.composite(frame.bgr, alpha, at, frame.stream)
+            alpha, image, reason = self.masker.composite(frame, probability, late=late, at=self._time_of(frame),
+                                                         gpu=gpu)
             timings["composite"] = (time.perf_counter() - start) * 1000.0
             if not self._put(self._results, Result(frame, probability, alpha, image, timings, fully_masked=reason)):
                 return
@@ -508,7 +462,7 @@ class Pipeline:
                         "cuda-python (pip install 'realtime-masking[cuda]')")
             on_gpu = False
         self._composite_on_gpu = on_gpu
-        if on_gpu and hasattr(self.engine, "infer_tensor") and self.strategies is None:
+        if on_gpu and hasattr(self.engine, "infer_tensor") and self.masker.strategies is None:
             workers.append(("gpu", self._gpu_loop, self._results))
         else:
             workers += [("engine", self._engine_loop, self._masks), ("composite", self._composite_loop, self._results)]
@@ -601,7 +555,7 @@ class Pipeline:
         for source in self.sources:  # live sources' counters, summed over the sources
             if (live_stats := getattr(source, "stats", None)) is not None:
                 self.stats.count(live_stats)
-        for strategy in self.strategies or []:
+        for strategy in self.masker.strategies or []:
             self.stats.count({"strategy_skipped_frames": strategy.stats.skipped,
                               "strategy_engine_crops": strategy.stats.engine_crops})
         if self.privacy:
