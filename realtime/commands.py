@@ -161,7 +161,8 @@ def run_command(args: argparse.Namespace) -> int:
     if not sources:
         raise ConfigError("--source is required (a file, camera index, rtsp:// URL, synthetic:, sample:carphone)")
     if not outputs:
-        raise ConfigError("--output is required (a video file, an image folder, one image, http://127.0.0.1:8080/, rtsp://..., display, - or null)")
+        raise ConfigError("--output is required (a video file, an image folder, one image, http://127.0.0.1:8080/, "
+                          "rtsp://..., display, - or null)")
     if args.batch is not None and args.batch < 1:
         raise ConfigError(f"--batch must be >= 1, got {args.batch}")
     mode = args.mode or "blur"

@@ -64,6 +64,8 @@ class SourceOptions:
         read_timeout: seconds without a frame before giving up (or reconnecting).
         reconnect: reconnect dropped streams (None: yes for network streams, no for cameras).
         live: read ``-`` (standard input) as a live stream, the newest frame kept (default: every frame).
+        wait_if_down: an ``rtsp://``, ``udp://`` or ``tcp://`` stream that does not open is opened in the background
+            (the reconnect backoff) instead of failing: the pipeline's choice for one of several sources.
     """
 
     realtime: bool = False
@@ -72,6 +74,7 @@ class SourceOptions:
     read_timeout: float = 10.0
     reconnect: bool | None = None
     live: bool = False
+    wait_if_down: bool = False
 
     def __post_init__(self) -> None:
         for name in ("open_timeout", "read_timeout"):
@@ -95,7 +98,7 @@ def _capture(location: str, o: SourceOptions, scheme: str) -> Source:
         mode = CameraMode.parse(query)
     target = location if scheme == "camera" else f"{scheme}://{location}"
     return CaptureSource(target, tcp=o.tcp, open_timeout=o.open_timeout, read_timeout=o.read_timeout,
-                         reconnect=o.reconnect, camera_mode=mode)
+                         reconnect=o.reconnect, camera_mode=mode, wait_if_down=o.wait_if_down and scheme != "camera")
 
 
 def _web(location: str, o: SourceOptions, scheme: str) -> Source:

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -33,6 +34,7 @@ from realtime.capture.camera import CameraMode
 from realtime.frame import Clock, Frame
 
 _FFMPEG_OPTIONS_LOCK = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 class SourceTimeoutError(SourceError, TimeoutError):
@@ -134,6 +136,7 @@ class LiveSource(Source):
         self._error: BaseException | None = None
         self._stop = threading.Event()
         self.reconnecting = False
+        self.down_at_start: SourceError | None = None  # why it did not open at the start (see :meth:`start`)
         self._thread: threading.Thread | None = None
 
     # --- what a concrete source provides ------------------------------------------------------
@@ -153,9 +156,22 @@ class LiveSource(Source):
         return False
 
     # --- the reader thread ---------------------------------------------------------------------
-    def start(self) -> None:
-        """Open the source (raising on failure) and start the reader thread."""
-        self._open()
+    def start(self, wait_if_down: bool = False) -> None:
+        """Open the source and start the reader thread.
+
+        Raises:
+            SourceError: it did not open — unless ``wait_if_down`` (and it reconnects): then the reader thread
+                goes on opening it with the reconnect backoff, ``down_at_start`` says why it is not up yet, and
+                it gives no frames and no read timeout until it is (one of several cameras down at the start
+                must not keep the others from being masked).
+        """
+        try:
+            self._open()
+        except SourceError as exc:
+            if not (wait_if_down and self.reconnect):
+                raise
+            self.down_at_start, self.reconnecting = exc, True
+            log.warning("%s; retrying with the reconnect backoff while the other streams go on", exc)
         self._thread = threading.Thread(target=self._run, name=f"capture {self.uri}", daemon=True)
         self._thread.start()
 
@@ -189,8 +205,15 @@ class LiveSource(Source):
     def _reopen(self) -> bool:
         self.stats.disconnects += 1
         self.reconnecting = True
-        delay, tries = self.backoff_initial, 0
         self._release()
+        if not self._open_with_backoff():
+            return False
+        self.stats.reconnects += 1
+        return True
+
+    def _open_with_backoff(self) -> bool:
+        """Open it again and again (backoff, at most ``max_reconnects`` tries) until it opens (True) or stops."""
+        delay, tries = self.backoff_initial, 0
         while not self._stop.is_set():
             if self.max_reconnects is not None and tries >= self.max_reconnects:
                 return False
@@ -201,13 +224,18 @@ class LiveSource(Source):
                 self._stop.wait(delay)
                 delay = min(delay * 2.0, self.backoff_max)
                 continue
-            self.stats.reconnects += 1
             self.reconnecting = False
             return True
         return False
 
     def _run(self) -> None:
         try:
+            if self.down_at_start is not None:
+                started = time.monotonic()
+                if not self._open_with_backoff():
+                    self._finish(None if self._stop.is_set() else self.down_at_start)
+                    return
+                log.warning("%s is up, %.0f s after the start", self.uri, time.monotonic() - started)
             while not self._stop.is_set():
                 got = self._read()
                 if got is not None:
@@ -284,10 +312,12 @@ class CaptureSource(LiveSource):
         read_timeout: seconds without a frame before a read counts as failed.
         reconnect: reopen with backoff when the stream drops (default for network streams).
         camera_mode: the size, rate and format to ask a camera for (:class:`~realtime.capture.camera.CameraMode`).
+        wait_if_down: a stream that does not open is opened in the background instead (:meth:`LiveSource.start`).
     """
 
     def __init__(self, target: str | int, tcp: bool = True, open_timeout: float = 10.0, read_timeout: float = 10.0,
-                 reconnect: bool | None = None, camera_mode: CameraMode | None = None, **options: float) -> None:
+                 reconnect: bool | None = None, camera_mode: CameraMode | None = None, wait_if_down: bool = False,
+                 **options: float) -> None:
         self.target, self.camera_mode = target, camera_mode
         self.is_stream = isinstance(target, str) and "://" in target
         super().__init__(read_timeout=read_timeout, reconnect=self.is_stream if reconnect is None else reconnect,
@@ -298,7 +328,7 @@ class CaptureSource(LiveSource):
         self._last_seen: tuple[float, float] | None = None  # the last frame's source_ts and arrival (monotonic)
         self._shift_s = 0.0  # added to a stream's position, which starts again at 0 on every connection
         self._new_connection = False
-        self.start()
+        self.start(wait_if_down)
 
     def _open(self) -> None:
         self._new_connection = self._last_seen is not None

@@ -139,7 +139,13 @@ class Pipeline:
                                       streams=len(sources))
             self.privacy, self.mask_settings = self.masker.privacy, self.masker.mask_settings
             self.privacy_counts = self.masker.privacy_counts  # frames written fully masked, by reason
-            self.sources = [s if isinstance(s, Source) else self._own(open_source(s, source_options)) for s in sources]
+            options = source_options or SourceOptions()
+            if len(sources) > 1:  # a stream down at the start is opened in the background; the others go on
+                options = replace(options, wait_if_down=True)
+            self.sources = [s if isinstance(s, Source) else self._own(open_source(s, options)) for s in sources]
+            down = [error for s in self.sources if (error := getattr(s, "down_at_start", None)) is not None]
+            if down and len(down) == len(self.sources):
+                raise down[0]  # none is up: a wrong address or a network down, said now rather than waited on
             if len({s.live for s in self.sources}) > 1:
                 raise ConfigError("live and file sources cannot share a pipeline (files wait for the engine, live "
                                   "sources drop stale frames); run them separately")
