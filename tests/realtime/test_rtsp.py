@@ -9,6 +9,7 @@ import pytest
 
 from engines.errors import OutputError, SourceError
 from realtime.capture import SourceOptions, open_source
+from realtime.capture.files import read_frames
 from realtime.pipeline import Pipeline
 from tests.common import MEDIA, RtspServer, SlowEngine, need_shared
 from tests.realtime.test_cli_models import assert_one_line_error, run_cli
@@ -279,3 +280,34 @@ def test_two_streams_served_on_one_port_each_at_its_own_path(engine):
         for camera in cameras:
             camera.stop()
     assert all(sink.process is None for sink in pipeline.sinks)  # the last output closed stopped the server
+
+
+def test_a_camera_down_at_the_start_does_not_keep_the_others_from_being_masked(engine, tmp_path, caplog):
+    """Three-camera sites restart their runs (a reboot, systemd): before, one camera down at that moment ended the
+    run with an error, and the cameras that were up went unrecorded until it was back. Now it is opened in the
+    background, said once; its output begins when it is up. All of them down is still an error at once."""
+    need_shared()
+    import logging
+
+    up, down = (RtspServer(MEDIA / "one-by-one-person-detection.mp4") for _ in range(2))  # 139 s each
+    down.kill()
+    options = SourceOptions(open_timeout=2, read_timeout=5)
+    try:
+        with pytest.raises(SourceError, match=f"cannot open rtsp://127.0.0.1:{down.port}/live within 2 s"):
+            Pipeline([down.url, down.url], engine, "blur", None, source_options=options)  # none up: said at once
+        caplog.set_level(logging.WARNING)
+        pipeline = Pipeline([up.url, down.url], engine, "blur", [str(tmp_path / "up.mkv"), str(tmp_path / "late.mkv")],
+                            source_options=options)
+        results, marks = run_with_timeline(pipeline, [(3.0, "started", down.start), (5.0, "end", None)])
+    finally:
+        up.kill()
+        down.kill()
+    first_late = min(r.written_ts for r in results if r.frame.stream == 1)
+    assert any(r.frame.stream == 0 and r.written_ts < marks["started"] for r in results)  # masked meanwhile
+    assert first_late > marks["started"] and sum(r.frame.stream == 1 for r in results) >= 10
+    assert not any(r.frame.placeholder for r in results)  # nothing to hold up before its first frame
+    said = [record.getMessage() for record in caplog.records]
+    assert any(f"cannot open rtsp://127.0.0.1:{down.port}/live" in m and "retrying" in m for m in said), said
+    assert any(f"rtsp://127.0.0.1:{down.port}/live is up" in m for m in said), said
+    for name, stream in (("up.mkv", 0), ("late.mkv", 1)):
+        assert len(read_frames(tmp_path / name)) == sum(r.frame.stream == stream for r in results)
