@@ -171,7 +171,6 @@ class LiveSource(Source):
             if not (wait_if_down and self.reconnect):
                 raise
             self.down_at_start, self.reconnecting = exc, True
-            log.warning("%s; retrying with the reconnect backoff while the other streams go on", exc)
         self._thread = threading.Thread(target=self._run, name=f"capture {self.uri}", daemon=True)
         self._thread.start()
 

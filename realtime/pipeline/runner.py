@@ -146,6 +146,9 @@ class Pipeline:
             down = [error for s in self.sources if (error := getattr(s, "down_at_start", None)) is not None]
             if down and len(down) == len(self.sources):
                 raise down[0]  # none is up: a wrong address or a network down, said now rather than waited on
+            for error in down:
+                log.warning("%s; opening it again and again (the reconnect backoff) while the other streams go on",
+                            error)
             if len({s.live for s in self.sources}) > 1:
                 raise ConfigError("live and file sources cannot share a pipeline (files wait for the engine, live "
                                   "sources drop stale frames); run them separately")
