@@ -64,6 +64,9 @@ CASES = {
     # output was a PNG per frame written into the current folder
     "empty-source": (["--source", "", "--output", "{d}/o.mp4"], ["the source is empty; give video file"]),
     "empty-output": (["--source", "{clip}", "--output", " "], ["the output is empty; give a video file"]),
+    # several streams, all down: the error at once, without the warnings a stream down among live ones gets
+    "every-stream-down": (["-i", "rtsp://127.0.0.1:9/a", "-i", "rtsp://127.0.0.1:9/b", "--open-timeout", "1",
+                           "--output", "null"], ["cannot open rtsp://127.0.0.1:9/a within 1 s"]),
     "one-image-of-a-video": (["--source", "{clip}", "--output", "{d}/o.jpg"],
                              ["{d}/o.jpg is one image, but", "has ", "--max-frames 1", "image folder ({d}/o/)"]),
     "one-image-of-a-live-source": (["--source", "synthetic:64x48@10?live=1", "--output", "{d}/o.jpg"],
