@@ -176,6 +176,7 @@ class Pipeline:
         self._masks: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._results: queue.Queue[Any] = queue.Queue(maxsize=1 if self.live else queue_size)
         self._dropped_stale = 0
+        self._written = [0] * len(self.sources)  # frames written of each stream (--max-frames counts each)
         self._ended = 0  # sources whose capture has ended
         self._composite_on_gpu = False  # decided in _start()
         self._threads: list[threading.Thread] = []
@@ -282,8 +283,8 @@ class Pipeline:
                 return
             count += 1
             # a file never drops frames, so its limit is exact here; a live source may still drop this
-            # frame as stale, so there the limit counts written frames (see __iter__)
-            if not self.live and self.max_frames is not None and count >= self.max_frames:
+            # frame as stale, so there the limit counts written frames (see __iter__, which writes no more)
+            if self.max_frames is not None and (count if not self.live else self._written[stream]) >= self.max_frames:
                 break
         self._put(self._frames, _END)
 
@@ -492,11 +493,15 @@ class Pipeline:
                     return
                 if isinstance(item, _Failure):
                     raise item.error
+                stream = item.frame.stream
+                if self.max_frames is not None and self._written[stream] >= self.max_frames:
+                    continue  # a live stream's frames beyond its count, in flight when it reached it
                 with self._signals:  # the frame, its mask and its metadata line are written together or not at all
                     if not self._write(item):
                         return
+                self._written[stream] += 1
                 yield item
-                if self.max_frames is not None and self.stats.frames >= self.max_frames * len(self.sources):
+                if self.max_frames is not None and min(self._written) >= self.max_frames:
                     return
         finally:
             try:

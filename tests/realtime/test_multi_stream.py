@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from realtime.capture.files import read_frames
 from realtime.cli import main
 from realtime.pipeline import Pipeline
 from realtime.pipeline.runner import EMULATE_GPU_ENV
@@ -121,3 +122,15 @@ def test_a_gpu_engine_without_cuda_python_composites_on_the_cpu_and_says_so_once
     assert len(images) == 6 and all(np.array_equal(a, b) for a, b in zip(images, expected, strict=True))
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "realtime-masking[cuda]" in warnings[0], warnings
+
+
+def test_max_frames_counts_the_frames_of_each_live_stream(engine, tmp_path):
+    """`--max-frames N` with several live sources: N frames of each (the README's promise). Before, it stopped at N
+    times the number of sources in all, so a fast camera beside a slow one (or one down) took the slow one's share:
+    here 17 of 20 frames were the 30 fps stream's."""
+    sources = ["synthetic:64x48@30?live=1", "synthetic:64x48@4?live=1"]
+    with Pipeline(sources, engine, "blur", [str(tmp_path / "fast.mkv"), str(tmp_path / "slow.mkv")],
+                  max_frames=10) as pipeline:
+        results = list(pipeline)
+    assert [sum(r.frame.stream == k for r in results) for k in (0, 1)] == [10, 10]
+    assert len(read_frames(tmp_path / "slow.mkv")) == 10 and pipeline.stats.frames == 20
