@@ -234,3 +234,44 @@ def test_audio_copy_into_webm_is_opus_in_sync(model_cache, tmp_path):
     _flash_and_beep(source, "pcm_mulaw")
     assert main(["run", "-i", str(source), "-o", str(synced), "--mode", "fill", "--audio", "copy"]) == 0
     assert _audio(synced)[0] == "opus" and abs(_flash_to_beep_s(synced)) < 0.01
+
+
+def _tagged_phone_clip(path, tags):
+    """A phone's clip: H.264 and AAC in an MP4 whose container and tracks carry where and by whom it was shot."""
+    with av.open(str(path), "w") as out:
+        out.metadata.update(tags)
+        video = out.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 160, 120, "yuv420p"
+        video.metadata["handler_name"] = tags["artist"]
+        audio = out.add_stream("aac", rate=16000)
+        audio.layout = "mono"
+        for image in _clip_frames_small(10):
+            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                out.mux(packet)
+        sound = av.AudioFrame.from_ndarray(np.zeros((1, 16000), np.float32), format="fltp", layout="mono")
+        sound.sample_rate = 16000
+        for packet in [*audio.encode(sound), *audio.encode(None), *video.encode(None)]:
+            out.mux(packet)
+
+
+def _clip_frames_small(count):
+    capture = cv2.VideoCapture(str(MEDIA / "carphone_pristine.mp4"))
+    return [cv2.resize(capture.read()[1], (160, 120)) for _ in range(count)]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".webm"])
+def test_where_and_by_whom_a_clip_was_shot_does_not_reach_the_masked_video(model_cache, tmp_path, suffix):
+    """A phone writes the place (GPS), the owner and the device into its clips: personal data the masked copy must
+    not carry, even with the sound copied in. Looked for in every byte of the output, not only in its tags."""
+    need_shared()
+    tags = {"location": "+48.8584+002.2945/", "title": "Alice at home", "artist": "Alice Example",
+            "comment": "serial XJ-1234"}
+    source, out = tmp_path / "phone.mp4", tmp_path / f"masked{suffix}"
+    _tagged_phone_clip(source, tags)
+    assert av.open(str(source)).metadata["location"] == tags["location"]  # the tags are there to leak
+    assert main(["run", "-i", str(source), "-o", str(out), "--audio", "copy"]) == 0
+    written = out.read_bytes()
+    assert _audio(out)[1] > 0.9 and _frames(out) == 10
+    for value in tags.values():
+        for text in (value, value.split()[-1], value[:8]):
+            assert text.encode() not in written and text.encode("utf-16-be") not in written, text
