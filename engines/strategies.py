@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,15 +196,19 @@ def roi_box(x: int, y: int, w: int, h: int, frame_hw: tuple[int, int], aspect_wh
     return y0, y0 + round(fh), x0, x0 + round(fw)
 
 
+TIMES_KEPT = 1 << 16  # the ms of a strategy's last calls kept (36 minutes of a 30 fps stream)
+
+
 @dataclass
 class StrategyStats:
-    """Counters of a strategy over a run."""
+    """Counters of a strategy over a run, in bounded memory: ``ms`` holds the last ``TIMES_KEPT`` calls' times (a
+    list of every call's grew by 84 MB a day on a 30 fps camera: 32 MB per million calls, traced)."""
 
     frames: int = 0
     skipped: int = 0
     engine_crops: int = 0
     refreshes: int = 0
-    ms: list[float] = field(default_factory=list)
+    ms: deque[float] = field(default_factory=lambda: deque(maxlen=TIMES_KEPT))
 
 
 class InferenceStrategy:

@@ -112,7 +112,8 @@ def build_far_people(shared: Path, height_range: tuple[float, float], sequences:
 def evaluate(engine: Engine, dataset: list[Sequence], settings: StrategySettings) -> dict[str, Any]:
     """Recall, silhouette IoU, false foreground and ms per frame of one strategy over the set."""
     found = total = 0
-    ious, false_fg, ms, skipped, inputs = [], [], [], 0, 0
+    ious, false_fg, skipped, inputs = [], [], 0, 0
+    ms: list[float] = []
     for sequence in dataset:
         strategy = InferenceStrategy(engine, settings)
         for frame, persons in zip(sequence.frames, sequence.people, strict=True):

@@ -22,7 +22,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -109,7 +109,6 @@ class LiveStats:
     disconnects: int = 0
     reconnects: int = 0
     read_timeouts: int = 0
-    history: list[str] = field(default_factory=list)
 
 
 class LiveSource(Source):

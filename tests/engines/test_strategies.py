@@ -268,3 +268,16 @@ def test_eval_people_bad_inputs(args, fragment):
     need_shared()
     result = run_cli("eval-people", "--shared", str(SHARED), *args)
     assert_one_line_error(result, fragment)
+
+
+def test_a_strategys_timings_stay_bounded_however_long_the_run(model_cache, monkeypatch):
+    """A 24/7 camera: the counters count every frame, the times kept are the last ``TIMES_KEPT`` (before, a list of
+    every call's: 84 MB a day at 30 fps)."""
+    import engines.strategies
+
+    monkeypatch.setattr(engines.strategies, "TIMES_KEPT", 8)
+    strategy = InferenceStrategy(engines.load("mediapipe-selfie"), StrategySettings.preset("motion-roi"))
+    frame = np.random.default_rng(1).integers(0, 255, (96, 128, 3), np.uint8)
+    for _ in range(20):
+        strategy(frame)
+    assert strategy.stats.frames == 20 and len(strategy.stats.ms) == 8 and all(t >= 0 for t in strategy.stats.ms)
