@@ -10,6 +10,7 @@ import threading
 import time
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import cv2
 import flatbuffers
@@ -371,13 +372,17 @@ class TsStreamSender:
             time.sleep(0.05)  # a probe connection would be the one viewer it takes
 
     def _listening(self) -> bool:
-        """The port is in LISTEN state (Linux's table of TCP sockets)."""
-        rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
-        return any(row.split()[1].endswith(f":{self.port:04X}") and row.split()[3] == "0A" for row in rows)
+        return _listening(self.port)
 
     def stop(self) -> None:
         self.process.kill()
         self.process.wait()
+
+
+def _listening(port: int) -> bool:
+    """Something listens on this TCP port (Linux's table of TCP sockets)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return any(row.split()[1].endswith(f":{port:04X}") and row.split()[3] == "0A" for row in rows)
 
 
 def numbered_video(path: Path, times_s: list[float], size_wh: tuple[int, int] = (64, 48)) -> Path:
@@ -415,6 +420,80 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+_PUBLISH_RTMP = """
+import sys, time
+import av, cv2
+clip, target = sys.argv[1:]
+capture = cv2.VideoCapture(clip)
+fps = round(capture.get(cv2.CAP_PROP_FPS) or 10)
+ok, image = capture.read()
+with av.open(target, "w", format="flv") as out:
+    video = out.add_stream("libx264", rate=fps, options={"preset": "ultrafast", "tune": "zerolatency", "g": str(fps)})
+    video.width, video.height, video.pix_fmt = image.shape[1], image.shape[0], "yuv420p"
+    started, count = time.monotonic(), 0
+    while True:
+        if not ok:  # the clip again, as a camera goes on
+            capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, image = capture.read()
+        for packet in video.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+            out.mux(packet)
+        count += 1
+        time.sleep(max(0.0, started + count / fps - time.monotonic()))
+        ok, image = capture.read()
+"""
+
+_NGINX_RTMP = """load_module {module};
+daemon off;
+master_process off;
+worker_processes 1;
+error_log {folder}/error.log;
+pid {folder}/nginx.pid;
+events {{ worker_connections 64; }}
+rtmp {{ server {{ listen 127.0.0.1:{port}; application live {{ live on; }} }} }}
+"""
+
+
+class RtmpServer:
+    """A real RTMP server on loopback (nginx with its RTMP module, as nginx-rtmp deployments run it) with a camera
+    publishing a clip to it, looped, as H.264 with a key frame a second; :meth:`kill` takes both down,
+    :meth:`start` brings them back on the same port."""
+
+    NGINX, MODULE = Path("/usr/sbin/nginx"), Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
+
+    def __init__(self, clip: Path, folder: Path, path: str = "live/cam") -> None:
+        self.clip, self.folder, self.port = clip, folder, free_port()
+        self.url = f"rtmp://127.0.0.1:{self.port}/{path}"
+        self.processes: list[Any] = []
+        self.start()
+
+    @classmethod
+    def available(cls) -> str | None:
+        """None when the server can run here, else why not."""
+        if not cls.NGINX.exists() or not cls.MODULE.exists():
+            return "needs nginx with its RTMP module: apt-get install nginx-light libnginx-mod-rtmp"
+        return None
+
+    def start(self) -> None:
+        import subprocess
+        import sys
+
+        config = self.folder / "nginx.conf"
+        config.write_text(_NGINX_RTMP.format(module=self.MODULE, folder=self.folder, port=self.port))
+        self.processes = [subprocess.Popen([str(self.NGINX), "-e", str(self.folder / "error.log"), "-p", str(self.folder),
+                                            "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        deadline = time.monotonic() + 10
+        while not _listening(self.port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.processes.append(subprocess.Popen([sys.executable, "-c", _PUBLISH_RTMP, str(self.clip), self.url],
+                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    def kill(self) -> None:
+        for process in reversed(self.processes):
+            process.kill()
+            process.wait()
+        self.processes = []
 
 
 class RtspServer:

@@ -8,6 +8,7 @@ Accepted forms (normalised to ``scheme://location``, then looked up in :data:`SO
 ``0``, ``/dev/video0``, ``camera://0``                     camera (live)
 ``0?size=1280x720&fps=30&format=mjpg``                     camera asked for a mode (any of the three)
 ``rtsp://[user:pass@]host[:port]/path``                    network stream (live, reconnects)
+``rtmp://server/app/stream`` (``rtmps://``)                 RTMP stream from a server or camera (live, reconnects)
 ``udp://239.0.0.1:1234``, ``tcp://encoder:5000``           MPEG-TS stream (live, reconnects), multicast too
 ``http(s)://host/cam.mjpg``                                network stream (live, reconnects)
 ``http(s)://host/live.m3u8`` (or served as HLS)            live HLS: every frame, ends with the event
@@ -49,7 +50,7 @@ from realtime.capture.sample import SampleSource
 from realtime.capture.stdin import LiveStdinSource, StdinSource
 from realtime.capture.synthetic import LiveSyntheticSource, SyntheticSource, parse_synthetic
 
-FORMS_HELP = ("video file, image folder or glob, camera index or /dev/videoN, rtsp://, udp://, tcp:// or http(s):// "
+FORMS_HELP = ("video file, image folder or glob, camera index or /dev/videoN, rtsp://, rtmp://, udp://, tcp:// or http(s):// "
               "stream, - (a stream piped in), synthetic:[WxH@FPS], sample:carphone")
 
 
@@ -64,7 +65,7 @@ class SourceOptions:
         read_timeout: seconds without a frame before giving up (or reconnecting).
         reconnect: reconnect dropped streams (None: yes for network streams, no for cameras).
         live: read ``-`` (standard input) as a live stream, the newest frame kept (default: every frame).
-        wait_if_down: an ``rtsp://``, ``udp://`` or ``tcp://`` stream that does not open is opened in the background
+        wait_if_down: an ``rtsp://``, ``rtmp://``, ``udp://`` or ``tcp://`` stream that does not open is opened in the background
             (the reconnect backoff) instead of failing: the pipeline's choice for one of several sources.
     """
 
@@ -140,6 +141,8 @@ SOURCES: dict[str, Callable[[str, SourceOptions], Source]] = {
     "udp": lambda loc, o: _capture(loc, o, "udp"),  # MPEG-TS over UDP, multicast included (an encoder's, IPTV)
     "tcp": lambda loc, o: _capture(loc, o, "tcp"),  # MPEG-TS over a TCP connection to an encoder
     "rtsps": lambda loc, o: _capture(loc, o, "rtsps"),
+    "rtmp": lambda loc, o: _capture(loc, o, "rtmp"),  # from nginx-rtmp, SRS, MediaMTX, a camera's RTMP server
+    "rtmps": lambda loc, o: _capture(loc, o, "rtmps"),
     "http": lambda loc, o: _web(loc, o, "http"),
     "https": lambda loc, o: _web(loc, o, "https"),
     "synthetic": _synthetic,

@@ -77,9 +77,11 @@ def open_stream(url: str, open_timeout: float = 10.0, read_timeout: float = 10.0
               int(read_timeout * 1000)]
     options = []
     if url.startswith("rtsp"):
-        # FFmpeg's default probing reads ~3 s of a 10 fps camera before the first frame; half a second is plenty
-        # for one H.264/H.265 video stream and makes reconnects fast.
-        options.append(f"rtsp_transport;{'tcp' if tcp else 'udp'}|analyzeduration;500000|probesize;200000")
+        options.append(f"rtsp_transport;{'tcp' if tcp else 'udp'}")
+    if url.startswith(("rtsp", "rtmp")):
+        # FFmpeg's default probing reads ~3 s of a 10 fps camera before the first frame (an RTMP stream: 5 s, each
+        # then read behind); half a second is plenty for one H.264/H.265 video stream and makes reconnects fast.
+        options.append("analyzeduration;500000|probesize;200000")
     if resume:
         options.append("reconnect;1|reconnect_on_network_error;1|reconnect_delay_max;8")
     with _FFMPEG_OPTIONS_LOCK:
