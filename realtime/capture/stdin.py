@@ -90,7 +90,7 @@ class StdinPipe:
 
 class StdinSource(VideoFileSource):
     """Every frame of a video stream piped into standard input (``-i -``), in order, as a file's: the writer sets the
-    pace (``ffmpeg -i rtmp://... -c copy -f mpegts - | realtime-mask run -i - ...``). Any stream FFmpeg reads from a
+    pace (``ffmpeg -i srt://... -c copy -f mpegts - | realtime-mask run -i - ...``). Any stream FFmpeg reads from a
     pipe: MPEG-TS, Matroska, NUT, MJPEG, GIF, an MP4 with its index at the start. As any reader of a pipe it waits
     for the writer however long that takes; the run ends when the pipe closes, or when it is stopped.
 
@@ -125,7 +125,7 @@ class StdinSource(VideoFileSource):
 
 
 class LiveStdinSource(LiveSource):
-    """A live stream piped into standard input (``-i - --live``: ``ffmpeg -i rtmp://... -c copy -f mpegts - |``),
+    """A live stream piped into standard input (``-i - --live``: ``ffmpeg -i srt://... -c copy -f mpegts - |``),
     read as a camera is: in its own thread, the newest frame kept and stale ones dropped and counted, so that a run
     slower than the stream does not fall ever further behind it. The run ends when the pipe closes.
 
