@@ -462,8 +462,8 @@ class RtmpServer:
 
     NGINX, MODULE = Path("/usr/sbin/nginx"), Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
 
-    def __init__(self, clip: Path, folder: Path, path: str = "live/cam") -> None:
-        self.clip, self.folder, self.port = clip, folder, free_port()
+    def __init__(self, clip: Path | None, folder: Path, path: str = "live/cam") -> None:
+        self.clip, self.folder, self.port = clip, folder, free_port()  # clip None: nothing published
         self.url = f"rtmp://127.0.0.1:{self.port}/{path}"
         self.processes: list[Any] = []
         self.start()
@@ -486,8 +486,9 @@ class RtmpServer:
         deadline = time.monotonic() + 10
         while not _listening(self.port) and time.monotonic() < deadline:
             time.sleep(0.05)
-        self.processes.append(subprocess.Popen([sys.executable, "-c", _PUBLISH_RTMP, str(self.clip), self.url],
-                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        if self.clip is not None:
+            self.processes.append(subprocess.Popen([sys.executable, "-c", _PUBLISH_RTMP, str(self.clip), self.url],
+                                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
     def kill(self) -> None:
         for process in reversed(self.processes):

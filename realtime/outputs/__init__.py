@@ -7,6 +7,7 @@
 ``http://127.0.0.1:8080/[PATH/]``                        browser preview: MJPEG + a page with fps/latency
 ``rtsp://127.0.0.1:8554/masked`` (``rtsp://@:8554/x``)  H.264 RTSP stream served by a supervised GStreamer process
 ``display``, ``display://TITLE``                        an OpenCV window (q / Esc quits); one per title
+``rtmp://server/app/KEY`` (``rtmps://``)               published to an RTMP server (a streaming service's ingest)
 ``-``                                                   standard output: MPEG-TS H.264 (``| ffplay -``)
 ``null``                                                nothing (benchmarks)
 ====================================================  ==========================================
@@ -28,7 +29,7 @@ from realtime.outputs.screen import DisplaySink, NullSink, StopRequested
 
 FORMS_HELP = (f"a video file ({' '.join(VIDEO_FORMATS)}), an image folder (frames/ or frames/%05d.png), "
               f"one image ({' '.join(IMAGE_FORMATS)}), "
-              "http://127.0.0.1:8080/ (browser preview), rtsp://127.0.0.1:8554/masked, display, "
+              "http://127.0.0.1:8080/ (browser preview), rtsp://127.0.0.1:8554/masked, rtmp://server/app/KEY, display, "
               "- (standard output, for a player or ffmpeg), null")
 
 SINKS: dict[str, Callable[[str, float], Sink]] = {
@@ -37,6 +38,8 @@ SINKS: dict[str, Callable[[str, float], Sink]] = {
     "image": lambda location, fps: ImageFileSink(location),
     "http": lambda location, fps: _http_preview(location),
     "rtsp": lambda location, fps: _rtsp(location, fps),
+    "rtmp": lambda location, fps: _rtmp(f"rtmp://{location}", fps),
+    "rtmps": lambda location, fps: _rtmp(f"rtmps://{location}", fps),
     "display": lambda location, fps: DisplaySink(location or "realtime-mask"),
     "null": lambda location, fps: NullSink(),
     "stdout": lambda location, fps: _stdout(fps),
@@ -64,6 +67,12 @@ def _rtsp(location: str, fps: float) -> Sink:
     from realtime.outputs.rtsp import RtspSink
 
     return RtspSink(location, fps)
+
+
+def _rtmp(url: str, fps: float) -> Sink:
+    from realtime.outputs.rtmp import RtmpSink
+
+    return RtmpSink(url, fps)
 
 
 def normalise_sink(text: str) -> str:

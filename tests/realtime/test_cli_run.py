@@ -67,6 +67,10 @@ CASES = {
     # several streams, all down: the error at once, without the warnings a stream down among live ones gets
     "every-stream-down": (["-i", "rtsp://127.0.0.1:9/a", "-i", "rtsp://127.0.0.1:9/b", "--open-timeout", "1",
                            "--output", "null"], ["cannot open rtsp://127.0.0.1:9/a within 1 s"]),
+    "rtmp-output-server-down": (["--source", "{clip}", "--output", "rtmp://127.0.0.1:9/live/hunter2"],
+                                ["cannot publish to rtmp://127.0.0.1:9/live/***: ", "check the address and the stream key"]),
+    "rtmp-output-without-key": (["--source", "{clip}", "--output", "rtmp://127.0.0.1:9/live"],
+                                ["RTMP output needs rtmp://SERVER/APP/STREAM_KEY, got rtmp://127.0.0.1:9/***"]),
     "one-image-of-a-video": (["--source", "{clip}", "--output", "{d}/o.jpg"],
                              ["{d}/o.jpg is one image, but", "has ", "--max-frames 1", "image folder ({d}/o/)"]),
     "one-image-of-a-live-source": (["--source", "synthetic:64x48@10?live=1", "--output", "{d}/o.jpg"],

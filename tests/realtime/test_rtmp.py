@@ -40,3 +40,65 @@ def test_an_rtmp_stream_is_masked_live_and_comes_back_after_the_server_does(engi
     assert outage and all(r.frame.placeholder and r.fully_masked == "reconnecting" for r in outage)
     resumed = [r for r in results if not r.frame.placeholder and r.frame.capture_ts > marks["back"]]
     assert resumed and resumed[0].frame.capture_ts - marks["back"] < 3.0, "frames again within 3 s of its return"
+
+
+def _read_rtmp(url: str, frames: int, timeout_s: float = 15.0) -> list[np.ndarray]:
+    """Frames of an RTMP stream as a viewer gets them (OpenCV, probed for half a second)."""
+    import os
+    import time
+
+    import cv2
+
+    os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "analyzeduration;500000|probesize;200000"
+    deadline, got = time.monotonic() + timeout_s, []
+    try:
+        while not got and time.monotonic() < deadline:
+            capture = cv2.VideoCapture(url, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 3000])
+            while capture.isOpened() and len(got) < frames and time.monotonic() < deadline:
+                ok, image = capture.read()
+                if not ok:
+                    break
+                got.append(image)
+            capture.release()
+    finally:
+        del os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"]
+    return got
+
+
+def _magenta_share(image: np.ndarray) -> float:
+    b, g, r = (image[..., k].astype(int) for k in range(3))
+    return float(np.mean((b > 200) & (r > 200) & (g < 60)))
+
+
+def test_the_masked_video_is_published_to_an_rtmp_server_and_again_after_it_was_down(model_cache, tmp_path):
+    """`-o rtmp://server/live/KEY` (before: "unknown output scheme"; `-o - | ffmpeg -f flv rtmp://...`): a viewer of
+    the published stream sees the camera's frames masked; the server down and back, the run goes on and publishes
+    again; the stream key is in no message."""
+    need_shared()
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    server = RtmpServer(MEDIA / "carphone_pristine.mp4", tmp_path)  # a camera publishing to live/cam
+    published = f"rtmp://127.0.0.1:{server.port}/live/masked-s3cretKEY"
+    run = subprocess.Popen([sys.executable, "-m", "realtime.cli", "run", "-i", server.url, "-o", published,
+                            "--mode", "fill", "--color", "255,0,255", "--open-timeout", "5"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        first = _read_rtmp(published, 30)
+        server.kill()
+        time.sleep(2.0)
+        server.start()
+        again = _read_rtmp(published, 30, timeout_s=20.0)
+        assert run.poll() is None, "the run went on while the server was down"
+    finally:
+        run.send_signal(signal.SIGTERM)
+        stderr = run.communicate(timeout=30)[1]
+        server.kill()
+    assert len(first) == 30 and first[0].shape == (144, 176, 3)
+    assert 0.2 < np.mean([_magenta_share(image) for image in first]) < 0.9  # the person filled, the rest shown
+    assert len(again) == 30 and np.mean([_magenta_share(image) for image in again]) > 0.2
+    assert run.returncode == 143 and "s3cretKEY" not in stderr, stderr
+    assert "live/*** is behind" not in stderr or "skipped" in stderr
+    assert stderr.count("connection lost") == 1 and stderr.count("***: publishing again\n") == 1, stderr  # once each
