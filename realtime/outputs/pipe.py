@@ -1,7 +1,7 @@
 """``-o -``: the masked video on standard output, for a player or ffmpeg to read as it comes.
 
     realtime-mask run -i 0 -o - | ffplay -
-    realtime-mask run -i rtsp://cam/1 -o - | ffmpeg -i - -c copy -f flv rtmp://live.example.com/app/KEY
+    realtime-mask run -i rtsp://cam/1 -o - | ffmpeg -i - -c copy -f mpegts srt://relay:9000
 
 MPEG-TS (the stream format ffmpeg, ffplay, mpv, VLC and GStreamer read from a pipe) with H.264 encoded without
 delay (x264's zerolatency: no B-frames, no look-ahead, which held 11 frames back), each frame in the pipe as soon
