@@ -373,6 +373,7 @@ def test_a_live_stream_piped_in_with_live_is_read_as_a_camera(model_cache, tmp_p
     assert indices == sorted(set(indices))
     if live:  # the stale frames dropped and counted, each frame written within a few frames' time
         assert stats["dropped"] > 40 and len(indices) + stats["dropped"] >= 230, stats
-        assert stats["source"] == "stdin://?live" and max(ages[10:]) < 500, max(ages)
+        assert stats["source"] == "stdin://?live" and len(ages) > 10, len(ages)  # a machine busy elsewhere masks fewer
+        assert max(ages[10:]) < 500, max(ages)
     else:  # every frame of the 240 packets, in order
         assert stats["dropped"] == 0 and len(indices) >= 230 and indices == list(range(len(indices)))
