@@ -2,7 +2,7 @@
 
 ====================================================  ==========================================
 ``out.mp4``, ``out.avi``, ``out.mkv``, ``out.mov``      video file (codec by extension, source fps)
-``frames/``, ``frames/%05d.png``                        image folder (lossless PNG per frame)
+``frames/``, ``frames/%05d.png``                        image folder (lossless PNG per frame; photos: their names)
 ``masked.jpg``, ``masked.png`` (.webp .bmp .tif)        one image (a photo's source; a stream: ``--max-frames 1``)
 ``http://127.0.0.1:8080/[PATH/]``                        browser preview: MJPEG + a page with fps/latency
 ``rtsp://127.0.0.1:8554/masked`` (``rtsp://@:8554/x``)  H.264 RTSP stream served by a supervised GStreamer process
@@ -24,7 +24,8 @@ from pathlib import Path
 
 from engines.errors import OutputError
 from realtime.outputs.base import Sink
-from realtime.outputs.files import IMAGE_FORMATS, VIDEO_FORMATS, ImageFileSink, ImageFolderSink, VideoFileSink
+from realtime.outputs.files import VIDEO_FORMATS, VideoFileSink
+from realtime.outputs.images import IMAGE_FORMATS, ImageFileSink, ImageFolderSink
 from realtime.outputs.screen import DisplaySink, NullSink, StopRequested
 
 FORMS_HELP = (f"a video file ({' '.join(VIDEO_FORMATS)}), an image folder (frames/ or frames/%05d.png), "
@@ -100,10 +101,12 @@ def normalise_sink(text: str) -> str:
     raise OutputError(f"cannot tell what output {text!r} is (suffix {suffix!r}); give {FORMS_HELP}")
 
 
-def open_sink(text: str, fps: float = 25.0, audio_from: str | Path | None = None) -> Sink:
+def open_sink(text: str, fps: float = 25.0, audio_from: str | Path | None = None,
+              names: list[str] | None = None) -> Sink:
     """Open a sink from one string.
 
-    ``audio_from``: a video file whose audio a video-file output copies in when it is finalised.
+    ``audio_from``: a video file whose audio a video-file output copies in when it is finalised. ``names``: the
+    file names of the source's images, which an image folder output gives its images.
 
     Raises:
         OutputError: unknown form, or a path that cannot be written.
@@ -116,6 +119,8 @@ def open_sink(text: str, fps: float = 25.0, audio_from: str | Path | None = None
         if scheme != "file":
             raise OutputError(f"{text} cannot hold sound; --audio copy writes it into a video file output")
         return VideoFileSink(location, fps, audio_from)
+    if names is not None and scheme == "images":
+        return ImageFolderSink(location, names)
     return SINKS[scheme](location, fps)
 
 

@@ -1,4 +1,4 @@
-"""File sinks: a video file (.mp4, .mov, .mkv, .avi, .webm), an image folder (PNG per frame) and one image.
+"""Video file sinks: .mp4, .mov, .mkv, .avi, .webm (image folders and single images: :mod:`realtime.outputs.images`).
 
 Example:
     >>> with VideoFileSink("/tmp/out.mp4", fps=25) as sink:  # doctest: +SKIP
@@ -7,9 +7,7 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import shutil
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -263,90 +261,3 @@ class VideoFileSink(EncodedVideoSink):
                 from realtime.outputs.audio import add_audio
 
                 add_audio(self.path, self.audio_from, writer.duration_s)
-
-
-class ImageFolderSink(Sink):
-    """One lossless PNG per frame in a folder (``000000.png``, ...), or a ``%d`` pattern (``out/f_%05d.png``).
-
-    Folders it made are removed on close if no frame came (a run that failed to start leaves none behind)."""
-
-    accepts_alpha = True
-
-    def __init__(self, target: str | Path) -> None:
-        text = str(target)
-        if "%" in text:
-            self.pattern = text
-            folder = Path(text).parent
-        else:
-            folder = Path(text)
-            self.pattern = str(folder / "%06d.png")
-        self._made = [path for path in (folder, *folder.parents) if not path.exists()]  # the deepest first
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create output folder {folder}: {exc.strerror}") from exc
-        check_writable(folder / "probe.png")
-        self.folder = folder
-        self.uri = f"images://{self.pattern}"
-        self.frames_written = 0
-
-    def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:
-        path = self.pattern % self.frames_written
-        if not cv2.imwrite(path, image):
-            Path(path).unlink(missing_ok=True)  # no truncated image left behind
-            free = shutil.disk_usage(self.folder).free
-            why = f"the disk is full ({free / 1e6:.1f} MB left)" if free < 2 * image.nbytes else "OpenCV could not write it"
-            raise OutputError(f"cannot write {path}: {why}; free space or write elsewhere")
-        self.frames_written += 1
-
-    def close(self) -> None:
-        if not self.frames_written:
-            for made in self._made:
-                with contextlib.suppress(OSError):  # not empty: something else was put there meanwhile
-                    made.rmdir()
-        self._made = []
-
-
-# one image: the suffixes OpenCV writes, and those of them that hold an alpha channel (cutout's BGRA)
-IMAGE_FORMATS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-_ALPHA_IMAGES = (".png", ".webp", ".tif", ".tiff")
-_IMAGE_PARAMS = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, 95], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, 95]}  # PNG, WebP: lossless
-
-
-class ImageFileSink(Sink):
-    """One image (``masked.jpg``): the masked photo, or a snapshot of a stream's first frame (``--max-frames 1``).
-
-    Written whole or not at all (encoded, written beside it, renamed over it). A second frame is an error: a
-    run meant for every frame wants an image folder or a video file.
-
-    Example:
-        >>> with ImageFileSink("/tmp/masked.png") as sink:  # doctest: +SKIP
-        ...     sink.write(masked_bgr)
-    """
-
-    frame_limit = 1
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = check_writable(path)
-        self.suffix = self.path.suffix.lower()
-        if self.suffix not in IMAGE_FORMATS:
-            raise OutputError(f"cannot write an image as {self.path.suffix!r}; give one of {', '.join(IMAGE_FORMATS)}")
-        self.accepts_alpha = self.suffix in _ALPHA_IMAGES
-        self.uri = f"image://{self.path}"
-        self.frames_written = 0
-
-    def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:
-        if self.frames_written:
-            raise OutputError(f"{self.path} is one image and a second frame came; write an image folder "
-                              f"({self.path.with_suffix('')}/) or a video file for every frame, or give --max-frames 1")
-        ok, encoded = cv2.imencode(self.suffix, image, _IMAGE_PARAMS.get(self.suffix, []))
-        if not ok:
-            raise OutputError(f"OpenCV could not encode {self.path}; write .png instead")
-        partial = self.path.with_name(f".{self.path.name}.partial")
-        try:
-            partial.write_bytes(encoded.tobytes())
-            os.replace(partial, self.path)
-        except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise OutputError(f"cannot write {self.path}: {exc.strerror}; free space or write elsewhere") from exc
-        self.frames_written = 1

@@ -36,6 +36,7 @@ from engines.backends.base import Engine
 from engines.errors import BackendError, ConfigError, OutputError
 from engines.strategies import StrategySettings
 from realtime.capture import LiveSource, Source, SourceOptions, SourceTimeoutError, open_source, redact
+from realtime.capture.files import ImageFolderSource
 from realtime.compositor import Compositor, MaskSettings, make_compositor
 from realtime.frame import Frame
 from realtime.outputs import Sink, StopRequested, open_sink
@@ -187,8 +188,10 @@ class Pipeline:
     def _open_sinks(self, outputs: list[str | Sink], source: Source, audio: bool) -> Sink | None:
         """A stream's outputs as one sink (several: a :class:`TeeSink`); None without any."""
         sound = audio_source(source, outputs, audio)
+        names = [path.name for path in source.paths] if isinstance(source, ImageFolderSource) else None
         sinks = [out if isinstance(out, Sink) else self._own(open_sink(
-            out, source.fps or 25.0, audio_from=sound if video_file_path(out) else None)) for out in outputs]
+            out, source.fps or 25.0, audio_from=sound if video_file_path(out) else None, names=names))
+            for out in outputs]
         for sink in sinks:
             sink.live = not source.keeps_every_frame
             if sink.frame_limit is not None and min(self.max_frames or math.inf, source.frame_count or math.inf) \

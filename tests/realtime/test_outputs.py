@@ -281,7 +281,7 @@ def test_a_photo_is_masked_into_one_image(model_cache, tmp_path):
     cv2.imwrite(str(photo), _clip_frames(1)[0])
     for out in ("masked.png", "masked.jpg", "frames/"):
         assert main(["run", "-i", str(photo), "-o", str(tmp_path / out), "--mode", "pixelate"]) == 0
-    masked, as_folder = cv2.imread(str(tmp_path / "masked.png")), cv2.imread(str(tmp_path / "frames" / "000000.png"))
+    masked, as_folder = cv2.imread(str(tmp_path / "masked.png")), cv2.imread(str(tmp_path / "frames" / "photo.png"))
     assert np.array_equal(masked, as_folder)
     changed = np.any(masked != cv2.imread(str(photo)), axis=2).mean()
     assert 0.05 < changed < 0.9  # a person pixelated, the rest as it was
@@ -290,7 +290,7 @@ def test_a_photo_is_masked_into_one_image(model_cache, tmp_path):
     assert main(["run", "-i", str(photo), "-o", str(tmp_path / "cut.png"), "--mode", "cutout"]) == 0
     assert main(["run", "-i", str(photo), "-o", str(tmp_path / "cut/"), "--mode", "cutout"]) == 0
     cut = cv2.imread(str(tmp_path / "cut.png"), cv2.IMREAD_UNCHANGED)
-    assert cut.shape[2] == 4 and np.array_equal(cut, cv2.imread(str(tmp_path / "cut" / "000000.png"),
+    assert cut.shape[2] == 4 and np.array_equal(cut, cv2.imread(str(tmp_path / "cut" / "photo.png"),
                                                                    cv2.IMREAD_UNCHANGED))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut", "cut.png", "frames", "masked.jpg", "masked.png",
                                                           "photo.png"]  # no partial file left
@@ -316,3 +316,31 @@ def test_one_image_takes_one_frame_and_keeps_it(tmp_path):
             sink.write(second)
     assert np.array_equal(cv2.imread(str(tmp_path / "one.png")), first)
     assert [p.name for p in tmp_path.iterdir()] == ["one.png"]
+
+
+def test_a_folder_of_photos_is_masked_into_a_folder_under_their_own_names(model_cache, tmp_path, caplog):
+    """`-i photos/ -o masked/` (before: 000000.png, 000001.png ..., a photo's name lost): each photo under its own
+    name and format, as masking it alone writes it; cutout's BGRA in PNGs; a %d pattern, or names that would clash,
+    numbered."""
+    need_shared()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    frames = _clip_frames(3)
+    for name, frame in zip(["b-car.jpg", "a-car.png", "c-car.ppm"], frames, strict=True):
+        cv2.imwrite(str(photos / name), frame)
+    assert main(["run", "-i", str(photos), "-o", str(tmp_path / "masked"), "--mode", "pixelate"]) == 0
+    assert sorted(p.name for p in (tmp_path / "masked").iterdir()) == ["a-car.png", "b-car.jpg", "c-car.png"]
+    for name, written in (("b-car.jpg", "b-car.jpg"), ("a-car.png", "a-car.png"), ("c-car.ppm", "c-car.png")):
+        alone = tmp_path / f"alone-{written}"
+        assert main(["run", "-i", str(photos / name), "-o", str(alone), "--mode", "pixelate"]) == 0
+        assert (tmp_path / "masked" / written).read_bytes() == alone.read_bytes(), name  # the same image, byte for byte
+    assert main(["run", "-i", str(photos), "-o", str(tmp_path / "cut"), "--mode", "cutout"]) == 0
+    cut = sorted((tmp_path / "cut").iterdir())
+    assert [p.name for p in cut] == ["a-car.png", "b-car.png", "c-car.png"]
+    assert all(cv2.imread(str(p), cv2.IMREAD_UNCHANGED).shape[2] == 4 for p in cut)
+    assert main(["run", "-i", str(photos), "-o", str(tmp_path / "numbered" / "%03d.jpg")]) == 0
+    assert sorted(p.name for p in (tmp_path / "numbered").iterdir()) == ["000.jpg", "001.jpg", "002.jpg"]
+    cv2.imwrite(str(photos / "a-car.jpg"), frames[0])  # a-car.png and a-car.jpg: one name for two photos
+    assert main(["run", "-i", str(photos), "-o", str(tmp_path / "clash")]) == 0
+    assert len(list((tmp_path / "clash").iterdir())) == 4 and (tmp_path / "clash" / "000000.png").exists()
+    assert any("names clash (a-car): numbered instead" in r.getMessage() for r in caplog.records)
