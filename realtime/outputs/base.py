@@ -82,6 +82,19 @@ class FirstSize:
         return letterbox(image, self.size)
 
 
+def stop_noted() -> bool:
+    """A stop signal came while the frame being written was held (an output waiting on a reader or a network must
+    then give up waiting: a stop is never held by something outside the run).
+
+    Example:
+        >>> stop_noted()
+        False
+    """
+    from realtime.pipeline.signals import STOP_NOTED  # the pipeline package imports this one
+
+    return STOP_NOTED.is_set()
+
+
 class Sink(ABC):
     """Writes masked frames somewhere. Closing finalises the output (playable file after errors/Ctrl-C).
 

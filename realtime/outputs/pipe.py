@@ -29,6 +29,7 @@ from collections import deque
 import numpy as np
 
 from engines.errors import OutputError
+from realtime.outputs.base import stop_noted
 from realtime.outputs.files import H264_OPTIONS, EncodedVideoSink, VideoFormat
 from realtime.outputs.screen import StopRequested
 
@@ -50,11 +51,6 @@ def silence_stdout() -> None:
         os.dup2(null, 1)
         os.close(null)
 
-
-def _stop_noted() -> bool:
-    from realtime.pipeline.signals import STOP_NOTED  # the pipeline package imports this one
-
-    return STOP_NOTED.is_set()
 
 
 class StdoutRelay:
@@ -101,7 +97,7 @@ class StdoutRelay:
         """Wait until fewer than ``limit`` bytes are queued; False when a stop signal came meanwhile."""
         with self._changed:
             while self.backlog >= limit and not self.broken:
-                if _stop_noted():
+                if stop_noted():
                     return False
                 self._changed.wait(0.1)
         return True
@@ -142,7 +138,7 @@ class StdoutRelay:
             self._changed.notify_all()
         while self._thread.is_alive():
             self._thread.join(0.1)
-            if _stop_noted() and time.monotonic() - self._progress > 1.0:
+            if stop_noted() and time.monotonic() - self._progress > 1.0:
                 self._abandoned = True  # the rest is dropped: the reader had stopped reading
 
 

@@ -25,7 +25,7 @@ import urllib.parse
 import numpy as np
 
 from engines.errors import InputShapeError, OutputError
-from realtime.outputs.base import Sink, to_even_sides
+from realtime.outputs.base import Sink, stop_noted, to_even_sides
 from realtime.outputs.files import H264_OPTIONS, PyAVWriter, VideoFormat
 from realtime.outputs.screen import StopRequested
 
@@ -36,11 +36,6 @@ RTMP_FORMAT = VideoFormat("libx264", {**H264_OPTIONS, "tune": "zerolatency"},
 KEY_FRAME_S = 2.0
 BACKOFF_S = (0.5, 4.0)  # the first wait before opening a lost connection again, and the longest
 
-
-def _stop_noted() -> bool:
-    from realtime.pipeline.signals import STOP_NOTED  # the pipeline package imports this one
-
-    return STOP_NOTED.is_set()
 
 
 class RtmpSink(Sink):
@@ -92,7 +87,7 @@ class RtmpSink(Sink):
         with self._changed:
             if not self.live:  # a file: every frame, each waiting for the one before to be sent
                 while self._pending is not None:
-                    if _stop_noted():
+                    if stop_noted():
                         raise StopRequested  # a stop signal came while the network did not take the frame
                     self._changed.wait(0.1)
             elif self._pending is not None:
