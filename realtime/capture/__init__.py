@@ -149,6 +149,7 @@ SOURCES: dict[str, Callable[[str, SourceOptions], Source]] = {
     "sample": _sample,
     "stdin": lambda loc, o: LiveStdinSource(o.read_timeout) if o.live else StdinSource(realtime=o.realtime),
 }
+RELAYED = ("srt", "rist")  # stream protocols to relay through standard input (-i - --live)
 _DEVICE = re.compile(r"^/dev/video\d+$")
 
 
@@ -194,6 +195,11 @@ def open_source(text: str, options: SourceOptions | None = None) -> Source:
     """
     uri = normalise_uri(str(text))
     scheme, location = uri.split("://", 1)
+    if scheme in RELAYED:  # FFmpeg reads it, but not the FFmpeg inside OpenCV and PyAV's wheels
+        address, query, _ = redact(uri).partition("?")  # its query may hold a passphrase
+        raise SourceError(f"{scheme}:// is not read directly (this FFmpeg has no {scheme.upper()}); relay it through a "
+                          f"pipe: ffmpeg -i '{address}{query and '?...'}' -c copy -f mpegts - | realtime-mask run -i - "
+                          "--live ...")
     if scheme not in SOURCES:
         raise SourceError(f"unknown source scheme '{scheme}://' in {redact(uri)!r}; accepted: {FORMS_HELP}")
     options = options or SourceOptions()

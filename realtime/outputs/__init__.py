@@ -113,6 +113,10 @@ def open_sink(text: str, fps: float = 25.0, audio_from: str | Path | None = None
     """
     uri = normalise_sink(text)
     scheme, location = uri.split("://", 1)
+    if scheme in ("srt", "rist"):  # FFmpeg writes it, but not the FFmpeg inside PyAV's wheels
+        raise OutputError(f"{scheme}:// is not written directly (this FFmpeg has no {scheme.upper()}); relay it from "
+                          f"standard output: realtime-mask run ... -o - | ffmpeg -i - -c copy -f mpegts "
+                          f"'{text.partition('?')[0]}{'?...' if '?' in text else ''}'")
     if scheme not in SINKS:
         raise OutputError(f"unknown output scheme '{scheme}://'; accepted: {FORMS_HELP}")
     if audio_from is not None:
