@@ -145,8 +145,8 @@ class Pipeline:
                 options = replace(options, wait_if_down=True)
             self.sources = [s if isinstance(s, Source) else self._own(open_source(s, options)) for s in sources]
             down = [error for s in self.sources if (error := getattr(s, "down_at_start", None)) is not None]
-            if down and len(down) == len(self.sources):
-                raise down[0]  # none is up: a wrong address or a network down, said now rather than waited on
+            if down and (len(down) == len(self.sources) or not all(s.live for s in self.sources)):
+                raise down[0]  # none is up (a wrong address, a network down), or it is among files: said now
             for error in down:
                 log.warning("%s; opening it again and again (the reconnect backoff) while the other streams go on",
                             error)

@@ -134,3 +134,42 @@ def test_max_frames_counts_the_frames_of_each_live_stream(engine, tmp_path):
         results = list(pipeline)
     assert [sum(r.frame.stream == k for r in results) for k in (0, 1)] == [10, 10]
     assert len(read_frames(tmp_path / "slow.mkv")) == 10 and pipeline.stats.frames == 20
+
+
+def test_an_http_camera_down_at_the_start_is_waited_for_beside_one_that_is_up(engine):
+    """Two MJPEG cameras, the second down when the run starts: the first is masked meanwhile, the second from when it
+    is up (before: the run ended with an error). A file on a web server that is down, beside a file, is the error it
+    was, not a camera waited for."""
+    need_shared()
+    import threading
+    import time
+
+    from engines.errors import SourceError
+    from realtime.capture import SourceOptions
+    from tests.common import MjpegServer, free_port
+
+    up, port = MjpegServer(MEDIA / CLIP, fps=25), free_port()
+    options = SourceOptions(open_timeout=1, read_timeout=5)
+    late: list[MjpegServer] = []
+    starter = threading.Timer(2.0, lambda: late.append(MjpegServer(MEDIA / GIF, fps=25, port=port)))
+    results = []
+    try:
+        with pytest.raises(SourceError, match=f"cannot open http://127.0.0.1:{port}/gone.mp4 within 1 s"):
+            Pipeline([str(MEDIA / CLIP), f"http://127.0.0.1:{port}/gone.mp4"], engine, "blur", None,
+                     source_options=options)
+        with Pipeline([up.url, f"http://127.0.0.1:{port}/cam"], engine, "blur", None,
+                      source_options=options) as pipeline:
+            starter.start()
+            started = time.monotonic()
+            for result in pipeline:
+                results.append(result)
+                if sum(r.frame.stream == 1 for r in results) >= 10 or time.monotonic() - started > 30:
+                    break
+    finally:
+        starter.cancel()
+        up.stop()
+        for server in late:
+            server.stop()
+    second = [r for r in results if r.frame.stream == 1]
+    assert len(second) >= 10 and second[0].image.shape != results[0].image.shape  # the GIF's frames, not the clip's
+    assert any(r.frame.stream == 0 and r.written_ts < second[0].written_ts - 1.0 for r in results)  # masked meanwhile
