@@ -2,11 +2,12 @@
 
 The sink starts and supervises a GStreamer RTSP server process (``rtsp_serve.py``) that encodes the
 frames it writes to H.264 and serves them at that address (``rtsp://@:8554/masked`` serves every
-interface; a plain host binds that address, 127.0.0.1 by default). Outputs on one host and port share one
-process, each at its own path (several streams: ``-o 'rtsp://127.0.0.1:8554/cam{stream}'``). If the process
-dies it is restarted on the next frame (counted in :attr:`RtspSink.restarts`). Needs a Python with
-GStreamer's bindings (``/usr/bin/python3`` with python3-gi, gir1.2-gst-rtsp-server-1.0,
-gstreamer1.0-plugins-ugly).
+interface; a plain host binds that address, 127.0.0.1 by default). ``rtsp://viewer:secret@HOST:PORT/PATH``
+serves that path only to a client that gives those credentials (Basic auth; they are ``***`` in every message).
+Outputs on one host and port share one process, each at its own path (several streams:
+``-o 'rtsp://127.0.0.1:8554/cam{stream}'``). If the process dies it is restarted on the next frame (counted in
+:attr:`RtspSink.restarts`). Needs a Python with GStreamer's bindings (``/usr/bin/python3`` with python3-gi,
+gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-ugly).
 
 Example:
     >>> with RtspSink("127.0.0.1:8554/masked", fps=25) as sink:  # doctest: +SKIP
@@ -15,10 +16,12 @@ Example:
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import tempfile
 import threading
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +39,7 @@ class _ServerProcess:
     def __init__(self, host: str, port: int, shown: str) -> None:
         self.host, self.port, self.shown = host, port, shown
         self.mounts: dict[str, tuple[int, int, int] | None] = {}  # path -> (width, height, fps) once known
+        self.viewers: dict[str, str | None] = {}  # path -> base64 of the "user:password" it asks clients for
         self.process: subprocess.Popen[bytes] | None = None
         self.restarts = 0
 
@@ -52,8 +56,12 @@ class _ServerProcess:
             raise OutputError(f"cannot serve {self.shown}: {(error.splitlines() or [line.strip() or 'no output'])[-1]}")
         for path, shape in self.mounts.items():  # a restarted server serves what it served before
             if shape is not None:
-                process.stdin.write(f"mount {path} {shape[0]} {shape[1]} {shape[2]}\n".encode())
+                process.stdin.write(self._mount(path, shape))
         self.process = process  # only once it listens
+
+    def _mount(self, path: str, shape: tuple[int, int, int]) -> bytes:
+        viewer = self.viewers.get(path)
+        return f"mount {path} {shape[0]} {shape[1]} {shape[2]}{' ' + viewer if viewer else ''}\n".encode()
 
     def send(self, path: str, shape: tuple[int, int, int], data: bytes) -> bool:
         """One frame to a mount (mounted on its first frame); False if it was lost (the server died: restarted on
@@ -66,7 +74,7 @@ class _ServerProcess:
         try:
             if self.mounts.get(path) != shape:
                 self.mounts[path] = shape
-                self.process.stdin.write(f"mount {path} {shape[0]} {shape[1]} {shape[2]}\n".encode())
+                self.process.stdin.write(self._mount(path, shape))
             self.process.stdin.write(f"frame {path}\n".encode() + data)
             self.process.stdin.flush()
         except (BrokenPipeError, OSError):
@@ -97,15 +105,22 @@ class RtspSink(Sink):
 
     def __init__(self, location: str, fps: float = 25.0) -> None:
         address, _, path = location.partition("/")
+        credentials, _, address = address.rpartition("@")
         host, _, port = address.rpartition(":")
+        shown = f"rtsp://{'***@' if credentials else ''}{address}/{path}"
         if not port.isdigit() or not 0 < int(port) <= 65535:
-            raise OutputError(f"RTSP output needs rtsp://HOST:PORT/PATH with a port 1..65535, got rtsp://{location}")
+            raise OutputError(f"RTSP output needs rtsp://HOST:PORT/PATH with a port 1..65535, got {shown}")
+        user, _, password = (urllib.parse.unquote(part) for part in credentials.partition(":"))
+        if credentials and not (user and password):
+            raise OutputError(f"RTSP output with viewer credentials needs rtsp://USER:PASSWORD@HOST:PORT/PATH, got "
+                              f"{shown}")
+        viewer = base64.b64encode(f"{user}:{password}".encode()).decode() if credentials else None
         bind = "0.0.0.0" if host == "@" else (host or "127.0.0.1")  # "@" serves every interface
         self.port, self.path = int(port), "/" + (path or "masked")
         if any(c.isspace() for c in self.path):
             raise OutputError(f"RTSP output path must not contain spaces, got {self.path!r}")
         self.fps = max(1, round(fps)) if fps and fps > 0 else 25
-        self.uri = f"rtsp://{host or '127.0.0.1'}:{self.port}{self.path}"
+        self.uri = f"rtsp://{'***@' if credentials else ''}{host or '127.0.0.1'}:{self.port}{self.path}"
         self.frames_written = 0
         probe = subprocess.run([GST_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"],
                                capture_output=True)
@@ -117,7 +132,7 @@ class RtspSink(Sink):
             if self.path in server.mounts:
                 raise OutputError(f"two outputs at {self.uri}: give each stream its own path "
                                   f"(e.g. rtsp://{host or '127.0.0.1'}:{self.port}/cam{{stream}})")
-            server.mounts[self.path] = None
+            server.mounts[self.path], server.viewers[self.path] = None, viewer
         self.server = server
 
     @property
@@ -142,6 +157,7 @@ class RtspSink(Sink):
         with _SERVERS_LOCK:
             if self.server.mounts.pop(self.path, "closed") == "closed":
                 return
+            self.server.viewers.pop(self.path, None)
             if not self.server.mounts:  # the last output on this port
                 self.server.stop()
                 _SERVERS.pop((self.server.host, self.server.port), None)

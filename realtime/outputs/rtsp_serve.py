@@ -9,7 +9,9 @@ openh264enc from gstreamer1.0-plugins-bad):
 
 stdin carries messages, each a text line and for frames a payload:
 
-    mount /masked W H FPS\\n        serve a stream of WxH BGR frames at rtsp://HOST:PORT/masked
+    mount /masked W H FPS [VIEWER]\\n
+                                    serve a stream of WxH BGR frames at rtsp://HOST:PORT/masked; VIEWER,
+                                    base64 of ``user:password``: only to clients that give them (Basic auth)
     frame /masked\\n + W*H*3 bytes  the next frame of that stream
 
 Every client of a mount gets its newest frames (one shared, live encode). Prints ``ready`` once it
@@ -17,6 +19,7 @@ listens; exits when stdin closes.
 """
 
 import argparse
+import base64
 import sys
 import threading
 
@@ -35,10 +38,43 @@ def encoder() -> str:
     sys.exit("no H.264 encoder in GStreamer: install gstreamer1.0-plugins-ugly (x264enc) or -bad (openh264enc)")
 
 
+class Access:
+    """Who may watch each mount. Once a mount has a viewer's credentials, the server asks every client for a user
+    and password (Basic auth): that mount's viewer gets it; mounts without credentials stay open to anyone."""
+
+    ANYONE = "anyone"
+
+    def __init__(self, server) -> None:
+        self.server, self.auth, self.viewers = server, None, 0
+
+    def allow(self, factory, viewer: str | None) -> None:
+        role = self.ANYONE
+        allow = "media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
+        if viewer:
+            user, _, password = base64.b64decode(viewer).decode().partition(":")
+            if self.auth is None:
+                self.auth = GstRtspServer.RTSPAuth()
+                anyone = GstRtspServer.RTSPToken()
+                anyone.set_string("media.factory.role", self.ANYONE)
+                self.auth.set_default_token(anyone)  # a client that gives no credentials
+                self.server.set_auth(self.auth)
+            self.viewers += 1
+            role = f"viewer{self.viewers}"
+            token = GstRtspServer.RTSPToken()
+            token.set_string("media.factory.role", role)
+            self.auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
+            # anyone may find it but not play it: the server answers 401, which asks the client for credentials
+            # (without access at all it answers 404, and clients never send them)
+            factory.add_role_from_structure(Gst.Structure.from_string(
+                f"{self.ANYONE}, media.factory.access=(boolean)true, media.factory.construct=(boolean)false")[0])
+        factory.add_role_from_structure(Gst.Structure.from_string(f"{role}, {allow}")[0])
+
+
 class Mount:
     """One served stream: its frame size and the app sources of the clients' shared media."""
 
-    def __init__(self, server, path: str, width: int, height: int, fps: int) -> None:
+    def __init__(self, server, access: Access, path: str, width: int, height: int, fps: int,
+                 viewer: str | None) -> None:
         self.frame_bytes = width * height * 3
         self.sources: list = []
         self.lock = threading.Lock()
@@ -48,6 +84,7 @@ class Mount:
                            f"! videoconvert ! video/x-raw,format=I420 ! {encoder()} "
                            "! rtph264pay name=pay0 pt=96 config-interval=1 )")
         factory.set_shared(True)
+        access.allow(factory, viewer)
         factory.connect("media-configure", self.configured)
         server.get_mount_points().add_factory(path, factory)
 
@@ -83,14 +120,15 @@ def main() -> None:
                  "choose another host or port")
     loop = GLib.MainLoop()
     mounts: dict = {}
+    access = Access(server)
 
     def pump():
         stdin = sys.stdin.buffer
         while True:
             words = stdin.readline().decode(errors="replace").split()
-            if words[:1] == ["mount"] and len(words) == 5:
-                width, height, fps = (int(w) for w in words[2:])
-                mounts[words[1]] = Mount(server, words[1], width, height, fps)
+            if words[:1] == ["mount"] and len(words) in (5, 6):
+                width, height, fps = (int(w) for w in words[2:5])
+                mounts[words[1]] = Mount(server, access, words[1], width, height, fps, (words[5:] or [None])[0])
             elif words[:1] == ["frame"] and len(words) == 2 and words[1] in mounts:
                 mount = mounts[words[1]]
                 data = stdin.read(mount.frame_bytes)

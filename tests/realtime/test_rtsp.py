@@ -312,3 +312,47 @@ def test_a_camera_down_at_the_start_does_not_keep_the_others_from_being_masked(e
     assert any(f"rtsp://127.0.0.1:{down.port}/live is up" in m for m in said), said
     for name, stream in (("up.mkv", 0), ("late.mkv", 1)):
         assert len(read_frames(tmp_path / name)) == sum(r.frame.stream == stream for r in results)
+
+
+def test_an_rtsp_output_with_viewer_credentials_is_served_only_to_that_viewer(engine):
+    """`-o rtsp://viewer:secret@HOST:PORT/PATH` (before: the server tried to listen on "viewer:secret@host" and the
+    error showed the password): a client with the credentials reads the masked stream, one without or with a wrong
+    password is refused (401), a path on the same port without credentials stays open; the password in no message."""
+    need_shared()
+    import threading
+
+    from realtime.outputs.rtsp import RtspSink
+    from tests.common import MjpegServer, free_port
+
+    camera = MjpegServer(MEDIA / "carphone_pristine.mp4", fps=25)
+    port = free_port()
+    guarded = RtspSink(f"viewer:s%40cret@127.0.0.1:{port}/guarded", fps=25)  # the password "s@cret", URL-encoded
+    shared = RtspSink(f"127.0.0.1:{port}/shared", fps=25)
+    pipeline = Pipeline([camera.url, camera.url], engine, "fill", [guarded, shared], mode_options={"color": "255,0,255"})
+    runner = threading.Thread(target=pipeline.run, daemon=True)
+    runner.start()
+
+    def frames(url: str) -> int:
+        try:
+            with open_source(url, SourceOptions(open_timeout=5, read_timeout=5, reconnect=False)) as client:
+                for count, _ in enumerate(client, 1):
+                    if count >= 5:
+                        return count
+        except SourceError:
+            return 0
+        return 0
+
+    try:
+        deadline = time.monotonic() + 20
+        while (guarded.process is None or not guarded.frames_written) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert frames(f"rtsp://viewer:s%40cret@127.0.0.1:{port}/guarded") == 5
+        assert frames(f"rtsp://127.0.0.1:{port}/guarded") == 0
+        assert frames(f"rtsp://viewer:wrong@127.0.0.1:{port}/guarded") == 0
+        assert frames(f"rtsp://127.0.0.1:{port}/shared") == 5
+    finally:
+        pipeline.close()
+        runner.join(timeout=10)
+        camera.stop()
+    assert guarded.uri == f"rtsp://***@127.0.0.1:{port}/guarded"
+    assert "cret" not in str(pipeline.stats.info)
