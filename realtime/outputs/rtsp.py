@@ -105,7 +105,11 @@ class RtspSink(Sink):
 
     def __init__(self, location: str, fps: float = 25.0) -> None:
         address, _, path = location.partition("/")
-        credentials, _, address = address.rpartition("@")
+        credentials, at, rest = address.partition("@")
+        if at and credentials:  # "viewer:secret@HOST:PORT"; "@:PORT" alone is every interface
+            address = rest
+        else:
+            credentials = ""
         host, _, port = address.rpartition(":")
         shown = f"rtsp://{'***@' if credentials else ''}{address}/{path}"
         if not port.isdigit() or not 0 < int(port) <= 65535:

@@ -356,3 +356,21 @@ def test_an_rtsp_output_with_viewer_credentials_is_served_only_to_that_viewer(en
         camera.stop()
     assert guarded.uri == f"rtsp://***@127.0.0.1:{port}/guarded"
     assert "cret" not in str(pipeline.stats.info)
+
+
+@pytest.mark.parametrize("location,shown,bind,viewer", [
+    ("@:{port}/a", "rtsp://@:{port}/a", "0.0.0.0", None),
+    ("v:s@@:{port}/b", "rtsp://***@@:{port}/b", "0.0.0.0", "djpz"),  # base64 of "v:s"; every interface
+    ("v:s@127.0.0.1:{port}/c", "rtsp://***@127.0.0.1:{port}/c", "127.0.0.1", "djpz"),
+    ("127.0.0.1:{port}/d", "rtsp://127.0.0.1:{port}/d", "127.0.0.1", None),
+])
+def test_rtsp_output_addresses_with_and_without_viewer_credentials(location, shown, bind, viewer):
+    from realtime.outputs.rtsp import RtspSink
+    from tests.common import free_port
+
+    port = free_port()
+    sink = RtspSink(location.format(port=port))
+    try:
+        assert (sink.uri, sink.server.host, sink.server.viewers[sink.path]) == (shown.format(port=port), bind, viewer)
+    finally:
+        sink.close()
