@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engines.errors import OutputError
-from realtime.outputs.base import Sink
+from realtime.outputs.base import Sink, split_viewer
 from realtime.outputs.files import VIDEO_FORMATS, VideoFileSink
 from realtime.outputs.images import IMAGE_FORMATS, ImageFileSink, ImageFolderSink
 from realtime.outputs.screen import DisplaySink, NullSink, StopRequested
@@ -51,11 +51,12 @@ def _http_preview(location: str) -> Sink:
     from realtime.outputs.http_preview import HttpPreviewSink
 
     address, _, path = location.partition("/")
+    viewer, address = split_viewer(address)
     host, _, port = address.rpartition(":")
     if not port.isdigit() or int(port) > 65535:
         raise OutputError(f"preview output needs http://HOST:PORT/[PATH/] with a port 0..65535 (0: any free one), "
-                          f"got http://{location}")
-    return HttpPreviewSink(host or "127.0.0.1", int(port), path=path)
+                          f"got http://{'***@' if viewer else ''}{address}/{path}")
+    return HttpPreviewSink(host or "127.0.0.1", int(port), path=path, viewer=viewer)
 
 
 def _stdout(fps: float) -> Sink:

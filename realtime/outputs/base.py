@@ -9,10 +9,13 @@ Example:
 from __future__ import annotations
 
 import logging
+import urllib.parse
 from abc import ABC, abstractmethod
 
 import cv2
 import numpy as np
+
+from engines.errors import OutputError
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,26 @@ class FirstSize:
                         *self.size)
         self.letterboxed += 1
         return letterbox(image, self.size)
+
+
+def split_viewer(address: str) -> tuple[tuple[str, str] | None, str]:
+    """The viewer credentials a served output's address asks for (``viewer:secret@HOST:PORT``, each part
+    URL-decoded), and the address without them; ``@:PORT`` alone is every interface, not credentials.
+
+    Raises:
+        OutputError: credentials without a user or a password.
+
+    Example:
+        >>> split_viewer("viewer:s%40cret@@:8554"), split_viewer("@:8554")
+        ((('viewer', 's@cret'), '@:8554'), (None, '@:8554'))
+    """
+    credentials, at, rest = address.partition("@")
+    if not (at and credentials):
+        return None, address
+    user, _, password = (urllib.parse.unquote(part) for part in credentials.partition(":"))
+    if not (user and password):
+        raise OutputError(f"viewer credentials need USER:PASSWORD@ before the host, got ***@{rest}")
+    return (user, password), rest
 
 
 def stop_noted() -> bool:

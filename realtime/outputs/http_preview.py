@@ -5,6 +5,8 @@ Endpoints, under the sink's path: ``/`` (the page, with live fps and latency), `
 ``/stats.json``. Previews on one host and port share one server, each at its own path (several streams:
 ``http://127.0.0.1:8080/cam{stream}/``); the server's ``/`` then shows all of them side by side. It binds
 to the host in the URL — 127.0.0.1 unless told otherwise (``http://0.0.0.0:8080/`` serves the network).
+``http://viewer:secret@0.0.0.0:8080/`` serves that path only to a browser that gives those credentials (Basic
+auth: the browser asks for them; they are ``***`` in every message).
 
 Example:
     >>> with HttpPreviewSink("127.0.0.1", 0) as sink:  # doctest: +SKIP
@@ -14,7 +16,9 @@ Example:
 
 from __future__ import annotations
 
+import base64
 import functools
+import hmac
 import http.server
 import json
 import threading
@@ -83,7 +87,13 @@ class _PreviewServer:
                         self.end_headers()
                         return
                     if path.startswith(prefix):
-                        self._serve(sink, path[len(prefix):])
+                        if sink.admits(self.headers.get("Authorization")):
+                            self._serve(sink, path[len(prefix):])
+                        else:  # asks the browser for the viewer's user and password
+                            self.send_response(401)
+                            self.send_header("WWW-Authenticate", 'Basic realm="realtime-mask", charset="UTF-8"')
+                            self.send_header("Content-Length", "0")
+                            self.end_headers()
                         return
                 if path in ("/", "/index.html"):  # no preview at the root: all of them side by side
                     figures = "".join(f'<figure><a href="{p}"><img src="{p}stream.mjpg" alt="{p}"></a>'
@@ -149,12 +159,15 @@ class HttpPreviewSink(Sink):
         port: TCP port (0: any free port; see :attr:`url`).
         quality: JPEG quality 1-100.
         path: where on the server (``/``, or e.g. ``/cam0/`` beside other previews on the same port).
+        viewer: ``(user, password)``: served only to a browser that gives them (Basic auth); None: to anyone.
     """
 
     accepts_alpha = False
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8080, quality: int = 80, path: str = "/") -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 8080, quality: int = 80, path: str = "/",
+                 viewer: tuple[str, str] | None = None) -> None:
         self.quality = quality
+        self._authorization = None if viewer is None else "Basic " + base64.b64encode(":".join(viewer).encode()).decode()
         self.frames_written = 0
         self._jpeg: bytes | None = None
         self._sequence = 0
@@ -174,7 +187,13 @@ class HttpPreviewSink(Sink):
             server.sinks[self.path] = self
         self.server = server
         self.url = f"http://{server.host}:{server.port}{self.path}"
-        self.uri = self.url
+        self.uri = self.url if viewer is None else f"http://***@{server.host}:{server.port}{self.path}"
+
+    def admits(self, authorization: str | None) -> bool:
+        """Whether a request with this ``Authorization`` header may see this preview."""
+        if self._authorization is None:
+            return True
+        return authorization is not None and hmac.compare_digest(authorization.encode(), self._authorization.encode())
 
     def _changed(self, seen: int) -> bool:
         return self._sequence != seen or self._closed

@@ -21,13 +21,12 @@ import os
 import subprocess
 import tempfile
 import threading
-import urllib.parse
 from pathlib import Path
 
 import numpy as np
 
 from engines.errors import InputShapeError, OutputError
-from realtime.outputs.base import Sink, to_even_sides
+from realtime.outputs.base import Sink, split_viewer, to_even_sides
 
 SERVER_SCRIPT = Path(__file__).with_name("rtsp_serve.py")
 GST_PYTHON = os.environ.get("REALTIME_MASK_GST_PYTHON", "/usr/bin/python3")
@@ -105,20 +104,12 @@ class RtspSink(Sink):
 
     def __init__(self, location: str, fps: float = 25.0) -> None:
         address, _, path = location.partition("/")
-        credentials, at, rest = address.partition("@")
-        if at and credentials:  # "viewer:secret@HOST:PORT"; "@:PORT" alone is every interface
-            address = rest
-        else:
-            credentials = ""
+        credentials, address = split_viewer(address)
         host, _, port = address.rpartition(":")
-        shown = f"rtsp://{'***@' if credentials else ''}{address}/{path}"
         if not port.isdigit() or not 0 < int(port) <= 65535:
-            raise OutputError(f"RTSP output needs rtsp://HOST:PORT/PATH with a port 1..65535, got {shown}")
-        user, _, password = (urllib.parse.unquote(part) for part in credentials.partition(":"))
-        if credentials and not (user and password):
-            raise OutputError(f"RTSP output with viewer credentials needs rtsp://USER:PASSWORD@HOST:PORT/PATH, got "
-                              f"{shown}")
-        viewer = base64.b64encode(f"{user}:{password}".encode()).decode() if credentials else None
+            raise OutputError(f"RTSP output needs rtsp://HOST:PORT/PATH with a port 1..65535, got "
+                              f"rtsp://{'***@' if credentials else ''}{address}/{path}")
+        viewer = base64.b64encode(":".join(credentials).encode()).decode() if credentials else None
         bind = "0.0.0.0" if host == "@" else (host or "127.0.0.1")  # "@" serves every interface
         self.port, self.path = int(port), "/" + (path or "masked")
         if any(c.isspace() for c in self.path):

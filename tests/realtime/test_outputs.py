@@ -344,3 +344,41 @@ def test_a_folder_of_photos_is_masked_into_a_folder_under_their_own_names(model_
     assert main(["run", "-i", str(photos), "-o", str(tmp_path / "clash")]) == 0
     assert len(list((tmp_path / "clash").iterdir())) == 4 and (tmp_path / "clash" / "000000.png").exists()
     assert any("names clash (a-car): numbered instead" in r.getMessage() for r in caplog.records)
+
+
+def test_a_preview_with_viewer_credentials_is_shown_only_to_that_viewer(tmp_path):
+    """`-o http://viewer:secret@HOST:PORT/cam/` (before: the server tried to resolve "viewer:secret@host" and the error
+    showed the password): 401 asking for credentials without them or with wrong ones, the frame with them, another
+    preview on the port open to anyone; the password in no message."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    from tests.common import free_port
+
+    port = free_port()
+    guarded = open_sink(f"http://viewer:s%40cret@127.0.0.1:{port}/cam/")
+    shared = open_sink(f"http://127.0.0.1:{port}/open/")
+    frame = np.full((48, 64, 3), (40, 200, 90), np.uint8)
+
+    def status(path: str, password: str | None = None) -> tuple[int, str]:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+        if password is not None:
+            request.add_header("Authorization", "Basic " + base64.b64encode(f"viewer:{password}".encode()).decode())
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, response.headers.get("Content-Type")
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers.get("WWW-Authenticate")
+
+    try:
+        for sink in (guarded, shared):
+            sink.write(frame)
+        assert status("/cam/frame.jpg") == (401, 'Basic realm="realtime-mask", charset="UTF-8"')
+        assert status("/cam/stats.json", "wrong")[0] == 401
+        assert status("/cam/frame.jpg", "s@cret") == (200, "image/jpeg")
+        assert status("/open/frame.jpg") == (200, "image/jpeg")
+        assert guarded.uri == f"http://***@127.0.0.1:{port}/cam/"
+    finally:
+        guarded.close()
+        shared.close()
