@@ -22,6 +22,7 @@ import argparse
 import base64
 import sys
 import threading
+from typing import Any
 
 import gi
 
@@ -45,7 +46,8 @@ class Access:
     ANYONE = "anyone"
 
     def __init__(self, server) -> None:
-        self.server, self.auth, self.viewers = server, None, 0
+        self.server, self.viewers = server, 0
+        self.auth: Any = None  # a GstRtspServer.RTSPAuth once a mount has a viewer
 
     def allow(self, factory, viewer: str | None) -> None:
         role = self.ANYONE
