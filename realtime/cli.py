@@ -163,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metadata", help=".jsonl with one line per frame (stream, index, timestamps, captured_at in "
                      "UTC, coverage, stage ms); - for standard output")
     run.add_argument("--stats", help="write the per-stage latency table as JSON here; - for standard output")
+    run.add_argument("--segment", type=float, metavar="SECONDS",
+                     help="cut each video file output into files of this many seconds, named by their start time "
+                          "(strftime fields in the name, e.g. rec/%%Y-%%m-%%d/cam-%%H%%M%%S.mp4, or the time added)")
     run.add_argument("--audio", choices=["drop", "copy"],
                      help="a video file output from a video file source: copy its sound in (copy), or leave it out "
                           "(drop: the default, as voices are personal data)")

@@ -188,6 +188,7 @@ def run_command(args: argparse.Namespace) -> int:
         mode_options=_mode_options(args, mode), source_options=source_options, save_masks=args.save_masks,
         metadata=args.metadata, stats=args.stats, max_frames=args.max_frames, strategy=strategy, privacy=args.privacy,
         mask_budget_ms=1000.0 if args.mask_budget is None else args.mask_budget, audio=args.audio == "copy",
+        segment_s=args.segment,
     )
     counts = [source.frame_count for source in pipeline.sources]
     known = [n for n in counts if n is not None]

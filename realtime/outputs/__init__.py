@@ -103,11 +103,12 @@ def normalise_sink(text: str) -> str:
 
 
 def open_sink(text: str, fps: float = 25.0, audio_from: str | Path | None = None,
-              names: list[str] | None = None) -> Sink:
+              names: list[str] | None = None, segment_s: float | None = None) -> Sink:
     """Open a sink from one string.
 
     ``audio_from``: a video file whose audio a video-file output copies in when it is finalised. ``names``: the
-    file names of the source's images, which an image folder output gives its images.
+    file names of the source's images, which an image folder output gives its images. ``segment_s``: a video file
+    output is cut into files of that many seconds (:mod:`realtime.outputs.segments`).
 
     Raises:
         OutputError: unknown form, or a path that cannot be written.
@@ -120,6 +121,12 @@ def open_sink(text: str, fps: float = 25.0, audio_from: str | Path | None = None
                           f"'{text.partition('?')[0]}{'?...' if '?' in text else ''}'")
     if scheme not in SINKS:
         raise OutputError(f"unknown output scheme '{scheme}://'; accepted: {FORMS_HELP}")
+    if segment_s is not None and scheme == "file":
+        if audio_from is not None:
+            raise OutputError("--audio copy cannot go with --segment (the sound is copied in at the end of one file)")
+        from realtime.outputs.segments import SegmentedVideoSink
+
+        return SegmentedVideoSink(location, fps, segment_s)
     if audio_from is not None:
         if scheme != "file":
             raise OutputError(f"{text} cannot hold sound; --audio copy writes it into a video file output")

@@ -43,6 +43,7 @@ from realtime.outputs import Sink, StopRequested, open_sink
 from realtime.outputs.mask_archive import MaskArchive
 from realtime.outputs.paths import check_writable
 from realtime.outputs.pipe import STDOUT
+from realtime.outputs.segments import check_segment
 from realtime.outputs.tee import TeeSink
 from realtime.pipeline.masker import FrameMasker
 from realtime.pipeline.paths import check_run_paths
@@ -96,6 +97,7 @@ class Pipeline:
         strategy: tiled / motion-ROI inference for small people (:mod:`engines.strategies`); default full frame.
         audio: copy each video-file source's audio track into its video-file output (default: the output is
             silent, and a source with sound says so once; :mod:`realtime.outputs.audio`).
+        segment_s: cut each video file output into files of this many seconds (:mod:`realtime.outputs.segments`).
     """
 
     def __init__(self, source: SourceLike | Sequence[SourceLike], model: str | Engine = engines.DEFAULT_MODEL,
@@ -107,12 +109,13 @@ class Pipeline:
                  stats: str | Path | None = None,
                  max_frames: int | None = None, cache: str | Path | None = None, queue_size: int = 4,
                  privacy: bool | None = None, mask_budget_ms: float = 1000.0,
-                 strategy: StrategySettings | None = None, audio: bool = False) -> None:
+                 strategy: StrategySettings | None = None, audio: bool = False,
+                 segment_s: float | None = None) -> None:
         if batch < 1:
             raise ConfigError(f"batch must be >= 1, got {batch}")
         if max_frames is not None and max_frames < 1:
             raise ConfigError(f"max frames must be >= 1, got {max_frames}")
-        self.batch, self.max_frames = batch, max_frames
+        self.batch, self.max_frames, self.segment_s = batch, max_frames, segment_s
         given = [source] if isinstance(source, str | Source | os.PathLike | int) else list(source)
         sources = [s if isinstance(s, Source) else os.fspath(s) if isinstance(s, os.PathLike) else str(s)
                    for s in given]  # a Path, a camera index: as their strings
@@ -131,9 +134,11 @@ class Pipeline:
             self.mask_budget_s = mask_budget_ms / 1000.0
             self.archives = [self._own(MaskArchive(path)) if path else None for path in archive_paths]
             self.metadata = self._own(MetadataWriter(metadata)) if metadata else None
-            for out in (out for outs in outputs for out in outs):
-                if (path := video_file_path(out)) is not None:
-                    check_writable(path)  # fail before the model loads and the source opens
+            videos = [path for outs in outputs for out in outs if (path := video_file_path(out)) is not None]
+            if segment_s is not None:
+                check_segment(segment_s, videos)
+            for path in videos if segment_s is None else []:  # a segment's folder may be made when it begins
+                check_writable(path)  # fail before the model loads and the source opens
             self.engine = model if isinstance(model, Engine) else self._own(
                 engines.load(model, backend=backend, device=device, precision=precision, cache=cache))
             self.masker = FrameMasker(self.engine, self.compositor, mask=mask, privacy=privacy, strategy=strategy,
@@ -190,8 +195,8 @@ class Pipeline:
         sound = audio_source(source, outputs, audio)
         names = [path.name for path in source.paths] if isinstance(source, ImageFolderSource) else None
         sinks = [out if isinstance(out, Sink) else self._own(open_sink(
-            out, source.fps or 25.0, audio_from=sound if video_file_path(out) else None, names=names))
-            for out in outputs]
+            out, source.fps or 25.0, audio_from=sound if video_file_path(out) else None, names=names,
+            segment_s=self.segment_s)) for out in outputs]
         for sink in sinks:
             sink.live = not source.keeps_every_frame
             if sink.frame_limit is not None and min(self.max_frames or math.inf, source.frame_count or math.inf) \

@@ -382,3 +382,33 @@ def test_a_preview_with_viewer_credentials_is_shown_only_to_that_viewer(tmp_path
     finally:
         guarded.close()
         shared.close()
+
+
+def test_a_recording_is_cut_into_segments_with_no_frame_lost_or_doubled(model_cache, tmp_path):
+    """`--segment 1` (before: one file growing for the whole run): a 3 s clip at 10 fps gives three files of 10 frames,
+    named by the time they began, in folders made from the name's strftime fields; their frames, in order, are the
+    clip's. Without a video output, with a segment under a second or with --audio copy: one-line errors."""
+    from tests.common import numbered_video
+    from tests.realtime.test_cli_models import assert_one_line_error, run_cli
+
+    clip = numbered_video(tmp_path / "n.mkv", [k / 10 for k in range(30)], size_wh=(96, 64))
+    pattern = tmp_path / "rec" / "%Y" / "cam-%H%M%S.mkv"
+    assert main(["run", "-i", str(clip), "-o", str(pattern), "--segment", "1", "--mode", "blur"]) == 0
+    files = sorted((tmp_path / "rec").glob("*/cam-*.mkv"))
+    assert len(files) == 3 and files[0].parent.name == time.strftime("%Y")
+    segments = []
+    for path in files:
+        capture, numbers = cv2.VideoCapture(str(path)), []
+        while (frame := capture.read()[1]) is not None:
+            numbers.append(round(float(frame.mean()) / 8))  # flat frame k is at level 8 k (lossy: rounded)
+        segments.append(numbers)
+    segments.sort()  # by their first frame: names of one second are cam-HHMMSS, cam-HHMMSS-1, ...
+    assert [len(numbers) for numbers in segments] == [10, 10, 10]
+    assert [n for numbers in segments for n in numbers] == list(range(30))
+    for args, fragment in [(["-i", str(clip), "-o", "null", "--segment", "10"], "--segment cuts video file outputs"),
+                           (["-i", str(clip), "-o", str(tmp_path / "x.mp4"), "--segment", "0.5"],
+                            "--segment must be a number of seconds >= 1"),
+                           (["-i", str(MEDIA / "car-detection.mp4"), "-o", str(tmp_path / "x.mp4"), "--segment", "9",
+                             "--audio", "copy"], "--audio copy cannot go with --segment")]:
+        if MEDIA.is_dir() or "--audio" not in args:
+            assert_one_line_error(run_cli("run", *args), fragment)
