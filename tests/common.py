@@ -129,7 +129,8 @@ def write_onnx_conv(path: Path, out_channels: int = 1, in_channels: int = 3, out
     weight = numpy_helper.from_array(rng.normal(size=(out_channels, in_channels, 3, 3)).astype(np.float32), "w")
     nodes = [helper.make_node("Conv", ["image", "w"], ["conv"], pads=[1, 1, 1, 1])]
     inits = [weight]
-    out_name, out_shape = "conv", ["N", out_channels, 32, 32]
+    out_name = "conv"
+    out_shape: list[str | int] = ["N", out_channels, 32, 32]
     if input_type != TensorProto.FLOAT:
         nodes.insert(0, helper.make_node("Cast", ["image_in"], ["image"], to=TensorProto.FLOAT))
     if output_rank == 3:
@@ -267,7 +268,7 @@ def hls_segments(clip: Path, folder: Path, frames: int, segment_frames: int, nam
 
     with av.open(str(clip)) as source:
         stream = source.streams.video[0]
-        rate = Fraction(stream.average_rate).limit_denominator(1000)
+        rate = Fraction(stream.average_rate or 25).limit_denominator(1000)
         with av.open(str(folder / f"{name}.m3u8"), "w", format="hls",
                      options={"hls_time": f"{float(segment_frames / rate):.3f}", "hls_list_size": "0"}) as out:
             video = out.add_stream("libx264", rate=rate, options={"g": str(segment_frames), "sc_threshold": "0"})
