@@ -43,7 +43,8 @@ def test_an_rtmp_stream_is_masked_live_and_comes_back_after_the_server_does(engi
 
 
 def _read_rtmp(url: str, frames: int, timeout_s: float = 15.0) -> list[np.ndarray]:
-    """Frames of an RTMP stream as a viewer gets them (OpenCV, probed for half a second)."""
+    """Frames of an RTMP stream as a viewer gets them (OpenCV, probed for half a second), opening it again when a
+    read fails, as a player does, until ``frames`` came or ``timeout_s`` passed."""
     import os
     import time
 
@@ -52,7 +53,7 @@ def _read_rtmp(url: str, frames: int, timeout_s: float = 15.0) -> list[np.ndarra
     os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "analyzeduration;500000|probesize;200000"
     deadline, got = time.monotonic() + timeout_s, []
     try:
-        while not got and time.monotonic() < deadline:
+        while len(got) < frames and time.monotonic() < deadline:
             capture = cv2.VideoCapture(url, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 3000])
             while capture.isOpened() and len(got) < frames and time.monotonic() < deadline:
                 ok, image = capture.read()
