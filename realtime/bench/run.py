@@ -191,7 +191,7 @@ def live_latency(seconds: float, resolution: str = "1280x720", fps: int = 30) ->
     """Glass-to-glass latency (capture → written) of a real-time source with masking, and with a pass-through."""
     import tempfile
 
-    from realtime.outputs import open_sink
+    from realtime.outputs import SinkOptions, open_sink
 
     source_text = f"synthetic:{resolution}@{fps}?live=1"
     with tempfile.TemporaryDirectory() as tmp:
@@ -204,7 +204,7 @@ def live_latency(seconds: float, resolution: str = "1280x720", fps: int = 30) ->
                     break
         dropped = pipeline.stats.dropped
         passthrough: list[float] = []
-        with open_source(source_text) as source, open_sink(f"{tmp}/pass.mp4", fps) as sink:
+        with open_source(source_text) as source, open_sink(f"{tmp}/pass.mp4", SinkOptions(fps)) as sink:
             deadline = time.monotonic() + seconds
             for frame in source:
                 sink.write(frame.bgr)

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from engines.errors import OutputError
@@ -33,18 +34,46 @@ FORMS_HELP = (f"a video file ({' '.join(VIDEO_FORMATS)}), an image folder (frame
               "http://127.0.0.1:8080/ (browser preview), rtsp://127.0.0.1:8554/masked, rtmp://server/app/KEY, display, "
               "- (standard output, for a player or ffmpeg), null")
 
-SINKS: dict[str, Callable[[str, float], Sink]] = {
-    "file": lambda location, fps: VideoFileSink(location, fps),
-    "images": lambda location, fps: ImageFolderSink(location),
-    "image": lambda location, fps: ImageFileSink(location),
-    "http": lambda location, fps: _http_preview(location),
-    "rtsp": lambda location, fps: _rtsp(location, fps),
-    "rtmp": lambda location, fps: _rtmp(f"rtmp://{location}", fps),
-    "rtmps": lambda location, fps: _rtmp(f"rtmps://{location}", fps),
-    "display": lambda location, fps: DisplaySink(location or "realtime-mask"),
-    "null": lambda location, fps: NullSink(),
-    "stdout": lambda location, fps: _stdout(fps),
+@dataclass(frozen=True)
+class SinkOptions:
+    """What some kinds of output use (each kind takes the ones that apply to it).
+
+    Args:
+        fps: the source's frame rate (video files and streams).
+        audio_from: a video file whose sound a video file output copies in when it is finalised.
+        names: the file names of the source's images, which an image folder output gives its images.
+        segment_s: a video file output is cut into files of that many seconds (:mod:`realtime.outputs.segments`).
+    """
+
+    fps: float = 25.0
+    audio_from: str | Path | None = None
+    names: list[str] | None = None
+    segment_s: float | None = None
+
+
+def _video_file(location: str, o: SinkOptions) -> Sink:
+    if o.segment_s is None:
+        return VideoFileSink(location, o.fps, o.audio_from)
+    if o.audio_from is not None:
+        raise OutputError("--audio copy cannot go with --segment (the sound is copied in at the end of one file)")
+    from realtime.outputs.segments import SegmentedVideoSink
+
+    return SegmentedVideoSink(location, o.fps, o.segment_s)
+
+
+SINKS: dict[str, Callable[[str, SinkOptions], Sink]] = {
+    "file": _video_file,
+    "images": lambda location, o: ImageFolderSink(location, o.names),
+    "image": lambda location, o: ImageFileSink(location),
+    "http": lambda location, o: _http_preview(location),
+    "rtsp": lambda location, o: _rtsp(location, o.fps),
+    "rtmp": lambda location, o: _rtmp(f"rtmp://{location}", o.fps),
+    "rtmps": lambda location, o: _rtmp(f"rtmps://{location}", o.fps),
+    "display": lambda location, o: DisplaySink(location or "realtime-mask"),
+    "null": lambda location, o: NullSink(),
+    "stdout": lambda location, o: _stdout(o.fps),
 }
+RELAYED = ("srt", "rist")  # stream protocols the FFmpeg inside PyAV's wheels cannot write: relayed from -o -
 
 
 def _http_preview(location: str) -> Sink:
@@ -102,38 +131,24 @@ def normalise_sink(text: str) -> str:
     raise OutputError(f"cannot tell what output {text!r} is (suffix {suffix!r}); give {FORMS_HELP}")
 
 
-def open_sink(text: str, fps: float = 25.0, audio_from: str | Path | None = None,
-              names: list[str] | None = None, segment_s: float | None = None) -> Sink:
-    """Open a sink from one string.
-
-    ``audio_from``: a video file whose audio a video-file output copies in when it is finalised. ``names``: the
-    file names of the source's images, which an image folder output gives its images. ``segment_s``: a video file
-    output is cut into files of that many seconds (:mod:`realtime.outputs.segments`).
+def open_sink(text: str, options: SinkOptions | None = None) -> Sink:
+    """Open a sink from one string, with the settings of :class:`SinkOptions` that its kind uses.
 
     Raises:
-        OutputError: unknown form, or a path that cannot be written.
+        OutputError: unknown form, a path that cannot be written, sound for an output that cannot hold it.
     """
+    o = options or SinkOptions()
     uri = normalise_sink(text)
     scheme, location = uri.split("://", 1)
-    if scheme in ("srt", "rist"):  # FFmpeg writes it, but not the FFmpeg inside PyAV's wheels
+    if scheme in RELAYED:
         raise OutputError(f"{scheme}:// is not written directly (this FFmpeg has no {scheme.upper()}); relay it from "
                           f"standard output: realtime-mask run ... -o - | ffmpeg -i - -c copy -f mpegts "
                           f"'{text.partition('?')[0]}{'?...' if '?' in text else ''}'")
     if scheme not in SINKS:
         raise OutputError(f"unknown output scheme '{scheme}://'; accepted: {FORMS_HELP}")
-    if segment_s is not None and scheme == "file":
-        if audio_from is not None:
-            raise OutputError("--audio copy cannot go with --segment (the sound is copied in at the end of one file)")
-        from realtime.outputs.segments import SegmentedVideoSink
-
-        return SegmentedVideoSink(location, fps, segment_s)
-    if audio_from is not None:
-        if scheme != "file":
-            raise OutputError(f"{text} cannot hold sound; --audio copy writes it into a video file output")
-        return VideoFileSink(location, fps, audio_from)
-    if names is not None and scheme == "images":
-        return ImageFolderSink(location, names)
-    return SINKS[scheme](location, fps)
+    if o.audio_from is not None and scheme != "file":
+        raise OutputError(f"{text} cannot hold sound; --audio copy writes it into a video file output")
+    return SINKS[scheme](location, o)
 
 
 def sink_path(output: object) -> Path | None:
@@ -153,5 +168,17 @@ def sink_path(output: object) -> Path | None:
     return None
 
 
-__all__ = ["FORMS_HELP", "SINKS", "ImageFileSink", "ImageFolderSink", "NullSink", "Sink", "StopRequested", "VideoFileSink",
-           "normalise_sink", "open_sink", "sink_path"]
+__all__ = [
+    "FORMS_HELP",
+    "SINKS",
+    "ImageFileSink",
+    "ImageFolderSink",
+    "NullSink",
+    "Sink",
+    "SinkOptions",
+    "StopRequested",
+    "VideoFileSink",
+    "normalise_sink",
+    "open_sink",
+    "sink_path",
+]

@@ -39,7 +39,7 @@ from realtime.capture import LiveSource, Source, SourceOptions, SourceTimeoutErr
 from realtime.capture.files import ImageFolderSource
 from realtime.compositor import Compositor, MaskSettings, make_compositor
 from realtime.frame import Frame
-from realtime.outputs import Sink, StopRequested, open_sink
+from realtime.outputs import Sink, SinkOptions, StopRequested, open_sink
 from realtime.outputs.mask_archive import MaskArchive
 from realtime.outputs.paths import check_writable
 from realtime.outputs.pipe import STDOUT
@@ -193,10 +193,10 @@ class Pipeline:
     def _open_sinks(self, outputs: list[str | Sink], source: Source, audio: bool) -> Sink | None:
         """A stream's outputs as one sink (several: a :class:`TeeSink`); None without any."""
         sound = audio_source(source, outputs, audio)
-        names = [path.name for path in source.paths] if isinstance(source, ImageFolderSource) else None
+        options = SinkOptions(source.fps or 25.0, names=[path.name for path in source.paths]
+                              if isinstance(source, ImageFolderSource) else None, segment_s=self.segment_s)
         sinks = [out if isinstance(out, Sink) else self._own(open_sink(
-            out, source.fps or 25.0, audio_from=sound if video_file_path(out) else None, names=names,
-            segment_s=self.segment_s)) for out in outputs]
+            out, replace(options, audio_from=sound if video_file_path(out) else None))) for out in outputs]
         for sink in sinks:
             sink.live = not source.keeps_every_frame
             if sink.frame_limit is not None and min(self.max_frames or math.inf, source.frame_count or math.inf) \

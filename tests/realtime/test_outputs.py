@@ -13,7 +13,7 @@ import pytest
 
 from realtime.capture import SourceOptions, open_source
 from realtime.cli import main
-from realtime.outputs import open_sink
+from realtime.outputs import SinkOptions, open_sink
 from realtime.outputs.base import letterbox
 from tests.common import MEDIA, RtspServer, free_port, need_shared
 
@@ -42,7 +42,7 @@ def test_video_file_takes_a_new_frame_size_letterboxed(tmp_path, caplog):
     larger = [cv2.resize(f, (352, 200)) for f in frames[2:4]]  # the camera is back at another size and aspect
     sequence = frames[:2] + larger + frames[4:]
     path = tmp_path / "out.mp4"
-    with caplog.at_level(logging.WARNING), open_sink(str(path), fps=10) as sink:
+    with caplog.at_level(logging.WARNING), open_sink(str(path), SinkOptions(fps=10)) as sink:
         for image in sequence:
             sink.write(image)
     assert sink.frames_written == 6 and sink.frames_letterboxed == 2
@@ -71,7 +71,7 @@ def test_video_files_hold_the_codec_of_their_container_and_every_frame(tmp_path,
 
     frames = [cv2.resize(f, size_wh) for f in _clip_frames(30)]
     path = tmp_path / f"out{suffix}"
-    with open_sink(str(path), fps=29.97) as sink:
+    with open_sink(str(path), SinkOptions(fps=29.97)) as sink:
         for frame in frames:
             sink.write(frame)
     even_wh = (size_wh[0] + size_wh[0] % 2, size_wh[1] + size_wh[1] % 2)
@@ -98,7 +98,7 @@ def test_frames_given_times_are_written_at_those_times(tmp_path, suffix):
     frames = _clip_frames(7)
     times = [100.0, 100.013, 100.05, 100.31, 100.31, 102.0, 7.0]  # seconds on any clock
     path = tmp_path / f"out{suffix}"
-    with open_sink(str(path), fps=25) as sink:
+    with open_sink(str(path), SinkOptions(fps=25)) as sink:
         for frame, ts in zip(frames, times, strict=True):
             sink.write(frame, present_ts=ts)
     with av.open(str(path)) as container:
@@ -164,7 +164,7 @@ def test_rtsp_stream_keeps_the_size_of_its_first_frame(first_wh, later_wh):
     need_shared()
     frames = [cv2.resize(frame, first_wh) for frame in _clip_frames(20)]
     port = free_port()
-    sink = open_sink(f"rtsp://127.0.0.1:{port}/masked", fps=25)
+    sink = open_sink(f"rtsp://127.0.0.1:{port}/masked", SinkOptions(fps=25))
     errors: list[BaseException] = []
     stop = threading.Event()
 
