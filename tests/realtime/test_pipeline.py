@@ -266,7 +266,9 @@ def test_a_run_killed_outright_leaves_a_video_that_plays_up_to_about_its_last_se
     process.communicate()
     written = len(meta.read_text().splitlines())  # line-buffered: on disk as each frame is written
     playable = decode(out)
-    assert written >= 50 and written - 25 <= len(playable) <= written  # 10 fps: at most 2.5 s lost
+    # 10 fps: at most 2.5 s lost; a frame goes to the video before its metadata line, so a kill between the two
+    # leaves one frame more in the video than lines (CI saw 52 frames for 51 lines in an .avi)
+    assert written >= 50 and written - 25 <= len(playable) <= written + 1
     clip = cv2.VideoCapture(str(MEDIA / "one-by-one-person-detection.mp4"))
     first = clip.read()[1]
     assert cv2.PSNR(playable[0], first) > 20  # the first frame, masked: the file starts where the run did
