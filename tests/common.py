@@ -296,7 +296,7 @@ class HlsServer(_LoopbackHttp):
 
     def __init__(self, folder: Path, segments: list[str], segment_s: float, window: int = 1000, ends: bool = True,
                  down: tuple[float, float] | None = None, discontinuity: int | None = None,
-                 playlist_type: str = "application/vnd.apple.mpegurl"):
+                 playlist_type: str = "application/vnd.apple.mpegurl", port: int = 0):
         outer = self
         self.started: float | None = None
 
@@ -335,7 +335,7 @@ class HlsServer(_LoopbackHttp):
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(body)
 
-        self.url = f"http://127.0.0.1:{self._serve(Handler)}"
+        self.url = f"http://127.0.0.1:{self._serve(Handler, port)}"
 
 
 _SEND_TS = """

@@ -66,8 +66,8 @@ class SourceOptions:
         reconnect: reconnect dropped streams (None: yes for network streams, no for cameras).
         live: read ``-`` (standard input) as a live stream, the newest frame kept (default: every frame).
         wait_if_down: a stream that does not open (``rtsp://``, ``rtmp://``, ``udp://``, ``tcp://``, an ``http(s)://``
-            camera) is opened in the background (the reconnect backoff) instead of failing: the pipeline's choice for
-            one of several sources.
+            camera or ``.m3u8`` playlist) is opened in the background (the reconnect backoff) instead of failing: the
+            pipeline's choice for one of several sources.
     """
 
     realtime: bool = False
@@ -115,7 +115,10 @@ def _web(location: str, o: SourceOptions, scheme: str) -> Source:
         if kind and kind not in HLS_TYPES:  # FFmpeg reads a playlist only by its name or its type
             raise SourceError(f"{redact(url)} is an HLS playlist served as {kind} at a path without .m3u8, which FFmpeg "
                               "will not read; serve it as application/vnd.apple.mpegurl or under a .m3u8 path") from exc
-        if o.wait_if_down and kind is None and not is_hls(url):  # one of several live streams: a camera, down
+        if o.wait_if_down and is_hls(url):  # one of several live streams: an HLS event not begun, a server down
+            return HlsSource(url, open_timeout=o.open_timeout, read_timeout=o.read_timeout, reconnect=o.reconnect,
+                             wait_if_down=True)
+        if o.wait_if_down and kind is None:  # one of several live streams: a camera, down
             return _capture(location, o, scheme)
         raise
     if capture.get(cv2.CAP_PROP_FRAME_COUNT) > 0:

@@ -176,12 +176,12 @@ class Pipeline:
             "precision": self.engine.precision, "mode": self.compositor.name, "batch": batch, "privacy": self.privacy,
         }
         self._stop = threading.Event()
-        # Live sources must not queue stale frames: one slot between stages, the oldest frame dropped.
-        depth = batch if self.live else max(queue_size, batch * 2)
+        # Live sources must not queue stale frames: one slot per stream between stages, a stale frame replaced.
+        depth = max(batch, len(self.sources)) if self.live else max(queue_size, batch * 2)
         self._frames: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._masks: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._results: queue.Queue[Any] = queue.Queue(maxsize=1 if self.live else queue_size)
-        self._dropped_stale = 0
+        self._dropped_stale = [0] * len(self.sources)  # live frames of each stream replaced by a newer one
         self._written = [0] * len(self.sources)  # frames written of each stream (--max-frames counts each)
         self._ended = 0  # sources whose capture has ended
         self._composite_on_gpu = False  # decided in _start()
@@ -297,17 +297,23 @@ class Pipeline:
         self._put(self._frames, _END)
 
     def _put_newest(self, frame: Frame, capture_ms: float) -> None:
-        """Hand a live frame to the engine, replacing a waiting (stale) one: counted as dropped."""
-        while True:
-            try:
-                self._frames.put_nowait((frame, capture_ms))
+        """Hand a live frame to the engine. It takes the place of its own stream's frame still waiting there (stale:
+        counted as dropped), keeping that one's turn; one stream's frames never push out another's (before, a fast
+        camera's frames pushed out a slow one's: 9 of its 51 frames in 10 s beside a 30 fps stream)."""
+        item = (frame, capture_ms)
+        while not self._stop.is_set():
+            with self._frames.mutex:
+                waiting = self._frames.queue
+                for k, queued in enumerate(waiting):  # one frame at most per stream (markers are not tuples)
+                    if type(queued) is tuple and queued[0].stream == frame.stream:
+                        waiting[k] = item
+                        self._dropped_stale[frame.stream] += 1
+                        return
+            try:  # only this stream's thread adds its frames, so none of them came in meanwhile
+                self._frames.put(item, timeout=0.05)
                 return
-            except queue.Full:
-                try:
-                    self._frames.get_nowait()
-                    self._dropped_stale += 1
-                except queue.Empty:
-                    pass
+            except queue.Full:  # a slot for each stream, but also the others' end or failure markers: wait
+                continue
 
     def _next_batch(self) -> tuple[list[tuple[Frame, float]], Any]:
         """Up to ``batch`` frames, and the end/failure marker that stopped the gathering (or None): the end once
@@ -573,7 +579,7 @@ class Pipeline:
             source.interrupt()  # wakes a capture thread waiting for the next frame (a live source, a pipe)
         for thread in self._threads:
             thread.join(timeout=10.0)
-        self.stats.dropped = sum(source.dropped for source in self.sources) + self._dropped_stale
+        self.stats.dropped = sum(source.dropped for source in self.sources) + sum(self._dropped_stale)
         for source in self.sources:  # live sources' counters, summed over the sources
             if (live_stats := getattr(source, "stats", None)) is not None:
                 self.stats.count(live_stats)

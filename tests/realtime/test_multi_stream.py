@@ -173,3 +173,61 @@ def test_an_http_camera_down_at_the_start_is_waited_for_beside_one_that_is_up(en
     second = [r for r in results if r.frame.stream == 1]
     assert len(second) >= 10 and second[0].image.shape != results[0].image.shape  # the GIF's frames, not the clip's
     assert any(r.frame.stream == 0 and r.written_ts < second[0].written_ts - 1.0 for r in results)  # masked meanwhile
+
+
+def test_a_live_hls_event_not_up_at_the_start_is_waited_for_beside_a_camera(engine, tmp_path):
+    """A live HLS playlist whose server does not answer yet when the run starts (the event not begun, the packager
+    restarting), beside a camera: the camera is masked meanwhile, the event from when it is up, every frame in order
+    (before: the run ended with an error, as it did for a camera down at the start)."""
+    need_shared()
+    import threading
+    import time
+
+    from realtime.capture import SourceOptions
+    from tests.common import HlsServer, MjpegServer, free_port, hls_segments
+
+    segments = hls_segments(MEDIA / "one-by-one-person-detection.mp4", tmp_path, frames=30, segment_frames=10)
+    camera, port = MjpegServer(MEDIA / CLIP, fps=25), free_port()
+    late: list[HlsServer] = []
+    starter = threading.Timer(2.0, lambda: late.append(HlsServer(tmp_path, segments, segment_s=1.0, port=port)))
+    results = []
+    try:
+        with Pipeline([camera.url, f"http://127.0.0.1:{port}/live.m3u8"], engine, "blur", None,
+                      source_options=SourceOptions(open_timeout=5, read_timeout=5)) as pipeline:
+            starter.start()
+            started = time.monotonic()
+            for result in pipeline:
+                results.append(result)
+                if sum(r.frame.stream == 1 for r in results) >= 30 or time.monotonic() - started > 40:
+                    break
+    finally:
+        starter.cancel()
+        camera.stop()
+        for server in late:
+            server.stop()
+    event = [r for r in results if r.frame.stream == 1]
+    assert [r.frame.index for r in event] == list(range(30))  # every frame of the event, in order
+    assert event[0].image.shape == (432, 768, 3) and results[0].image.shape == (144, 176, 3)
+    assert any(r.frame.stream == 0 and r.written_ts < event[0].written_ts - 1.0 for r in results)  # masked meanwhile
+
+
+def test_a_fast_camera_never_pushes_out_a_slow_ones_frames(engine):
+    """Two live streams through one engine: a stream's frame waiting for the engine is replaced only by its own newer
+    frame. Before, the oldest waiting frame went, whichever stream's: a 30 fps stream beside a 5 fps one pushed out 9
+    of the slow one's 51 frames in 10 s (720p, the 2-core dev machine with nothing else running)."""
+    import time
+
+    from engines.strategies import StrategySettings
+
+    sources = ["synthetic:640x360@30?live=1", "synthetic:640x360@5?live=1"]
+    written = [0, 0]
+    tiles = StrategySettings(name="tiles", tiles=(3, 3))  # 10 model calls a frame: the engine is the slow stage
+    with Pipeline(sources, engine, "blur", None, strategy=tiles) as pipeline:
+        started = time.monotonic()
+        for result in pipeline:
+            written[result.frame.stream] += 1
+            if time.monotonic() - started > 8:
+                break
+    slow = pipeline.sources[1].stats
+    assert slow.captured >= 30 and written[1] >= slow.captured - 2  # the one in flight when it stopped, at most two
+    assert written[0] > written[1] * 3  # the fast one went on at its own rate
