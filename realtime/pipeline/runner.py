@@ -298,8 +298,8 @@ class Pipeline:
 
     def _put_newest(self, frame: Frame, capture_ms: float) -> None:
         """Hand a live frame to the engine. It takes the place of its own stream's frame still waiting there (stale:
-        counted as dropped), keeping that one's turn; one stream's frames never push out another's (before, a fast
-        camera's frames pushed out a slow one's: 9 of its 51 frames in 10 s beside a 30 fps stream)."""
+        counted as dropped), keeping that one's turn; one stream's frames never push out another's (before, a 30 fps
+        stream pushed out 7-13 of a 5 fps one's 51 frames in 10 s: ``benchmarks/streams_share.py``)."""
         item = (frame, capture_ms)
         while not self._stop.is_set():
             with self._frames.mutex:

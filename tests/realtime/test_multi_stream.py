@@ -213,8 +213,8 @@ def test_a_live_hls_event_not_up_at_the_start_is_waited_for_beside_a_camera(engi
 
 def test_a_fast_camera_never_pushes_out_a_slow_ones_frames(engine):
     """Two live streams through one engine: a stream's frame waiting for the engine is replaced only by its own newer
-    frame. Before, the oldest waiting frame went, whichever stream's: a 30 fps stream beside a 5 fps one pushed out 9
-    of the slow one's 51 frames in 10 s (720p, the 2-core dev machine with nothing else running)."""
+    frame. Before, the oldest waiting frame went, whichever stream's: a 30 fps stream beside a 5 fps one pushed out
+    7-13 of the slow one's 51 frames in 10 s (``benchmarks/streams_share.py``, the 2-core dev machine)."""
     import time
 
     from engines.strategies import StrategySettings
