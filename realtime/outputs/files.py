@@ -246,6 +246,8 @@ class VideoFileSink(EncodedVideoSink):
         not fit on a full disk."""
         free = shutil.disk_usage(self.path.parent).free
         reserve = (1 << 20) + 2 * image.nbytes + 64 * self.frames_written  # a frame or two, and the index
+        if free < reserve and not self.frames_written:
+            raise OutputError(f"the disk of {self.path} is full ({free / 1e6:.1f} MB left); free space or write elsewhere")
         if free < reserve:
             raise OutputError(f"the disk of {self.path} is nearly full ({free / 1e6:.1f} MB left): stopped there and "
                               f"finalised the file with its {self.frames_written} frames; free space or write elsewhere")

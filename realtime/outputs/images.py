@@ -79,7 +79,7 @@ class ImageFolderSink(Sink):
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise OutputError(f"cannot create output folder {folder}: {exc.strerror}") from exc
+            raise OutputError(f"cannot create output folder {folder}: {exc.strerror}; choose a writable path") from exc
         check_writable(folder / "probe.png")
         self.folder = folder
         self.uri = f"images://{self.pattern}"

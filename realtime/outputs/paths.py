@@ -24,6 +24,8 @@ def check_writable(path: str | Path) -> Path:
     if not parent.is_dir():
         raise OutputError(f"cannot write {path}: folder {parent} does not exist; create it or choose another path")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        if os.statvfs(parent).f_flag & os.ST_RDONLY:  # a read-only mount (a container's volume, a snapshot)
+            raise OutputError(f"cannot write {path}: {parent} is on a read-only file system; choose a writable path")
         raise OutputError(f"cannot write {path}: permission denied; choose a writable path")
     return path
 

@@ -225,6 +225,32 @@ def _assert_ends_in_error(result, *fragments):
     assert last.startswith("realtime-mask: error: ") and all(f in last for f in fragments), last
 
 
+def test_a_disk_full_or_read_only_from_the_start_is_said_as_it_is(model_cache, small_disk):
+    """A disk full before the first frame said it had "finalised the file with its 0 frames", a file that was not
+    there; a read-only mount (a container's volume, a snapshot) was "permission denied", even for root."""
+    import subprocess
+
+    from tests.realtime.test_cli_models import assert_one_line_error, run_cli
+
+    video = small_disk / "o.mp4"
+    with open(small_disk / "fill", "wb") as fill:  # the 5 MB disk filled up
+        try:
+            while True:
+                fill.write(b"\0" * (1 << 16))
+                fill.flush()
+        except OSError:
+            pass
+    result = run_cli("run", "-i", "synthetic:64x48@10", "-o", str(video), "--max-frames", "2")
+    assert_one_line_error(result, f"the disk of {video} is full (0.0 MB left); free space or write elsewhere")
+    assert not video.exists()
+    (small_disk / "fill").unlink()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    for output, fragments in [(video, [f"cannot write {video}: {small_disk} is on a read-only file system"]),
+                              (small_disk / "frames/", ["cannot create output folder", "Read-only file system"])]:
+        result = run_cli("run", "-i", "synthetic:64x48@10", "-o", str(output), "--max-frames", "2")
+        assert_one_line_error(result, *fragments, "choose a writable path")
+
+
 def test_a_full_disk_stops_the_run_with_a_playable_file(model_cache, small_disk):
     """OpenCV's writer drops frames silently on a full disk and the MP4's index would not fit: the run used to end
     with exit 0 and an unplayable file. It must stop while the file can still be finalised, and say so."""
