@@ -45,6 +45,7 @@ from realtime.outputs.paths import check_writable
 from realtime.outputs.pipe import STDOUT
 from realtime.outputs.segments import check_segment
 from realtime.outputs.tee import TeeSink
+from realtime.pipeline.frame_queue import FrameQueue
 from realtime.pipeline.masker import FrameMasker
 from realtime.pipeline.paths import check_run_paths
 from realtime.pipeline.results import MetadataWriter, Result
@@ -178,10 +179,9 @@ class Pipeline:
         self._stop = threading.Event()
         # Live sources must not queue stale frames: one slot per stream between stages, a stale frame replaced.
         depth = max(batch, len(self.sources)) if self.live else max(queue_size, batch * 2)
-        self._frames: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._frames = FrameQueue(len(self.sources), maxsize=depth)
         self._masks: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._results: queue.Queue[Any] = queue.Queue(maxsize=1 if self.live else queue_size)
-        self._dropped_stale = [0] * len(self.sources)  # live frames of each stream replaced by a newer one
         self._written = [0] * len(self.sources)  # frames written of each stream (--max-frames counts each)
         self._ended = 0  # sources whose capture has ended
         self._composite_on_gpu = False  # decided in _start()
@@ -286,7 +286,8 @@ class Pipeline:
             # the wait since arrival for live sources. Every stage lies inside the end-to-end interval.
             capture_ms = max(time.monotonic() - frame.capture_ts, 0.0) * 1000.0
             if not source.keeps_every_frame:
-                self._put_newest(frame, capture_ms)
+                if not self._frames.put_newest(frame, capture_ms, self._stop):
+                    return
             elif not self._put(self._frames, (frame, capture_ms)):
                 return
             count += 1
@@ -295,25 +296,6 @@ class Pipeline:
             if self.max_frames is not None and (count if not self.live else self._written[stream]) >= self.max_frames:
                 break
         self._put(self._frames, _END)
-
-    def _put_newest(self, frame: Frame, capture_ms: float) -> None:
-        """Hand a live frame to the engine. It takes the place of its own stream's frame still waiting there (stale:
-        counted as dropped), keeping that one's turn; one stream's frames never push out another's (before, a 30 fps
-        stream pushed out 7-13 of a 5 fps one's 51 frames in 10 s: ``benchmarks/streams_share.py``)."""
-        item = (frame, capture_ms)
-        while not self._stop.is_set():
-            with self._frames.mutex:
-                waiting = self._frames.queue
-                for k, queued in enumerate(waiting):  # one frame at most per stream (markers are not tuples)
-                    if type(queued) is tuple and queued[0].stream == frame.stream:
-                        waiting[k] = item
-                        self._dropped_stale[frame.stream] += 1
-                        return
-            try:  # only this stream's thread adds its frames, so none of them came in meanwhile
-                self._frames.put(item, timeout=0.05)
-                return
-            except queue.Full:  # a slot for each stream, but also the others' end or failure markers: wait
-                continue
 
     def _next_batch(self) -> tuple[list[tuple[Frame, float]], Any]:
         """Up to ``batch`` frames, and the end/failure marker that stopped the gathering (or None): the end once
@@ -579,7 +561,7 @@ class Pipeline:
             source.interrupt()  # wakes a capture thread waiting for the next frame (a live source, a pipe)
         for thread in self._threads:
             thread.join(timeout=10.0)
-        self.stats.dropped = sum(source.dropped for source in self.sources) + sum(self._dropped_stale)
+        self.stats.dropped = sum(source.dropped for source in self.sources) + sum(self._frames.dropped)
         for source in self.sources:  # live sources' counters, summed over the sources
             if (live_stats := getattr(source, "stats", None)) is not None:
                 self.stats.count(live_stats)
