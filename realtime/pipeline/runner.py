@@ -37,6 +37,7 @@ from engines.errors import BackendError, ConfigError, OutputError
 from engines.strategies import StrategySettings
 from realtime.capture import LiveSource, Source, SourceOptions, SourceTimeoutError, open_source, redact
 from realtime.capture.files import ImageFolderSource
+from realtime.capture.live import LiveStats
 from realtime.compositor import Compositor, MaskSettings, make_compositor
 from realtime.frame import Frame
 from realtime.outputs import Sink, SinkOptions, StopRequested, open_sink
@@ -46,7 +47,7 @@ from realtime.outputs.pipe import STDOUT
 from realtime.outputs.segments import check_segment
 from realtime.outputs.tee import TeeSink
 from realtime.pipeline.frame_queue import FrameQueue
-from realtime.pipeline.masker import FrameMasker
+from realtime.pipeline.masker import PRIVACY_REASONS, FrameMasker
 from realtime.pipeline.paths import check_run_paths
 from realtime.pipeline.results import MetadataWriter, Result
 from realtime.pipeline.signals import SignalHold
@@ -183,6 +184,7 @@ class Pipeline:
         self._masks: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._results: queue.Queue[Any] = queue.Queue(maxsize=1 if self.live else queue_size)
         self._written = [0] * len(self.sources)  # frames written of each stream (--max-frames counts each)
+        self._written_masked = [dict.fromkeys(PRIVACY_REASONS, 0) for _ in self.sources]  # of those, fully masked
         self._ended = 0  # sources whose capture has ended
         self._composite_on_gpu = False  # decided in _start()
         self._threads: list[threading.Thread] = []
@@ -294,6 +296,8 @@ class Pipeline:
             # a file never drops frames, so its limit is exact here; a live source may still drop this
             # frame as stale, so there the limit counts written frames (see __iter__, which writes no more)
             if self.max_frames is not None and (count if not self.live else self._written[stream]) >= self.max_frames:
+                if isinstance(source, LiveSource):
+                    source.interrupt()  # its count is written: stop reading it (each frame read now would be dropped)
                 break
         self._put(self._frames, _END)
 
@@ -514,6 +518,8 @@ class Pipeline:
                 sink.write(item.image, capture_ts=item.frame.capture_ts, present_ts=self._time_of(item.frame))
             except StopRequested:
                 return False
+        if item.fully_masked is not None:
+            self._written_masked[item.frame.stream][item.fully_masked] += 1
         if archive is not None:
             # a frame without a mask is stored as all-person (255): what the output shows
             archive.add(item.probability if item.probability is not None
@@ -570,11 +576,24 @@ class Pipeline:
                               "strategy_engine_crops": strategy.stats.engine_crops})
         if self.privacy:
             self.stats.count({f"privacy_masked_{k}": v for k, v in self.privacy_counts.items()})
+        if len(self.sources) > 1:
+            self.stats.streams = [self._stream_stats(k) for k in range(len(self.sources))]
         try:
             self._close_owned()
         finally:
             if self._stats_path is not None:
                 self.stats.write_json(self._stats_path)
+
+    def _stream_stats(self, stream: int) -> dict[str, Any]:
+        """One stream's part of the run (several sources): its frames written, dropped and counters."""
+        source = self.sources[stream]
+        stats: dict[str, Any] = {"source": redact(source.uri), "frames": self._written[stream],
+                                 "dropped": source.dropped + self._frames.dropped[stream]}
+        if isinstance(live := getattr(source, "stats", None), LiveStats):
+            stats.update({key: value for key, value in vars(live).items() if key != "dropped"})
+        if self.privacy:
+            stats.update({f"privacy_masked_{k}": v for k, v in self._written_masked[stream].items()})
+        return stats
 
     def __enter__(self) -> Pipeline:
         return self

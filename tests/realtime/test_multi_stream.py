@@ -127,13 +127,22 @@ def test_a_gpu_engine_without_cuda_python_composites_on_the_cpu_and_says_so_once
 def test_max_frames_counts_the_frames_of_each_live_stream(engine, tmp_path):
     """`--max-frames N` with several live sources: N frames of each (the README's promise). Before, it stopped at N
     times the number of sources in all, so a fast camera beside a slow one (or one down) took the slow one's share:
-    here 17 of 20 frames were the 30 fps stream's."""
+    here 17 of 20 frames were the 30 fps stream's. A stream whose count is written stops being read: its frames
+    read on while the slow one caught up were counted as dropped (64 of 75 here, so the table said 64 dropped).
+    The stats say each stream's part."""
     sources = ["synthetic:64x48@30?live=1", "synthetic:64x48@4?live=1"]
     with Pipeline(sources, engine, "blur", [str(tmp_path / "fast.mkv"), str(tmp_path / "slow.mkv")],
                   max_frames=10) as pipeline:
         results = list(pipeline)
     assert [sum(r.frame.stream == k for r in results) for k in (0, 1)] == [10, 10]
     assert len(read_frames(tmp_path / "slow.mkv")) == 10 and pipeline.stats.frames == 20
+    fast, slow = pipeline.stats.as_dict()["streams"]
+    assert fast["source"] == sources[0] and fast["frames"] == slow["frames"] == 10
+    assert fast["captured"] <= 14 and pipeline.stats.dropped == fast["dropped"] + slow["dropped"] <= 3
+    assert slow["privacy_masked_late"] == 0 and "disconnects" in slow
+    table = pipeline.stats.table().splitlines()
+    assert table[-2].startswith(f"stream 0 {sources[0]}: 10 frames, {fast['dropped']} dropped, captured ")
+    assert table[-1].startswith(f"stream 1 {sources[1]}: 10 frames, {slow['dropped']} dropped, captured ")
 
 
 def test_an_http_camera_down_at_the_start_is_waited_for_beside_one_that_is_up(engine):
