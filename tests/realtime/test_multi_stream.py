@@ -128,7 +128,7 @@ def test_max_frames_counts_the_frames_of_each_live_stream(engine, tmp_path):
     """`--max-frames N` with several live sources: N frames of each (the README's promise). Before, it stopped at N
     times the number of sources in all, so a fast camera beside a slow one (or one down) took the slow one's share:
     here 17 of 20 frames were the 30 fps stream's. A stream whose count is written stops being read: its frames
-    read on while the slow one caught up were counted as dropped (64 of 75 here, so the table said 64 dropped).
+    read on while the slow one caught up were counted as dropped (68 read here for its 10, the table said 56 dropped).
     The stats say each stream's part."""
     sources = ["synthetic:64x48@30?live=1", "synthetic:64x48@4?live=1"]
     with Pipeline(sources, engine, "blur", [str(tmp_path / "fast.mkv"), str(tmp_path / "slow.mkv")],
