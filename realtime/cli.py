@@ -189,7 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "speed, looped)")
     modes.add_argument("--cutout-format", choices=["bgra", "green"], help="cutout: alpha channel or green screen")
     live = run.add_argument_group("sources")
-    live.add_argument("--realtime", action="store_true", default=None, help="pace files at their fps, as a camera")
+    live.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None,
+                      help="pace files at their fps, as a camera (default: on when an output is watched as it comes — "
+                      "display, a browser preview, rtsp://, rtmp:// —, else off: as fast as it decodes)")
     live.add_argument("--udp", action="store_true", default=None, help="RTSP over UDP (default: TCP)")
     live.add_argument("--open-timeout", type=float, help="seconds to wait for a stream to open (default: 10)")
     live.add_argument("--read-timeout", type=float, help="seconds without frames before giving up (default: 10)")

@@ -175,7 +175,7 @@ def run_command(args: argparse.Namespace) -> int:
         ema_alpha=1.0 if args.smooth is None else args.smooth,
     )
     source_options = SourceOptions(
-        realtime=bool(args.realtime), tcp=not args.udp,
+        realtime=args.realtime, tcp=not args.udp,
         open_timeout=10.0 if args.open_timeout is None else args.open_timeout,
         read_timeout=10.0 if args.read_timeout is None else args.read_timeout,
         reconnect=False if args.no_reconnect else None, live=bool(args.live),

@@ -59,7 +59,8 @@ class SourceOptions:
     """Settings that some kinds of source use (each kind takes the ones that apply to it).
 
     Args:
-        realtime: pace files, samples and the synthetic pattern at their fps.
+        realtime: pace files, samples and the synthetic pattern at their fps (None: off here; a pipeline turns it
+            on when an output is watched as it comes — a window, a browser preview, an RTSP or RTMP stream).
         tcp: RTSP over TCP.
         open_timeout: seconds to wait for a stream or camera to open.
         read_timeout: seconds without a frame before giving up (or reconnecting).
@@ -70,7 +71,7 @@ class SourceOptions:
             pipeline's choice for one of several sources.
     """
 
-    realtime: bool = False
+    realtime: bool | None = None
     tcp: bool = True
     open_timeout: float = 10.0
     read_timeout: float = 10.0
@@ -86,7 +87,7 @@ class SourceOptions:
 
 
 def _file(location: str, o: SourceOptions) -> Source:
-    return VideoFileSource(location, realtime=o.realtime)
+    return VideoFileSource(location, realtime=bool(o.realtime))
 
 
 def _images(location: str, o: SourceOptions) -> Source:
@@ -122,7 +123,7 @@ def _web(location: str, o: SourceOptions, scheme: str) -> Source:
             return _capture(location, o, scheme)
         raise
     if capture.get(cv2.CAP_PROP_FRAME_COUNT) > 0:
-        return VideoFileSource(url, realtime=o.realtime, capture=capture)
+        return VideoFileSource(url, realtime=bool(o.realtime), capture=capture)
     capture.release()  # live: its reader thread opens it again, and handles its drops itself
     if is_hls(url) or hls_playlist_type(url, o.open_timeout):
         return HlsSource(url, open_timeout=o.open_timeout, read_timeout=o.read_timeout, reconnect=o.reconnect)
@@ -132,11 +133,11 @@ def _web(location: str, o: SourceOptions, scheme: str) -> Source:
 def _synthetic(location: str, o: SourceOptions) -> Source:
     if parse_synthetic(location)[4]:
         return LiveSyntheticSource(location, read_timeout=o.read_timeout)
-    return SyntheticSource(location, realtime=o.realtime)
+    return SyntheticSource(location, realtime=bool(o.realtime))
 
 
 def _sample(location: str, o: SourceOptions) -> Source:
-    return SampleSource(location, realtime=o.realtime)
+    return SampleSource(location, realtime=bool(o.realtime))
 
 
 SOURCES: dict[str, Callable[[str, SourceOptions], Source]] = {
@@ -153,7 +154,7 @@ SOURCES: dict[str, Callable[[str, SourceOptions], Source]] = {
     "https": lambda loc, o: _web(loc, o, "https"),
     "synthetic": _synthetic,
     "sample": _sample,
-    "stdin": lambda loc, o: LiveStdinSource(o.read_timeout) if o.live else StdinSource(realtime=o.realtime),
+    "stdin": lambda loc, o: LiveStdinSource(o.read_timeout) if o.live else StdinSource(realtime=bool(o.realtime)),
 }
 RELAYED = ("srt", "rist")  # stream protocols to relay through standard input (-i - --live)
 _DEVICE = re.compile(r"^/dev/video\d+$")

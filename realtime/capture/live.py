@@ -139,6 +139,7 @@ class LiveSource(Source):
         self.reconnecting = False
         self.down_at_start: SourceError | None = None  # why it did not open at the start (see :meth:`start`)
         self._thread: threading.Thread | None = None
+        self._closing = threading.Lock()  # close() may come from two threads at once (a pipeline's capture and main)
 
     # --- what a concrete source provides ------------------------------------------------------
     def _open(self) -> None:
@@ -296,10 +297,11 @@ class LiveSource(Source):
 
     def close(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
-            self._thread = None
-        self._release()
+        with self._closing:
+            if self._thread is not None:
+                self._thread.join(timeout=5.0)
+                self._thread = None
+            self._release()
 
 
 class CaptureSource(LiveSource):

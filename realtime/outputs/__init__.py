@@ -151,6 +151,26 @@ def open_sink(text: str, options: SinkOptions | None = None) -> Sink:
     return SINKS[scheme](location, o)
 
 
+WATCHED = {"display": "the window", "http": "the browser preview", "rtsp": "the RTSP stream",
+           "rtmp": "the RTMP stream", "rtmps": "the RTMP stream"}  # outputs a person watches as the frames come
+
+
+def watched_as(output: object) -> str | None:
+    """What an output someone watches as it comes is — a window, a browser preview, an RTSP or RTMP stream —, which
+    a video file should reach at its own pace, not as fast as it decodes; None for the rest (a file, ``-``: a player
+    or ffmpeg reading it sets the pace itself).
+
+    Example:
+        >>> watched_as("http://127.0.0.1:8080/"), watched_as("display"), watched_as("out.mp4"), watched_as("-")
+        ('the browser preview', 'the window', None, None)
+    """
+    text = output if isinstance(output, str) else getattr(output, "uri", "")
+    try:
+        return WATCHED.get(normalise_sink(text).split("://", 1)[0])
+    except OutputError:
+        return None
+
+
 def sink_path(output: object) -> Path | None:
     """What an output string writes on disk: the video file, or the folder of an image sequence; None for the rest.
 
@@ -181,4 +201,5 @@ __all__ = [
     "normalise_sink",
     "open_sink",
     "sink_path",
+    "watched_as",
 ]

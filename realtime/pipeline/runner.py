@@ -40,7 +40,7 @@ from realtime.capture.files import ImageFolderSource
 from realtime.capture.live import LiveStats
 from realtime.compositor import Compositor, MaskSettings, make_compositor
 from realtime.frame import Frame
-from realtime.outputs import Sink, SinkOptions, StopRequested, open_sink
+from realtime.outputs import Sink, SinkOptions, StopRequested, open_sink, watched_as
 from realtime.outputs.mask_archive import MaskArchive
 from realtime.outputs.paths import check_writable
 from realtime.outputs.pipe import STDOUT
@@ -148,6 +148,10 @@ class Pipeline:
             self.privacy, self.mask_settings = self.masker.privacy, self.masker.mask_settings
             self.privacy_counts = self.masker.privacy_counts  # frames written fully masked, by reason
             options = source_options or SourceOptions()
+            watched = [kind for outs in outputs for out in outs if (kind := watched_as(out)) is not None]
+            paced_for = watched[0] if watched and options.realtime is None else None
+            if options.realtime is None:  # a file to a window or a stream plays at its pace, not as fast as it decodes
+                options = replace(options, realtime=bool(watched))
             if len(sources) > 1:  # a stream down at the start is opened in the background; the others go on
                 options = replace(options, wait_if_down=True)
             self.sources = [s if isinstance(s, Source) else self._own(open_source(s, options)) for s in sources]
@@ -161,6 +165,7 @@ class Pipeline:
                 raise ConfigError("live and file sources cannot share a pipeline (files wait for the engine, live "
                                   "sources drop stale frames); run them separately")
             self.live = self.sources[0].live
+            self._paced_for = None if self.live else paced_for  # said with the first frame written
             self.sinks = [self._open_sinks(outs, src, audio) for outs, src in zip(outputs, self.sources, strict=True)]
         except BaseException:
             self._close_owned()
@@ -500,6 +505,10 @@ class Pipeline:
                     if not self._write(item):
                         return
                 self._written[stream] += 1
+                if self._paced_for is not None:  # said once the outputs are up (an RTSP server's port: at the first)
+                    log.warning("the source plays at its own frame rate for %s, as in a player (--no-realtime: as fast "
+                                "as it decodes)", self._paced_for)
+                    self._paced_for = None
                 yield item
                 if self.max_frames is not None and min(self._written) >= self.max_frames:
                     return

@@ -218,3 +218,30 @@ def test_config_values_are_checked_like_flags(tmp_path, name):
     result = run_cli("run", "--config", str(config))
     assert_one_line_error(result, f"config {config}", *fragments)
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_a_video_file_to_a_watched_output_plays_at_its_own_pace(model_cache, tmp_path, engine):
+    """A clip sent to a browser preview (a window, an RTSP or RTMP stream) went through as fast as it decoded: its
+    4 s in well under 2 s of fast-forward for whoever watched, and the run over before a browser was open. Now it
+    plays at its frame rate, said once; --no-realtime, or outputs nobody watches, go as fast as they can."""
+    need_shared()
+    import json
+
+    from realtime.capture import SourceOptions
+    from realtime.pipeline import Pipeline
+    from tests.common import free_port
+
+    clip, preview, meta = str(MEDIA / "carphone_pristine.mp4"), f"http://127.0.0.1:{free_port()}/", tmp_path / "m.jsonl"
+    paced = run_cli("run", "-i", clip, "-o", preview, "--max-frames", "45", "--metadata", str(meta))
+    assert paced.returncode == 0, paced.stderr
+    assert [line for line in paced.stderr.splitlines() if "WARNING" in line] == [
+        "realtime-mask: WARNING: the source plays at its own frame rate for the browser preview, as in a player "
+        "(--no-realtime: as fast as it decodes)"]
+    captured = [json.loads(line)["capture_ts"] for line in meta.read_text().splitlines()]
+    assert captured[-1] - captured[0] > 1.4  # 45 frames of a 29.97 fps clip: 1.47 s at its pace
+    quick = run_cli("run", "-i", clip, "-o", preview, "--no-realtime", "--max-frames", "5")
+    assert quick.returncode == 0 and "WARNING" not in quick.stderr
+    for outputs, options, paced_on in [([preview, "null"], None, True), ([preview], SourceOptions(realtime=False), False),
+                                       (["null", str(tmp_path / "o.mp4")], None, False)]:
+        with Pipeline(clip, engine, "blur", outputs, source_options=options) as pipeline:
+            assert pipeline.sources[0].realtime is paced_on, outputs

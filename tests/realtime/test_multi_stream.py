@@ -145,13 +145,35 @@ def test_max_frames_counts_the_frames_of_each_live_stream(engine, tmp_path):
     assert table[-1].startswith(f"stream 1 {sources[1]}: 10 frames, {slow['dropped']} dropped, captured ")
 
 
+def _run_with_the_second_up_late(engine, sources, options, wanted, limit_s, start_server):
+    """The results of a run of two live ``sources`` whose second one's server ``start_server()`` starts 2 s in,
+    until ``wanted`` frames of the second or ``limit_s`` seconds; that server is stopped after."""
+    import threading
+    import time
+
+    late = []
+    starter = threading.Timer(2.0, lambda: late.append(start_server()))
+    results = []
+    try:
+        with Pipeline(sources, engine, "blur", None, source_options=options) as pipeline:
+            starter.start()
+            started = time.monotonic()
+            for result in pipeline:
+                results.append(result)
+                if sum(r.frame.stream == 1 for r in results) >= wanted or time.monotonic() - started > limit_s:
+                    break
+    finally:
+        starter.cancel()
+        for server in late:
+            server.stop()
+    return results
+
+
 def test_an_http_camera_down_at_the_start_is_waited_for_beside_one_that_is_up(engine):
     """Two MJPEG cameras, the second down when the run starts: the first is masked meanwhile, the second from when it
     is up (before: the run ended with an error). A file on a web server that is down, beside a file, is the error it
     was, not a camera waited for."""
     need_shared()
-    import threading
-    import time
 
     from engines.errors import SourceError
     from realtime.capture import SourceOptions
@@ -159,26 +181,14 @@ def test_an_http_camera_down_at_the_start_is_waited_for_beside_one_that_is_up(en
 
     up, port = MjpegServer(MEDIA / CLIP, fps=25), free_port()
     options = SourceOptions(open_timeout=1, read_timeout=5)
-    late: list[MjpegServer] = []
-    starter = threading.Timer(2.0, lambda: late.append(MjpegServer(MEDIA / GIF, fps=25, port=port)))
-    results = []
     try:
         with pytest.raises(SourceError, match=f"cannot open http://127.0.0.1:{port}/gone.mp4 within 1 s"):
             Pipeline([str(MEDIA / CLIP), f"http://127.0.0.1:{port}/gone.mp4"], engine, "blur", None,
                      source_options=options)
-        with Pipeline([up.url, f"http://127.0.0.1:{port}/cam"], engine, "blur", None,
-                      source_options=options) as pipeline:
-            starter.start()
-            started = time.monotonic()
-            for result in pipeline:
-                results.append(result)
-                if sum(r.frame.stream == 1 for r in results) >= 10 or time.monotonic() - started > 30:
-                    break
+        results = _run_with_the_second_up_late(engine, [up.url, f"http://127.0.0.1:{port}/cam"], options, 10, 30,
+                                               lambda: MjpegServer(MEDIA / GIF, fps=25, port=port))
     finally:
-        starter.cancel()
         up.stop()
-        for server in late:
-            server.stop()
     second = [r for r in results if r.frame.stream == 1]
     assert len(second) >= 10 and second[0].image.shape != results[0].image.shape  # the GIF's frames, not the clip's
     assert any(r.frame.stream == 0 and r.written_ts < second[0].written_ts - 1.0 for r in results)  # masked meanwhile
@@ -189,31 +199,18 @@ def test_a_live_hls_event_not_up_at_the_start_is_waited_for_beside_a_camera(engi
     restarting), beside a camera: the camera is masked meanwhile, the event from when it is up, every frame in order
     (before: the run ended with an error, as it did for a camera down at the start)."""
     need_shared()
-    import threading
-    import time
 
     from realtime.capture import SourceOptions
     from tests.common import HlsServer, MjpegServer, free_port, hls_segments
 
     segments = hls_segments(MEDIA / "one-by-one-person-detection.mp4", tmp_path, frames=30, segment_frames=10)
     camera, port = MjpegServer(MEDIA / CLIP, fps=25), free_port()
-    late: list[HlsServer] = []
-    starter = threading.Timer(2.0, lambda: late.append(HlsServer(tmp_path, segments, segment_s=1.0, port=port)))
-    results = []
     try:
-        with Pipeline([camera.url, f"http://127.0.0.1:{port}/live.m3u8"], engine, "blur", None,
-                      source_options=SourceOptions(open_timeout=5, read_timeout=5)) as pipeline:
-            starter.start()
-            started = time.monotonic()
-            for result in pipeline:
-                results.append(result)
-                if sum(r.frame.stream == 1 for r in results) >= 30 or time.monotonic() - started > 40:
-                    break
+        results = _run_with_the_second_up_late(engine, [camera.url, f"http://127.0.0.1:{port}/live.m3u8"],
+                                               SourceOptions(open_timeout=5, read_timeout=5), 30, 40,
+                                               lambda: HlsServer(tmp_path, segments, segment_s=1.0, port=port))
     finally:
-        starter.cancel()
         camera.stop()
-        for server in late:
-            server.stop()
     event = [r for r in results if r.frame.stream == 1]
     assert [r.frame.index for r in event] == list(range(30))  # every frame of the event, in order
     assert event[0].image.shape == (432, 768, 3) and results[0].image.shape == (144, 176, 3)
