@@ -3,11 +3,11 @@
 
 H.264 without delay (x264's zerolatency) with a key frame every 2 s (what streaming services ask for) in FLV, sent
 by a thread of its own, so a slow or stalled network holds nothing else: from a live source the newest frame waits
-for it and older ones are skipped (counted); from a file each frame waits, as for ``-o -`` (add ``--realtime``: a
-service expects the stream at its own pace). The first frame is published before the run goes on, so a wrong
-address or stream key is a one-line error; a connection lost later is opened again with a capped backoff (0.5 s
-doubling to 4 s) while the run goes on, each new connection a new publication starting with a key frame. The
-stream key (the URL's last part) is a secret: every message shows it as ``***``.
+for it and older ones are skipped (counted); from a file each frame waits, as for ``-o -`` (the pipeline plays a
+file at its own pace to this output: a service expects the stream so). The first frame is published before the
+run goes on, so a wrong address or stream key is a one-line error; a connection lost later is opened again with a
+capped backoff (0.5 s doubling to 4 s) while the run goes on, each new connection a new publication starting with
+a key frame. The stream key (the URL's last part) is a secret: every message shows it as ``***``.
 
 Example:
     >>> RtmpSink.shown("rtmp://a.rtmp.youtube.com/live2/abcd-1234")
