@@ -1,5 +1,6 @@
-"""The queue from the capture threads to the engine: every frame of a file waits its turn; of a live stream, only
-the newest waits, in its stream's place, so latency never builds up and one stream never pushes out another's frames.
+"""From the capture threads to the engine: :func:`live_frames` of each live source (placeholders while it
+reconnects) into a :class:`FrameQueue`, where every frame of a file waits its turn; of a live stream only the newest
+waits, in its stream's place, so latency never builds up and one stream never pushes out another's frames.
 
 Example:
     >>> import numpy as np
@@ -15,9 +16,40 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
+from realtime.capture import LiveSource, SourceTimeoutError, redact
 from realtime.frame import Frame
+
+
+def live_frames(source: LiveSource, stop: threading.Event, placeholders: bool) -> Iterator[Frame]:
+    """A live source's frames until ``stop``; while it reconnects, with ``placeholders`` (privacy on), its last frame
+    again at its frame rate, marked ``placeholder`` (written fully masked).
+
+    Raises:
+        SourceTimeoutError: no frame for the source's read timeout while it is not reconnecting.
+    """
+    source.ensure_started()
+    period = 1.0 / (source.fps or 25.0)
+    last, waited = None, 0.0
+    while not stop.is_set():
+        try:
+            frame = source.take(period)
+        except StopIteration:
+            return
+        if frame is not None:
+            last, waited = frame, 0.0
+            yield frame
+            continue
+        waited += period
+        if source.reconnecting and placeholders and last is not None:
+            last = replace(last, capture_ts=time.monotonic(), placeholder=True)
+            yield last
+        elif waited >= source.read_timeout and not source.reconnecting:
+            raise SourceTimeoutError(f"{redact(source.uri)}: no frame for {source.read_timeout:g} s")
 
 
 class FrameQueue(queue.Queue[Any]):

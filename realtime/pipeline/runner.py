@@ -35,7 +35,7 @@ import engines
 from engines.backends.base import Engine
 from engines.errors import BackendError, ConfigError, OutputError
 from engines.strategies import StrategySettings
-from realtime.capture import LiveSource, Source, SourceOptions, SourceTimeoutError, open_source, redact
+from realtime.capture import LiveSource, Source, SourceOptions, open_source, redact
 from realtime.capture.files import ImageFolderSource
 from realtime.capture.live import LiveStats
 from realtime.compositor import Compositor, MaskSettings, make_compositor
@@ -46,7 +46,7 @@ from realtime.outputs.paths import check_writable
 from realtime.outputs.pipe import STDOUT
 from realtime.outputs.segments import check_segment
 from realtime.outputs.tee import TeeSink
-from realtime.pipeline.frame_queue import FrameQueue
+from realtime.pipeline.frame_queue import FrameQueue, live_frames
 from realtime.pipeline.masker import PRIVACY_REASONS, FrameMasker
 from realtime.pipeline.paths import check_run_paths
 from realtime.pipeline.results import MetadataWriter, Result
@@ -256,31 +256,10 @@ class Pipeline:
         except BaseException as exc:
             self._put(downstream, _Failure(exc))
 
-    def _live_frames(self, source: LiveSource) -> Any:
-        """A live source's frames; while it reconnects (privacy on), placeholders at its frame rate."""
-        source.ensure_started()
-        period = 1.0 / (source.fps or 25.0)
-        last, waited = None, 0.0
-        while not self._stop.is_set():
-            try:
-                frame = source.take(period)
-            except StopIteration:
-                return
-            if frame is not None:
-                last, waited = frame, 0.0
-                yield frame
-                continue
-            waited += period
-            if source.reconnecting and self.privacy and last is not None:
-                last = replace(last, capture_ts=time.monotonic(), placeholder=True)
-                yield last
-            elif waited >= source.read_timeout and not source.reconnecting:
-                raise SourceTimeoutError(f"{redact(source.uri)}: no frame for {source.read_timeout:g} s")
-
     def _capture_loop(self, stream: int) -> None:
         """One source's frames into the shared queue (one such thread per source), tagged with its stream."""
         source = self.sources[stream]
-        frames = self._live_frames(source) if isinstance(source, LiveSource) else iter(source)
+        frames = live_frames(source, self._stop, self.privacy) if isinstance(source, LiveSource) else iter(source)
         count = 0
         while not self._stop.is_set():
             try:
