@@ -198,8 +198,7 @@ def run_command(args: argparse.Namespace) -> int:
             for result in pipeline:
                 bar.update(1)
                 if total is None and bar.n % 10 == 0:
-                    dropped = sum(source.dropped for source in pipeline.sources)
-                    bar.set_postfix_str(f"latency {result.end_to_end_ms:.0f} ms, dropped {dropped}")
+                    bar.set_postfix_str(f"latency {result.end_to_end_ms:.0f} ms, dropped {pipeline.dropped}")
     finally:
         pipeline.close()
         engine.close()

@@ -232,6 +232,12 @@ class Pipeline:
         """The (first) source's sink."""
         return self.sinks[0]
 
+    @property
+    def dropped(self) -> int:
+        """Live frames dropped so far: by the sources (a newer frame came before the pipeline took one) and before
+        the engine (a stale frame replaced by its stream's newer one)."""
+        return sum(source.dropped for source in self.sources) + sum(self._frames.dropped)
+
     # --- worker threads ---------------------------------------------------------------------------
     def _put(self, target: queue.Queue[Any], item: Any) -> bool:
         while not self._stop.is_set():
@@ -555,7 +561,7 @@ class Pipeline:
             source.interrupt()  # wakes a capture thread waiting for the next frame (a live source, a pipe)
         for thread in self._threads:
             thread.join(timeout=10.0)
-        self.stats.dropped = sum(source.dropped for source in self.sources) + sum(self._frames.dropped)
+        self.stats.dropped = self.dropped
         for source in self.sources:  # live sources' counters, summed over the sources
             if (live_stats := getattr(source, "stats", None)) is not None:
                 self.stats.count(live_stats)

@@ -139,6 +139,7 @@ def test_max_frames_counts_the_frames_of_each_live_stream(engine, tmp_path):
     fast, slow = pipeline.stats.as_dict()["streams"]
     assert fast["source"] == sources[0] and fast["frames"] == slow["frames"] == 10
     assert fast["captured"] <= 14 and pipeline.stats.dropped == fast["dropped"] + slow["dropped"] <= 3
+    assert pipeline.dropped == pipeline.stats.dropped  # what the progress line shows as it goes
     assert slow["privacy_masked_late"] == 0 and "disconnects" in slow
     table = pipeline.stats.table().splitlines()
     assert table[-2].startswith(f"stream 0 {sources[0]}: 10 frames, {fast['dropped']} dropped, captured ")
