@@ -154,6 +154,7 @@ def run_command(args: argparse.Namespace) -> int:
     """``realtime-mask run``: the whole pipeline, with a progress line and the per-stage table at the end."""
     from realtime.capture import SourceOptions
     from realtime.compositor import MODES, MaskSettings
+    from realtime.outputs.segments import parse_keep
     from realtime.pipeline import Pipeline
 
     sources = args.source if isinstance(args.source, list) else [args.source] if args.source else []
@@ -188,7 +189,7 @@ def run_command(args: argparse.Namespace) -> int:
         mode_options=_mode_options(args, mode), source_options=source_options, save_masks=args.save_masks,
         metadata=args.metadata, stats=args.stats, max_frames=args.max_frames, strategy=strategy, privacy=args.privacy,
         mask_budget_ms=1000.0 if args.mask_budget is None else args.mask_budget, audio=args.audio == "copy",
-        segment_s=args.segment,
+        segment_s=args.segment, keep_s=None if args.keep is None else parse_keep(args.keep),
     )
     counts = [source.frame_count for source in pipeline.sources]
     known = [n for n in counts if n is not None]

@@ -43,12 +43,14 @@ class SinkOptions:
         audio_from: a video file whose sound a video file output copies in when it is finalised.
         names: the file names of the source's images, which an image folder output gives its images.
         segment_s: a video file output is cut into files of that many seconds (:mod:`realtime.outputs.segments`).
+        keep_s: and its segments whose span is further back than that many seconds are deleted.
     """
 
     fps: float = 25.0
     audio_from: str | Path | None = None
     names: list[str] | None = None
     segment_s: float | None = None
+    keep_s: float | None = None
 
 
 def _video_file(location: str, o: SinkOptions) -> Sink:
@@ -58,7 +60,7 @@ def _video_file(location: str, o: SinkOptions) -> Sink:
         raise OutputError("--audio copy cannot go with --segment (the sound is copied in at the end of one file)")
     from realtime.outputs.segments import SegmentedVideoSink
 
-    return SegmentedVideoSink(location, o.fps, o.segment_s)
+    return SegmentedVideoSink(location, o.fps, o.segment_s, o.keep_s)
 
 
 SINKS: dict[str, Callable[[str, SinkOptions], Sink]] = {

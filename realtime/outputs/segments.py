@@ -9,6 +9,11 @@ one second, an earlier run's file) gets ``-1``, ``-2``, …: no recording is wri
 ``SECONDS`` after its first (on the frame's own clock: a file's position, a camera's arrival time), so no frame is
 lost or written twice at a cut.
 
+``--keep DURATION`` (``7d``, ``36h``, ``90m``, seconds) deletes the segments of the output's name whose whole span lies
+further back than that — an earlier run's too, known by the name alone (:func:`segment_start`) —, each time a
+segment begins, and then the folders of the name's time fields left empty, so a 24/7 recorder keeps a fixed window
+instead of filling the disk. Other files are never touched.
+
 Example:
     >>> segment_name("rec/cam1.mp4", 0.0, time_struct=time.gmtime(0))
     'rec/cam1-19700101-000000.mp4'
@@ -18,8 +23,11 @@ Example:
 
 from __future__ import annotations
 
+import glob
 import logging
 import math
+import os
+import re
 import time
 from pathlib import Path
 
@@ -50,6 +58,68 @@ def segment_name(pattern: str, at: float, time_struct: time.struct_time | None =
     return str(path.with_name(f"{path.stem}-{time.strftime('%Y%m%d-%H%M%S', when)}{path.suffix}"))
 
 
+_NUMERIC_FIELDS = {"Y": r"\d{4}", "y": r"\d{2}", "m": r"\d{2}", "d": r"\d{2}", "H": r"\d{2}", "M": r"\d{2}",
+                   "S": r"\d{2}", "j": r"\d{3}"}
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_keep(text: str | float) -> float:
+    """Seconds from ``--keep``: a number of seconds, or one with ``s``, ``m``, ``h`` or ``d`` after it.
+
+    Example:
+        >>> parse_keep("7d"), parse_keep("36h"), parse_keep("90m"), parse_keep("600")
+        (604800.0, 129600.0, 5400.0, 600.0)
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(text))
+    if match is None or float(match.group(1)) <= 0:
+        raise ConfigError(f"--keep must be a duration > 0 such as 7d, 36h, 90m or 600 (seconds), got {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def _name_format(pattern: str) -> tuple[str, str, str]:
+    """The ``strftime`` format of a segment's name (the output's own, or the time put before its suffix), the regex
+    of such a name before its suffix, and a glob of them all (a ``-N`` added to a name taken already included)."""
+    path = Path(pattern)
+    fmt = pattern if "%" in pattern else str(path.with_name(f"{path.stem}-%Y%m%d-%H%M%S{path.suffix}"))
+    stem, suffix = os.path.splitext(fmt)
+    regex = wildcard = ""
+    for literal, field in re.findall(r"([^%]*)(%.?)?", stem):
+        regex, wildcard = regex + re.escape(literal), wildcard + glob.escape(literal)
+        if field == "%%":
+            regex, wildcard = regex + "%", wildcard + "%"
+        elif field:
+            if field[1:] not in _NUMERIC_FIELDS:
+                raise ConfigError(f"--keep tells segments by the time in their names, which must be numbers "
+                                  f"({' '.join('%' + f for f in _NUMERIC_FIELDS)}); {pattern} has {field}")
+            regex, wildcard = regex + _NUMERIC_FIELDS[field[1:]], wildcard + "*"
+    return fmt, regex, wildcard + "*" + glob.escape(suffix)
+
+
+def segment_start(pattern: str, name: str) -> float | None:
+    """When a segment of the output ``pattern`` named ``name`` began (seconds since the epoch, from the local time in
+    its name; a ``-N`` for a name taken already is allowed), or None when ``name`` is not one of its segments.
+
+    Raises:
+        ConfigError: the name has a time field that is not a number (``%b``, ``%A``): its segments cannot be told.
+
+    Example:
+        >>> start = segment_start("rec/%Y-%m-%d/cam1-%H%M%S.mp4", "rec/2026-11-30/cam1-180000-2.mp4")
+        >>> time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start))
+        '2026-11-30 18:00:00'
+        >>> segment_start("rec/%Y-%m-%d/cam1-%H%M%S.mp4", "rec/2026-11-30/notes.mp4") is None
+        True
+    """
+    fmt, regex, _ = _name_format(pattern)
+    suffix = os.path.splitext(fmt)[1]
+    match = re.fullmatch(f"({regex})(?:-\\d+)?{re.escape(suffix)}", name)
+    if match is None:
+        return None
+    try:
+        return time.mktime(time.strptime(match.group(1) + suffix, fmt))
+    except ValueError:  # digits that are no date (month 13)
+        return None
+
+
 class SegmentedVideoSink(Sink):
     """A video file output cut into segments of ``segment_s`` seconds (see the module doc).
 
@@ -57,13 +127,18 @@ class SegmentedVideoSink(Sink):
         ConfigError: a segment length that is not a number of seconds >= 1.
     """
 
-    def __init__(self, pattern: str, fps: float = 25.0, segment_s: float = 3600.0) -> None:
+    def __init__(self, pattern: str, fps: float = 25.0, segment_s: float = 3600.0, keep_s: float | None = None) -> None:
         check_segment(segment_s)
+        if keep_s is not None:
+            if not segment_s <= keep_s < math.inf:
+                raise ConfigError(f"--keep must be at least one segment ({segment_s:g} s), got {keep_s:g} s")
+            segment_start(pattern, "")  # a name whose segments cannot be told is refused now
         video_format = VIDEO_FORMATS.get(Path(pattern).suffix.lower())
         if video_format is None:
             raise OutputError(f"--segment cuts video files ({', '.join(VIDEO_FORMATS)}), not {pattern}")
         self.accepts_alpha = video_format.alpha_pix_fmt is not None
-        self.pattern, self.fps, self.segment_s = pattern, fps, segment_s
+        self.pattern, self.fps, self.segment_s, self.keep_s = pattern, fps, segment_s, keep_s
+        self.deleted = 0  # old segments deleted (--keep)
         self.uri = f"file://{pattern} (segments of {segment_s:g} s)"
         self.frames_written = 0
         self.files: list[Path] = []  # the segments written, oldest first
@@ -81,6 +156,8 @@ class SegmentedVideoSink(Sink):
         self.frames_written += 1
 
     def _open_next(self) -> VideoFileSink:
+        if self.keep_s is not None:
+            self._delete_old(time.time() - self.keep_s - self.segment_s)
         first = name = Path(segment_name(self.pattern, time.time()))
         taken = 0
         while name in self.files or name.exists():  # two segments in one second, or an earlier run's: kept
@@ -95,6 +172,30 @@ class SegmentedVideoSink(Sink):
         self.files.append(name)
         log.info("recording into %s", name)
         return sink
+
+    def _delete_old(self, before: float) -> None:
+        """Delete the output's segments that began before ``before`` (their span over by the keep window), then the
+        folders of its time fields that this left empty."""
+        fmt, _, wildcard = _name_format(self.pattern)
+        fixed = Path(os.path.dirname(fmt.split("%", 1)[0]))  # the folders above the first time field: never removed
+        for name in sorted(glob.glob(wildcard)):
+            start = segment_start(self.pattern, name)
+            if start is None or start >= before or Path(name) in self.files[-1:]:
+                continue
+            try:
+                os.unlink(name)
+            except OSError as exc:
+                log.warning("cannot delete the old segment %s (--keep): %s", name, exc.strerror)
+                continue
+            self.deleted += 1
+            log.info("deleted %s: older than --keep", name)
+            folder = Path(name).parent
+            while len(folder.parts) > len(fixed.parts):
+                try:
+                    folder.rmdir()
+                except OSError:  # not empty (other files, other segments), or not ours to remove
+                    break
+                folder = folder.parent
 
     def _finish(self) -> None:
         current, self._current = self._current, None

@@ -100,6 +100,7 @@ class Pipeline:
         audio: copy each video-file source's audio track into its video-file output (default: the output is
             silent, and a source with sound says so once; :mod:`realtime.outputs.audio`).
         segment_s: cut each video file output into files of this many seconds (:mod:`realtime.outputs.segments`).
+        keep_s: with ``segment_s``, delete the segments of each such output whose span is further back than this.
     """
 
     def __init__(self, source: SourceLike | Sequence[SourceLike], model: str | Engine = engines.DEFAULT_MODEL,
@@ -112,12 +113,14 @@ class Pipeline:
                  max_frames: int | None = None, cache: str | Path | None = None, queue_size: int = 4,
                  privacy: bool | None = None, mask_budget_ms: float = 1000.0,
                  strategy: StrategySettings | None = None, audio: bool = False,
-                 segment_s: float | None = None) -> None:
+                 segment_s: float | None = None, keep_s: float | None = None) -> None:
         if batch < 1:
             raise ConfigError(f"batch must be >= 1, got {batch}")
         if max_frames is not None and max_frames < 1:
             raise ConfigError(f"max frames must be >= 1, got {max_frames}")
-        self.batch, self.max_frames, self.segment_s = batch, max_frames, segment_s
+        self.batch, self.max_frames, self.segment_s, self.keep_s = batch, max_frames, segment_s, keep_s
+        if keep_s is not None and segment_s is None:
+            raise ConfigError("--keep deletes old segments of a recording cut by --segment; give --segment too")
         given = [source] if isinstance(source, str | Source | os.PathLike | int) else list(source)
         sources = [s if isinstance(s, Source) else os.fspath(s) if isinstance(s, os.PathLike) else str(s)
                    for s in given]  # a Path, a camera index: as their strings
@@ -201,7 +204,8 @@ class Pipeline:
         """A stream's outputs as one sink (several: a :class:`TeeSink`); None without any."""
         sound = audio_source(source, outputs, audio)
         options = SinkOptions(source.fps or 25.0, names=[path.name for path in source.paths]
-                              if isinstance(source, ImageFolderSource) else None, segment_s=self.segment_s)
+                              if isinstance(source, ImageFolderSource) else None, segment_s=self.segment_s,
+                              keep_s=self.keep_s)
         sinks = [out if isinstance(out, Sink) else self._own(open_sink(
             out, replace(options, audio_from=sound if video_file_path(out) else None))) for out in outputs]
         for sink in sinks:

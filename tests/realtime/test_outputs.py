@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -438,3 +439,39 @@ def test_a_recording_is_cut_into_segments_with_no_frame_lost_or_doubled(model_ca
                              "--audio", "copy"], "--audio copy cannot go with --segment")]:
         if MEDIA.is_dir() or "--audio" not in args:
             assert_one_line_error(run_cli("run", *args), fragment)
+
+
+def test_keep_deletes_the_segments_older_than_the_window_and_nothing_else(model_cache, tmp_path):
+    """`--keep` (before: segments piled up until the disk was full, and then the run stopped): each time a segment
+    begins, the output's segments whose span is further back than the window are deleted — an earlier run's too, by
+    the time in their names — and the folders of the name's time fields that this empties. Files with other names,
+    other suffixes, in other folders, and recent segments are kept. Bad durations and names: one-line errors."""
+    from tests.common import numbered_video
+    from tests.realtime.test_cli_models import assert_one_line_error, run_cli
+
+    clip = numbered_video(tmp_path / "n.mkv", [k / 10 for k in range(20)], size_wh=(96, 64))
+    rec, now = tmp_path / "rec", time.time()
+
+    def earlier(seconds_ago: float, name: str = "cam-%H%M%S.mkv") -> Path:
+        path = rec / time.strftime(f"%Y-%m-%d/{name}", time.localtime(now - seconds_ago))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"an earlier run's segment")
+        return path
+
+    old = [earlier(3 * 86400), earlier(3 * 86400 + 60, "cam-%H%M%S-1.mkv"), earlier(2 * 3600), earlier(10 * 86400)]
+    kept = [earlier(600), earlier(3 * 86400, "cam-%H%M%S.mp4"), earlier(3 * 86400, "notes-%H%M%S.mkv")]
+    alone = old[3].parent  # the folder of a day whose only file is an old segment ...
+    other = kept[1].parent  # ... and one that holds other files too (the day of old[0])
+    assert main(["run", "-i", str(clip), "-o", str(rec / "%Y-%m-%d" / "cam-%H%M%S.mkv"), "--segment", "1",
+                 "--keep", "1h"]) == 0
+    assert not any(path.exists() for path in old) and all(path.exists() for path in kept)
+    assert not alone.exists() and other.is_dir() and rec.is_dir()
+    recorded = sorted(rec.glob(time.strftime("%Y-%m-%d") + "/cam-*.mkv"))
+    assert len([path for path in recorded if path not in kept]) == 2  # this run's two segments
+    for args, fragment in [(["--segment", "10", "--keep", "5"], "--keep must be at least one segment (10 s), got 5 s"),
+                           (["--segment", "10", "--keep", "a week"], "--keep must be a duration > 0 such as 7d"),
+                           (["--keep", "7d"], "--keep deletes old segments of a recording cut by --segment"),
+                           (["--segment", "60", "--keep", "7d", "-o", str(tmp_path / "%b" / "cam-%H.mkv")],
+                            "--keep tells segments by the time in their names, which must be numbers")]:
+        output = [] if "-o" in args else ["-o", str(tmp_path / "x-%H.mkv")]
+        assert_one_line_error(run_cli("run", "-i", str(clip), *output, *args), fragment)
