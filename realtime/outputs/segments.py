@@ -108,6 +108,8 @@ def segment_start(pattern: str, name: str) -> float | None:
         '2026-11-30 18:00:00'
         >>> segment_start("rec/%Y-%m-%d/cam1-%H%M%S.mp4", "rec/2026-11-30/notes.mp4") is None
         True
+        >>> segment_start("rec/cam1.mp4", "rec/cam1-20261130-180000.mp4") == start  # a name without time fields
+        True
     """
     fmt, regex, _ = _name_format(pattern)
     suffix = os.path.splitext(fmt)[1]
