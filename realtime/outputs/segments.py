@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -83,6 +84,10 @@ def _name_format(pattern: str) -> tuple[str, str, str]:
     fmt = pattern if "%" in pattern else str(path.with_name(f"{path.stem}-%Y%m%d-%H%M%S{path.suffix}"))
     stem, suffix = os.path.splitext(fmt)
     regex = wildcard = ""
+    fields = set(re.findall(r"%(.)", stem.replace("%%", "")))
+    if not ({"Y", "y"} & fields and ({"m", "d"} <= fields or "j" in fields) and {"H", "M", "S"} <= fields):
+        raise ConfigError(f"--keep tells segments by the date and time in their names: {pattern} needs %Y, %m, %d (or "
+                          "%j), %H, %M and %S (rec/%Y-%m-%d/cam-%H%M%S.mp4), or no time field at all (the time is added)")
     for literal, field in re.findall(r"([^%]*)(%.?)?", stem):
         regex, wildcard = regex + re.escape(literal), wildcard + glob.escape(literal)
         if field == "%%":
@@ -95,29 +100,30 @@ def _name_format(pattern: str) -> tuple[str, str, str]:
     return fmt, regex, wildcard + "*" + glob.escape(suffix)
 
 
-def segment_start(pattern: str, name: str) -> float | None:
+def segment_start(pattern: str, name: str) -> tuple[float, int] | None:
     """When a segment of the output ``pattern`` named ``name`` began (seconds since the epoch, from the local time in
-    its name; a ``-N`` for a name taken already is allowed), or None when ``name`` is not one of its segments.
+    its name) and its place among the segments of that second (0, then the ``N`` of a ``-N`` added to a name taken
+    already), or None when ``name`` is not one of its segments.
 
     Raises:
         ConfigError: the name has a time field that is not a number (``%b``, ``%A``): its segments cannot be told.
 
     Example:
-        >>> start = segment_start("rec/%Y-%m-%d/cam1-%H%M%S.mp4", "rec/2026-11-30/cam1-180000-2.mp4")
-        >>> time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start))
-        '2026-11-30 18:00:00'
+        >>> start, number = segment_start("rec/%Y-%m-%d/cam1-%H%M%S.mp4", "rec/2026-11-30/cam1-180000-12.mp4")
+        >>> time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start)), number
+        ('2026-11-30 18:00:00', 12)
         >>> segment_start("rec/%Y-%m-%d/cam1-%H%M%S.mp4", "rec/2026-11-30/notes.mp4") is None
         True
-        >>> segment_start("rec/cam1.mp4", "rec/cam1-20261130-180000.mp4") == start  # a name without time fields
+        >>> segment_start("rec/cam1.mp4", "rec/cam1-20261130-180000.mp4") == (start, 0)  # a name without time fields
         True
     """
     fmt, regex, _ = _name_format(pattern)
     suffix = os.path.splitext(fmt)[1]
-    match = re.fullmatch(f"({regex})(?:-\\d+)?{re.escape(suffix)}", name)
+    match = re.fullmatch(f"({regex})(?:-(\\d+))?{re.escape(suffix)}", name)
     if match is None:
         return None
     try:
-        return time.mktime(time.strptime(match.group(1) + suffix, fmt))
+        return time.mktime(time.strptime(match.group(1) + suffix, fmt)), int(match.group(2) or 0)
     except ValueError:  # digits that are no date (month 13)
         return None
 
@@ -141,6 +147,7 @@ class SegmentedVideoSink(Sink):
         self.accepts_alpha = video_format.alpha_pix_fmt is not None
         self.pattern, self.fps, self.segment_s, self.keep_s = pattern, fps, segment_s, keep_s
         self.deleted = 0  # old segments deleted (--keep)
+        self._made_room = False  # a segment was deleted for room on a full disk (said once, then logged)
         self.uri = f"file://{pattern} (segments of {segment_s:g} s)"
         self.frames_written = 0
         self.files: list[Path] = []  # the segments written, oldest first
@@ -154,6 +161,8 @@ class SegmentedVideoSink(Sink):
         if self._current is None:
             self._current = self._open_next()
             self._started_at = at
+        if self.keep_s is not None:
+            self._make_room(image.nbytes, self._current.frames_written)
         self._current.write(image, capture_ts, present_ts)
         self.frames_written += 1
 
@@ -175,29 +184,54 @@ class SegmentedVideoSink(Sink):
         log.info("recording into %s", name)
         return sink
 
-    def _delete_old(self, before: float) -> None:
-        """Delete the output's segments that began before ``before`` (their span over by the keep window), then the
-        folders of its time fields that this left empty."""
-        fmt, _, wildcard = _name_format(self.pattern)
-        fixed = Path(os.path.dirname(fmt.split("%", 1)[0]))  # the folders above the first time field: never removed
-        for name in sorted(glob.glob(wildcard)):
-            start = segment_start(self.pattern, name)
-            if start is None or start >= before or Path(name) in self.files[-1:]:
-                continue
+    def _segments(self) -> list[tuple[float, str]]:
+        """When each of the output's segments on disk began (an earlier run's too) and its name, oldest first; not the
+        one being written."""
+        wildcard = _name_format(self.pattern)[2]
+        found = [(start, name) for name in glob.glob(wildcard)
+                 if (start := segment_start(self.pattern, name)) is not None and Path(name) not in self.files[-1:]]
+        return [(start[0], name) for start, name in sorted(found)]
+
+    def _delete(self, name: str) -> bool:
+        """Delete one segment, then the folders of the name's time fields that this left empty."""
+        try:
+            os.unlink(name)
+        except OSError as exc:
+            log.warning("cannot delete the segment %s (--keep): %s", name, exc.strerror)
+            return False
+        self.deleted += 1
+        fixed = Path(os.path.dirname(self.pattern.split("%", 1)[0]))  # the folders above the first time field
+        folder = Path(name).parent
+        while len(folder.parts) > len(fixed.parts):
             try:
-                os.unlink(name)
-            except OSError as exc:
-                log.warning("cannot delete the old segment %s (--keep): %s", name, exc.strerror)
+                folder.rmdir()
+            except OSError:  # not empty (other files, other segments), or not ours to remove
+                break
+            folder = folder.parent
+        return True
+
+    def _delete_old(self, before: float) -> None:
+        """Delete the segments that began before ``before`` (their span over by the keep window)."""
+        for start, name in self._segments():
+            if start < before and self._delete(name):
+                log.info("deleted %s: older than --keep", name)
+
+    def _make_room(self, frame_bytes: int, written: int) -> None:
+        """A disk nearly full before the keep window is costs the oldest segments, not the recording (a video file
+        stops at 1 MB, two frames and its index left): deleted, oldest first, while less than twice that is free."""
+        folder = self.files[-1].parent
+        need = (2 << 20) + 4 * frame_bytes + 128 * written
+        if shutil.disk_usage(folder).free >= need:
+            return
+        for _, name in self._segments():
+            if not self._delete(name):
                 continue
-            self.deleted += 1
-            log.info("deleted %s: older than --keep", name)
-            folder = Path(name).parent
-            while len(folder.parts) > len(fixed.parts):
-                try:
-                    folder.rmdir()
-                except OSError:  # not empty (other files, other segments), or not ours to remove
-                    break
-                folder = folder.parent
+            (log.warning if not self._made_room else log.info)(
+                "the disk of %s is nearly full: deleted its oldest segment %s, inside the --keep window, to go on",
+                self.files[-1], name)
+            self._made_room = True
+            if shutil.disk_usage(folder).free >= need:
+                return
 
     def _finish(self) -> None:
         current, self._current = self._current, None

@@ -471,7 +471,46 @@ def test_keep_deletes_the_segments_older_than_the_window_and_nothing_else(model_
     for args, fragment in [(["--segment", "10", "--keep", "5"], "--keep must be at least one segment (10 s), got 5 s"),
                            (["--segment", "10", "--keep", "a week"], "--keep must be a duration > 0 such as 7d"),
                            (["--keep", "7d"], "--keep deletes old segments of a recording cut by --segment"),
-                           (["--segment", "60", "--keep", "7d", "-o", str(tmp_path / "%b" / "cam-%H.mkv")],
-                            "--keep tells segments by the time in their names, which must be numbers")]:
-        output = [] if "-o" in args else ["-o", str(tmp_path / "x-%H.mkv")]
+                           (["--segment", "60", "--keep", "7d", "-o", str(tmp_path / "%b" / "%Y%m%d-%H%M%S.mkv")],
+                            "--keep tells segments by the time in their names, which must be numbers"),
+                           (["--segment", "60", "--keep", "7d", "-o", str(tmp_path / "cam-%H%M%S.mkv")],
+                            "needs %Y, %m, %d (or %j), %H, %M and %S")]:  # a name with no date: all of 1900
+        output = [] if "-o" in args else ["-o", str(tmp_path / "%Y%m%d-%H%M%S.mkv")]
         assert_one_line_error(run_cli("run", "-i", str(clip), *output, *args), fragment)
+
+
+def test_keep_on_a_full_disk_deletes_the_oldest_segments_and_records_on(model_cache, tmp_path, small_disk):
+    """With --keep, a disk full before the window is costs the oldest segments, not the recording (without it, a full
+    disk stops the run: a 24/7 recorder that stops recording). 200 frames of noise (incompressible) in 1 s segments
+    on a 5 MB disk: every frame masked, exit 0, the newest segments on disk hold the last frames in order, said once."""
+    from fractions import Fraction
+
+    import av
+
+    from realtime.outputs.segments import segment_start
+    from tests.realtime.test_cli_models import run_cli
+
+    clip, rng = tmp_path / "noise.mkv", np.random.default_rng(7)
+    with av.open(str(clip), "w") as container:  # frame k: noise with a flat 64x64 corner at level k
+        stream = container.add_stream("ffv1", rate=Fraction(10))
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "bgr0"
+        for k in range(200):
+            pixels = rng.integers(0, 256, (120, 160, 3), np.uint8)
+            pixels[:64, :64] = k
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="bgr24").reformat(format="bgr0")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    pattern, meta = str(small_disk / "rec" / "%Y-%m-%d" / "%H%M%S.mkv"), tmp_path / "m.jsonl"
+    result = run_cli("run", "-i", str(clip), "-o", pattern, "--segment", "1", "--keep", "1d", "--metadata", str(meta))
+    assert result.returncode == 0, result.stderr
+    assert len(meta.read_text().splitlines()) == 200
+    assert result.stderr.count("is nearly full: deleted its oldest segment") == 1
+    files = sorted(small_disk.glob("rec/*/*.mkv"), key=lambda path: segment_start(pattern, str(path)))
+    numbers = []
+    for path in files:
+        capture = cv2.VideoCapture(str(path))
+        while (frame := capture.read()[1]) is not None:
+            numbers.append(float(frame[16:48, 16:48].mean()))  # within a level (YUV 4:2:0 and back)
+    newest = np.arange(200 - len(numbers), 200)
+    assert 30 <= len(numbers) < 180 and np.abs(np.array(numbers) - newest).max() <= 1.0
