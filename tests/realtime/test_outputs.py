@@ -481,8 +481,9 @@ def test_keep_deletes_the_segments_older_than_the_window_and_nothing_else(model_
 
 def test_keep_on_a_full_disk_deletes_the_oldest_segments_and_records_on(model_cache, tmp_path, small_disk):
     """With --keep, a disk full before the window is costs the oldest segments, not the recording (without it, a full
-    disk stops the run: a 24/7 recorder that stops recording). 200 frames of noise (incompressible) in 1 s segments
-    on a 5 MB disk: every frame masked, exit 0, the newest segments on disk hold the last frames in order, said once."""
+    disk stops the run: a 24/7 recorder that stops recording). 400 frames of noise (incompressible, 8 MB masked) in
+    1 s segments on a 5 MB disk: every frame masked, exit 0, the newest segments on disk hold the last frames in
+    order, said once."""
     from fractions import Fraction
 
     import av
@@ -491,12 +492,12 @@ def test_keep_on_a_full_disk_deletes_the_oldest_segments_and_records_on(model_ca
     from tests.realtime.test_cli_models import run_cli
 
     clip, rng = tmp_path / "noise.mkv", np.random.default_rng(7)
-    with av.open(str(clip), "w") as container:  # frame k: noise with a flat 64x64 corner at level k
+    with av.open(str(clip), "w") as container:  # frame k: noise with a flat 64x64 corner at level k mod 256
         stream = container.add_stream("ffv1", rate=Fraction(10))
         stream.width, stream.height, stream.pix_fmt = 160, 120, "bgr0"
-        for k in range(200):
+        for k in range(400):
             pixels = rng.integers(0, 256, (120, 160, 3), np.uint8)
-            pixels[:64, :64] = k
+            pixels[:64, :64] = k % 256
             for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="bgr24").reformat(format="bgr0")):
                 container.mux(packet)
         for packet in stream.encode():
@@ -504,7 +505,7 @@ def test_keep_on_a_full_disk_deletes_the_oldest_segments_and_records_on(model_ca
     pattern, meta = str(small_disk / "rec" / "%Y-%m-%d" / "%H%M%S.mkv"), tmp_path / "m.jsonl"
     result = run_cli("run", "-i", str(clip), "-o", pattern, "--segment", "1", "--keep", "1d", "--metadata", str(meta))
     assert result.returncode == 0, result.stderr
-    assert len(meta.read_text().splitlines()) == 200
+    assert len(meta.read_text().splitlines()) == 400
     assert result.stderr.count("is nearly full: deleted its oldest segment") == 1
     files = sorted(small_disk.glob("rec/*/*.mkv"), key=lambda path: segment_start(pattern, str(path)))
     numbers = []
@@ -512,5 +513,5 @@ def test_keep_on_a_full_disk_deletes_the_oldest_segments_and_records_on(model_ca
         capture = cv2.VideoCapture(str(path))
         while (frame := capture.read()[1]) is not None:
             numbers.append(float(frame[16:48, 16:48].mean()))  # within a level (YUV 4:2:0 and back)
-    newest = np.arange(200 - len(numbers), 200)
-    assert 30 <= len(numbers) < 180 and np.abs(np.array(numbers) - newest).max() <= 1.0
+    off = (np.array(numbers) - np.arange(400 - len(numbers), 400) + 128) % 256 - 128  # from the newest frames
+    assert 30 <= len(numbers) < 180 and np.abs(off).max() <= 1.0
