@@ -12,7 +12,8 @@ lost or written twice at a cut.
 ``--keep DURATION`` (``7d``, ``36h``, ``90m``, seconds) deletes the segments of the output's name whose whole span lies
 further back than that — an earlier run's too, known by the name alone (:func:`segment_start`) —, each time a
 segment begins, and then the folders of the name's time fields left empty, so a 24/7 recorder keeps a fixed window
-instead of filling the disk. Other files are never touched.
+instead of filling the disk; a disk that fills before the window does costs the oldest segments, not the recording.
+Other files are never touched.
 
 Example:
     >>> segment_name("rec/cam1.mp4", 0.0, time_struct=time.gmtime(0))
@@ -106,7 +107,8 @@ def segment_start(pattern: str, name: str) -> tuple[float, int] | None:
     already), or None when ``name`` is not one of its segments.
 
     Raises:
-        ConfigError: the name has a time field that is not a number (``%b``, ``%A``): its segments cannot be told.
+        ConfigError: the name lacks its date and time as numbers (``%Y``, ``%m``, ``%d`` or ``%j``, ``%H``, ``%M``,
+            ``%S``), or has another time field (``%b``): its segments cannot be dated.
 
     Example:
         >>> start, number = segment_start("rec/%Y-%m-%d/cam1-%H%M%S.mp4", "rec/2026-11-30/cam1-180000-12.mp4")
@@ -140,7 +142,7 @@ class SegmentedVideoSink(Sink):
         if keep_s is not None:
             if not segment_s <= keep_s < math.inf:
                 raise ConfigError(f"--keep must be at least one segment ({segment_s:g} s), got {keep_s:g} s")
-            segment_start(pattern, "")  # a name whose segments cannot be told is refused now
+            _name_format(pattern)  # a name whose segments cannot be dated is refused now
         video_format = VIDEO_FORMATS.get(Path(pattern).suffix.lower())
         if video_format is None:
             raise OutputError(f"--segment cuts video files ({', '.join(VIDEO_FORMATS)}), not {pattern}")
