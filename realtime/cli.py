@@ -232,13 +232,14 @@ def parse_with_config(parser: argparse.ArgumentParser, argv: Sequence[str] | Non
     actions = _command_actions(parser, args.command)
     known = {k for k in vars(args) if k not in ("command", "handler", "config")}
     tokens = [_SHORT_FLAGS.get(token[:2], token) for token in (argv if argv is not None else sys.argv[1:])]
-    given = {token.split("=", 1)[0] for token in tokens if token.startswith("--")}
+    dests = {option: action.dest for action in actions.values() for option in action.option_strings}
+    given = {dests.get(token.split("=", 1)[0]) for token in tokens if token.startswith("--")}  # --no-X sets X too
     for key, value in data.items():
         dest = key.replace("-", "_")
         if dest not in known or dest not in actions:
             raise ConfigError(f"config {config_path}: unknown option {key!r}; options are the flags of `run` "
                               "without the leading dashes, e.g. mode = \"blur\"")
-        if "--" + dest.replace("_", "-") not in given:
+        if dest not in given:
             setattr(args, dest, _config_value(actions[dest], key, value, config_path))
     return args
 

@@ -345,6 +345,12 @@ def test_config_file_with_flag_override(model_cache, tmp_path):
     assert data["mode"] == "fill" and data["frames"] == 3
     assert main(["run", "--config", str(config), "-o", str(tmp_path / "o.mp4"), "--max-frames", "2"]) == 0
     assert len(decode(tmp_path / "o.mp4")) == 2  # the short flag overrides the config's output too
+    # a switch's --no-X overrides the config's X = true (it did not: `privacy = true` won over --no-privacy)
+    config.write_text(config.read_text() + "privacy = true\n")
+    assert main(["run", "--config", str(config), "--no-privacy"]) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["privacy"] is False
+    assert main(["run", "--config", str(config)]) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["privacy"] is True
 
 
 def test_python_api_close_stops_cleanly(engine):
