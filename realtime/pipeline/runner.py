@@ -572,8 +572,8 @@ class Pipeline:
         for strategy in self.masker.strategies or []:
             self.stats.count({"strategy_skipped_frames": strategy.stats.skipped,
                               "strategy_engine_crops": strategy.stats.engine_crops})
-        if self.privacy:
-            self.stats.count({f"privacy_masked_{k}": v for k, v in self.privacy_counts.items()})
+        for counts in self._written_masked if self.privacy else []:  # as written: the streams' parts add up to it
+            self.stats.count({f"privacy_masked_{k}": v for k, v in counts.items()})
         if len(self.sources) > 1:
             self.stats.streams = [self._stream_stats(k) for k in range(len(self.sources))]
         try:

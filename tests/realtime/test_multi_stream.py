@@ -140,6 +140,8 @@ def test_max_frames_counts_the_frames_of_each_live_stream(engine, tmp_path):
     assert fast["source"] == sources[0] and fast["frames"] == slow["frames"] == 10
     assert fast["captured"] <= 14 and pipeline.stats.dropped == fast["dropped"] + slow["dropped"] <= 3
     assert pipeline.dropped == pipeline.stats.dropped  # what the progress line shows as it goes
+    counters = pipeline.stats.counters  # the run's fully masked frames are the streams' added up
+    assert all(counters[key] == fast[key] + slow[key] for key in counters if key.startswith("privacy_masked_"))
     assert slow["privacy_masked_late"] == 0 and "disconnects" in slow
     table = pipeline.stats.table().splitlines()
     assert table[-2].startswith(f"stream 0 {sources[0]}: 10 frames, {fast['dropped']} dropped, captured ")
