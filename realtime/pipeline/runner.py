@@ -240,7 +240,10 @@ class Pipeline:
     def dropped(self) -> int:
         """Live frames dropped so far: by the sources (a newer frame came before the pipeline took one) and before
         the engine (a stale frame replaced by its stream's newer one)."""
-        return sum(source.dropped for source in self.sources) + sum(self._frames.dropped)
+        return sum(self._dropped_of(stream) for stream in range(len(self.sources)))
+
+    def _dropped_of(self, stream: int) -> int:
+        return self.sources[stream].dropped + self._frames.dropped[stream]
 
     # --- worker threads ---------------------------------------------------------------------------
     def _put(self, target: queue.Queue[Any], item: Any) -> bool:
@@ -586,7 +589,7 @@ class Pipeline:
         """One stream's part of the run (several sources): its frames written, dropped and counters."""
         source = self.sources[stream]
         stats: dict[str, Any] = {"source": redact(source.uri), "frames": self._written[stream],
-                                 "dropped": source.dropped + self._frames.dropped[stream]}
+                                 "dropped": self._dropped_of(stream)}
         if isinstance(live := getattr(source, "stats", None), LiveStats):
             stats.update({key: value for key, value in vars(live).items() if key != "dropped"})
         if self.privacy:
