@@ -164,10 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
                      "UTC, coverage, stage ms); - for standard output")
     run.add_argument("--stats", help="write the per-stage latency table as JSON here; - for standard output")
     run.add_argument("--segment", type=float, metavar="SECONDS",
-                     help="cut each video file output into files of this many seconds, named by their start time "
-                          "(strftime fields in the name, e.g. rec/%%Y-%%m-%%d/cam-%%H%%M%%S.mp4, or the time added)")
+                     help="cut each video file output, --metadata and --save-masks into files of this many seconds, "
+                          "named by their start time (strftime fields in the name, e.g. "
+                          "rec/%%Y-%%m-%%d/cam-%%H%%M%%S.mp4, or the time added)")
     run.add_argument("--keep", metavar="DURATION",
-                     help="with --segment: delete the output's segments older than this (7d, 36h, 90m, or seconds), "
+                     help="with --segment: delete the outputs' segments older than this (7d, 36h, 90m, or seconds), "
                           "an earlier run's too, as each new one begins")
     run.add_argument("--audio", choices=["drop", "copy"],
                      help="a video file output from a video file source: copy its sound in (copy), or leave it out "

@@ -6,7 +6,9 @@ Format: one array ``masks``, uint8 ``[N, H, W]`` at the source resolution,
 (:class:`~realtime.outputs.growing_npz.GrowingNpz`): memory stays flat however
 long the run, closing costs nothing, and a run killed outright leaves every mask
 it added. An archive with no masks is not written: a run that fails before its
-first frame leaves an earlier run's archive as it was.
+first frame leaves an earlier run's archive as it was. With ``--segment`` an
+archive is cut where the stream's video is, a file per segment
+(:mod:`realtime.outputs.segments`).
 
 Example:
     >>> import numpy as np, tempfile, os
@@ -19,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +31,7 @@ from engines.preprocess import probability_to_uint8
 from realtime.outputs.base import FirstSize
 from realtime.outputs.growing_npz import GrowingNpz
 from realtime.outputs.paths import check_writable
+from realtime.outputs.segments import Segments
 
 
 class MaskArchive:
@@ -37,22 +41,32 @@ class MaskArchive:
     (:class:`~realtime.outputs.base.FirstSize`; ``letterboxed`` counts them).
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = check_writable(path)
+    def __init__(self, path: str | Path, segments: Segments | None = None) -> None:
+        self.path = Path(path) if segments else check_writable(path)
         if self.path.suffix.lower() != ".npz":
             raise OutputError(f"mask archive {self.path} must end in .npz (a NumPy archive, read with numpy.load)")
+        self.segments = segments
+        self.count = 0  # masks added (over all segments)
         self._first_size = FirstSize(str(self.path), "mask")
         self._archive: GrowingNpz | None = None  # opened by the first mask
         self.closed = False
 
-    def add(self, probability: np.ndarray) -> None:
-        """Append one frame's probability (float HxW in [0, 1]) or an already uint8 mask: in the file when this returns."""
+    def add(self, probability: np.ndarray, at: float | None = None, captured: float | None = None) -> None:
+        """Append one frame's probability (float HxW in [0, 1]) or an already uint8 mask: in the file when this returns.
+        With segments, ``at`` is the frame's time on its stream's clock and ``captured`` its capture time."""
         mask = probability if probability.dtype == np.uint8 else probability_to_uint8(probability)
         mask = self._first_size.fit(mask)
+        if self.segments is not None and (begun := self.segments.next_file(
+                time.monotonic() if at is None else at, captured)):
+            self.close()
+            self.path, self._archive, self.closed = begun, None, False
+        if self.segments is not None:  # the disk nearly full before the keep window: the oldest segments go
+            self.segments.make_room((2 << 20) + 4 * mask.nbytes)
         try:
             if self._archive is None:
                 self._archive = GrowingNpz(self.path, "masks", mask.shape)
             self._archive.append(mask)
+            self.count += 1
         except OSError as exc:
             kept = f" (it holds the {len(self)} masks before)" if len(self) else ""
             raise OutputError(f"cannot write {self.path}: {exc.strerror}; free space or write elsewhere{kept}") from exc

@@ -2,12 +2,16 @@
 per hour to keep, move or delete; none growing for ever).
 
 Each segment is a video file of its own (:class:`~realtime.outputs.files.VideoFileSink`: finalised when the next one
-begins, playable after a kill up to about its last second), named by the local time its first frame was written:
+begins, playable after a kill up to about its last second), named by the local time its first frame was captured:
 the output's name may hold ``strftime`` fields (``rec/%Y-%m-%d/cam1-%H%M%S.mp4``: folders made as needed), else the
 time is put before the suffix (``cam1.mp4`` → ``cam1-20261130-180000.mp4``); a name taken already (two segments in
 one second, an earlier run's file) gets ``-1``, ``-2``, …: no recording is written over. A segment ends at the first frame
 ``SECONDS`` after its first (on the frame's own clock: a file's position, a camera's arrival time), so no frame is
 lost or written twice at a cut.
+
+The run's ``--metadata`` lines and ``--save-masks`` archives are cut the same way, at the same frames (each stream of
+one ``--metadata`` file on its own clock), beside the video: ``cam1-20261130-180000.jsonl`` holds the lines of
+``cam1-20261130-180000.mp4``'s frames.
 
 ``--keep DURATION`` (``7d``, ``36h``, ``90m``, seconds) deletes the segments of the output's name whose whole span lies
 further back than that — an earlier run's too, known by the name alone (:func:`segment_start`) —, each time a
@@ -42,13 +46,32 @@ from realtime.outputs.files import VIDEO_FORMATS, VideoFileSink
 log = logging.getLogger(__name__)
 
 
-def check_segment(segment_s: float, videos: list[Path] | None = None) -> None:
-    """Raise :class:`ConfigError` unless ``segment_s`` is a number of seconds >= 1 (and, given the run's video file
-    outputs, there is one to cut)."""
+_wall_minus_monotonic = time.time() - time.monotonic()
+
+
+def wall_clock(monotonic_ts: float) -> float:
+    """``time.monotonic()`` seconds as seconds since the epoch, the same for every output's segment begun by one frame
+    (so the video's and its metadata's names match); a clock set meanwhile (NTP at boot) is followed.
+
+    Example:
+        >>> abs(wall_clock(time.monotonic()) - time.time()) < 1.0
+        True
+    """
+    global _wall_minus_monotonic
+    now = time.time() - time.monotonic()
+    if abs(now - _wall_minus_monotonic) > 1.0:
+        _wall_minus_monotonic = now
+    return monotonic_ts + _wall_minus_monotonic
+
+
+def check_segment(segment_s: float, files: list[Path] | None = None) -> None:
+    """Raise :class:`ConfigError` unless ``segment_s`` is a number of seconds >= 1 (and, given the run's files to cut,
+    there is one)."""
     if not 1.0 <= segment_s < math.inf:
         raise ConfigError(f"--segment must be a number of seconds >= 1, got {segment_s}")
-    if videos is not None and not videos:
-        raise ConfigError(f"--segment cuts video file outputs ({', '.join(VIDEO_FORMATS)}); the run has none")
+    if files is not None and not files:
+        raise ConfigError(f"--segment cuts video file outputs ({', '.join(VIDEO_FORMATS)}), --metadata and --save-masks "
+                          "files; the run has none")
 
 
 def segment_name(pattern: str, at: float, time_struct: time.struct_time | None = None) -> str:
@@ -130,48 +153,46 @@ def segment_start(pattern: str, name: str) -> tuple[float, int] | None:
         return None
 
 
-class SegmentedVideoSink(Sink):
-    """A video file output cut into segments of ``segment_s`` seconds (see the module doc).
+class Segments:
+    """The files of one output cut in time (see the module doc): which frame begins the next, its name, and ``--keep``'s
+    deletions. The video outputs, ``--metadata`` and ``--save-masks`` each have one.
 
     Raises:
-        ConfigError: a segment length that is not a number of seconds >= 1.
+        ConfigError: a segment length that is not a number of seconds >= 1, a keep window under one segment, or (with
+            ``keep_s``) a name whose segments cannot be dated.
+
+    Example:
+        >>> import tempfile
+        >>> segments = Segments(os.path.join(tempfile.mkdtemp(), "meta.jsonl"), segment_s=60)
+        >>> first = segments.next_file(at=0.0)  # the first frame begins the first file
+        >>> segments.next_file(at=59.9) is None, segments.next_file(at=60.0) is None  # a new one 60 s on
+        (True, False)
     """
 
-    def __init__(self, pattern: str, fps: float = 25.0, segment_s: float = 3600.0, keep_s: float | None = None) -> None:
+    def __init__(self, pattern: str | Path, segment_s: float, keep_s: float | None = None) -> None:
         check_segment(segment_s)
         if keep_s is not None:
             if not segment_s <= keep_s < math.inf:
                 raise ConfigError(f"--keep must be at least one segment ({segment_s:g} s), got {keep_s:g} s")
-            _name_format(pattern)  # a name whose segments cannot be dated is refused now
-        video_format = VIDEO_FORMATS.get(Path(pattern).suffix.lower())
-        if video_format is None:
-            raise OutputError(f"--segment cuts video files ({', '.join(VIDEO_FORMATS)}), not {pattern}")
-        self.accepts_alpha = video_format.alpha_pix_fmt is not None
-        self.pattern, self.fps, self.segment_s, self.keep_s = pattern, fps, segment_s, keep_s
+            _name_format(str(pattern))  # a name whose segments cannot be dated is refused now
+        self.pattern, self.segment_s, self.keep_s = str(pattern), segment_s, keep_s
+        self.files: list[Path] = []  # the segments begun, oldest first
         self.deleted = 0  # old segments deleted (--keep)
         self._made_room = False  # a segment was deleted for room on a full disk (said once, then logged)
-        self.uri = f"file://{pattern} (segments of {segment_s:g} s)"
-        self.frames_written = 0
-        self.files: list[Path] = []  # the segments written, oldest first
-        self._current: VideoFileSink | None = None
-        self._started_at: float | None = None  # the current segment's first frame, on the frames' clock
+        self._begun: dict[int, float] = {}  # when the current segment's first frame of each clock was
 
-    def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:
-        at = present_ts if present_ts is not None else capture_ts if capture_ts is not None else time.monotonic()
-        if self._current is not None and self._started_at is not None and at - self._started_at >= self.segment_s:
-            self._finish()
-        if self._current is None:
-            self._current = self._open_next()
-            self._started_at = at
-        if self.keep_s is not None:
-            self._make_room(image.nbytes, self._current.frames_written)
-        self._current.write(image, capture_ts, present_ts)
-        self.frames_written += 1
-
-    def _open_next(self) -> VideoFileSink:
+    def next_file(self, at: float, captured: float | None = None, clock: int = 0) -> Path | None:
+        """The file that a frame at ``at`` (seconds on the frames' clock; several clocks — the streams of one
+        ``--metadata`` — each cut on their own) begins, named by when it was captured (``time.monotonic()``; None:
+        now), its folders made and old segments deleted first (``--keep``); None when the frame goes in the current
+        file."""
+        begun = self._begun.setdefault(clock, at)
+        if self.files and at - begun < self.segment_s:
+            return None
+        self._begun = {clock: at}
         if self.keep_s is not None:
             self._delete_old(time.time() - self.keep_s - self.segment_s)
-        first = name = Path(segment_name(self.pattern, time.time()))
+        first = name = Path(segment_name(self.pattern, time.time() if captured is None else wall_clock(captured)))
         taken = 0
         while name in self.files or name.exists():  # two segments in one second, or an earlier run's: kept
             taken += 1
@@ -180,11 +201,9 @@ class SegmentedVideoSink(Sink):
             name.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"cannot create folder {name.parent} for {name.name}: {exc.strerror}") from exc
-        sink = VideoFileSink(name, self.fps)
-        sink.live = self.live
         self.files.append(name)
         log.info("recording into %s", name)
-        return sink
+        return name
 
     def _segments(self) -> list[tuple[float, str]]:
         """When each of the output's segments on disk began (an earlier run's too) and its name, oldest first; not the
@@ -218,11 +237,12 @@ class SegmentedVideoSink(Sink):
             if start < before and self._delete(name):
                 log.info("deleted %s: older than --keep", name)
 
-    def _make_room(self, frame_bytes: int, written: int) -> None:
-        """A disk nearly full before the keep window is costs the oldest segments, not the recording (a video file
-        stops at 1 MB, two frames and its index left): deleted, oldest first, while less than twice that is free."""
+    def make_room(self, need: int) -> None:
+        """With ``--keep``, a disk nearly full before the keep window is costs the oldest segments, not the recording:
+        deleted, oldest first, while less than ``need`` bytes are free beside the current segment."""
+        if self.keep_s is None or not self.files:
+            return
         folder = self.files[-1].parent
-        need = (2 << 20) + 4 * frame_bytes + 128 * written
         if shutil.disk_usage(folder).free >= need:
             return
         for _, name in self._segments():
@@ -234,6 +254,49 @@ class SegmentedVideoSink(Sink):
             self._made_room = True
             if shutil.disk_usage(folder).free >= need:
                 return
+
+
+def segments_for(path: str | Path | None, segment_s: float | None, keep_s: float | None) -> Segments | None:
+    """The :class:`Segments` of a ``--metadata`` or ``--save-masks`` file when the run has ``--segment``, else None
+    (standard output is never cut)."""
+    if path is None or segment_s is None or str(path) == "-":
+        return None
+    return Segments(path, segment_s, keep_s)
+
+
+class SegmentedVideoSink(Sink):
+    """A video file output cut into segments of ``segment_s`` seconds (see the module doc).
+
+    Raises:
+        ConfigError: a segment length that is not a number of seconds >= 1 (see :class:`Segments`).
+    """
+
+    def __init__(self, pattern: str, fps: float = 25.0, segment_s: float = 3600.0, keep_s: float | None = None) -> None:
+        self.segments = Segments(pattern, segment_s, keep_s)
+        video_format = VIDEO_FORMATS.get(Path(pattern).suffix.lower())
+        if video_format is None:
+            raise OutputError(f"--segment cuts video files ({', '.join(VIDEO_FORMATS)}), not {pattern}")
+        self.accepts_alpha = video_format.alpha_pix_fmt is not None
+        self.pattern, self.fps = pattern, fps
+        self.uri = f"file://{pattern} (segments of {segment_s:g} s)"
+        self.frames_written = 0
+        self._current: VideoFileSink | None = None
+
+    @property
+    def files(self) -> list[Path]:
+        """The segments written, oldest first."""
+        return self.segments.files
+
+    def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:
+        at = present_ts if present_ts is not None else capture_ts if capture_ts is not None else time.monotonic()
+        if (name := self.segments.next_file(at, capture_ts)) is not None or self._current is None:
+            self._finish()
+            self._current = VideoFileSink(name or self.files[-1], self.fps)
+            self._current.live = self.live
+        # a video file stops at 1 MB free, two frames and its index left: twice that kept free
+        self.segments.make_room((2 << 20) + 4 * image.nbytes + 128 * self._current.frames_written)
+        self._current.write(image, capture_ts, present_ts)
+        self.frames_written += 1
 
     def _finish(self) -> None:
         current, self._current = self._current, None

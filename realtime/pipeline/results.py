@@ -23,6 +23,7 @@ from realtime.frame import Frame
 from realtime.outputs.paths import check_writable
 from realtime.outputs.pipe import STDOUT, StdoutRelay
 from realtime.outputs.screen import StopRequested
+from realtime.outputs.segments import Segments
 
 log = logging.getLogger(__name__)
 METADATA_BACKLOG = 64 << 20  # bytes of lines its reader has not taken beyond which a frame waits (hours of lines)
@@ -78,17 +79,20 @@ class MetadataWriter:
     The file is created at the first frame, so a run that fails before it (a source path mistyped, a camera that
     is down) leaves the file of an earlier run as it was. Each line is flushed as written (``tail -f`` follows a
     live run). ``-`` writes the lines to standard output (``| jq``); when its reader goes away the run stops
-    (:class:`~realtime.outputs.StopRequested`), as when a display window is closed.
+    (:class:`~realtime.outputs.StopRequested`), as when a display window is closed. With ``segments`` (``--segment``)
+    the lines go into a file per segment, cut at the frames where the video is (:mod:`realtime.outputs.segments`).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, segments: Segments | None = None) -> None:
         self.to_stdout = str(path) == STDOUT
-        self.path = Path(path) if self.to_stdout else check_writable(path)
+        self.segments = segments
+        self.path = Path(path) if self.to_stdout or segments else check_writable(path)
         self.handle: TextIO | None = None
         self._relay: StdoutRelay | None = None  # with "-": the lines go to standard output through it
         self._wall_minus_monotonic = time.time() - time.monotonic()
 
-    def write(self, result: Result) -> None:
+    def write(self, result: Result, at: float | None = None) -> None:
+        """Write the frame's line (``at``: the frame's time on its stream's clock, where ``--segment`` cuts)."""
         record = {
             "stream": result.frame.stream, "index": result.frame.index,  # seconds, to the microsecond
             "source_ts": round(result.frame.source_ts, 6), "capture_ts": round(result.frame.capture_ts, 6),
@@ -109,6 +113,12 @@ class MetadataWriter:
                 raise StopRequested
             self._relay.write(line.encode())
             return
+        if self.segments is not None and (begun := self.segments.next_file(
+                result.frame.capture_ts if at is None else at, result.frame.capture_ts, result.frame.stream)):
+            self.close()
+            self.path, self.handle = begun, None
+        if self.segments is not None:  # the disk nearly full before the keep window: the oldest segments go
+            self.segments.make_room(1 << 20)
         try:
             if self.handle is None:
                 self.handle = open(self.path, "w", buffering=1)  # noqa: SIM115 - closed in close(); line-buffered

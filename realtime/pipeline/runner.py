@@ -44,7 +44,7 @@ from realtime.outputs import Sink, SinkOptions, StopRequested, open_sink, watche
 from realtime.outputs.mask_archive import MaskArchive
 from realtime.outputs.paths import check_writable
 from realtime.outputs.pipe import STDOUT
-from realtime.outputs.segments import check_segment
+from realtime.outputs.segments import check_segment, segments_for
 from realtime.outputs.tee import TeeSink
 from realtime.pipeline.frame_queue import FrameQueue, live_frames
 from realtime.pipeline.masker import PRIVACY_REASONS, FrameMasker
@@ -137,11 +137,13 @@ class Pipeline:
             if not 0 < mask_budget_ms < math.inf:  # nan would never count a mask late: fail-closed off unseen
                 raise ConfigError(f"mask budget must be a number of ms > 0, got {mask_budget_ms}")
             self.mask_budget_s = mask_budget_ms / 1000.0
-            self.archives = [self._own(MaskArchive(path)) if path else None for path in archive_paths]
-            self.metadata = self._own(MetadataWriter(metadata)) if metadata else None
+            self.archives = [self._own(MaskArchive(path, segments_for(path, segment_s, keep_s))) if path else None
+                             for path in archive_paths]
+            self.metadata = self._own(MetadataWriter(metadata, segments_for(metadata, segment_s, keep_s))) \
+                if metadata else None
             videos = [path for outs in outputs for out in outs if (path := video_file_path(out)) is not None]
-            if segment_s is not None:
-                check_segment(segment_s, videos)
+            if segment_s is not None:  # --metadata and --save-masks are cut too
+                check_segment(segment_s, videos + [Path(p) for p in [*archive_paths, metadata] if p and str(p) != "-"])
             for path in videos if segment_s is None else []:  # a segment's folder may be made when it begins
                 check_writable(path)  # fail before the model loads and the source opens
             self.engine = model if isinstance(model, Engine) else self._own(
@@ -514,9 +516,10 @@ class Pipeline:
         """Write one result to its sink, mask archive, metadata and statistics; False when the sink asks to stop."""
         start = time.perf_counter()
         sink, archive = self.sinks[item.frame.stream], self.archives[item.frame.stream]
+        at = self._time_of(item.frame)  # where a --segment cut falls: the same frame for each of the stream's files
         if sink is not None:
             try:
-                sink.write(item.image, capture_ts=item.frame.capture_ts, present_ts=self._time_of(item.frame))
+                sink.write(item.image, capture_ts=item.frame.capture_ts, present_ts=at)
             except StopRequested:
                 return False
         if item.fully_masked is not None:
@@ -524,13 +527,13 @@ class Pipeline:
         if archive is not None:
             # a frame without a mask is stored as all-person (255): what the output shows
             archive.add(item.probability if item.probability is not None
-                        else np.full(item.frame.bgr.shape[:2], 255, np.uint8))
+                        else np.full(item.frame.bgr.shape[:2], 255, np.uint8), at, item.frame.capture_ts)
         item.written_ts = time.monotonic()
         item.timings_ms["output"] = (time.perf_counter() - start) * 1000.0
         self.stats.add(item.timings_ms, item.end_to_end_ms)
         if self.metadata is not None:
             try:
-                self.metadata.write(item)
+                self.metadata.write(item, at)
             except StopRequested:  # its reader on standard output went away
                 return False
         return True

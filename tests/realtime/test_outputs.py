@@ -3,6 +3,7 @@ camera that comes back at another resolution does not end the recording."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -441,6 +442,41 @@ def test_a_recording_is_cut_into_segments_with_no_frame_lost_or_doubled(model_ca
             assert_one_line_error(run_cli("run", *args), fragment)
 
 
+def test_metadata_and_masks_are_cut_beside_the_video_and_kept_as_long(model_cache, tmp_path):
+    """With --segment, --metadata and --save-masks (before: one file each, growing for the whole run beside a cut
+    video: ~1.3 GB of lines a day at 30 fps) are cut at the same frames, into files named as the video's segments:
+    each video segment's frames are the indexes of its .jsonl and the masks of its .npz. --keep deletes their old
+    segments too (an earlier run's). Without a video output, --metadata alone is cut."""
+    from tests.common import numbered_video
+
+    clip = numbered_video(tmp_path / "n.mkv", [k / 10 for k in range(30)], size_wh=(96, 64))
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    old = [rec / time.strftime(f"cam-%Y%m%d-%H%M%S.{suffix}", time.localtime(time.time() - 7200))
+           for suffix in ("jsonl", "npz")]
+    for path in old:
+        path.write_bytes(b"an earlier run's segment")
+    assert main(["run", "-i", str(clip), "-o", str(rec / "cam.mkv"), "--metadata", str(rec / "cam.jsonl"),
+                 "--save-masks", str(rec / "cam.npz"), "--segment", "1", "--keep", "1h", "--mode", "fill"]) == 0
+    assert not any(path.exists() for path in old)
+    videos = sorted(rec.glob("cam-*.mkv"))
+    assert len(videos) == 3
+    first_frames = []
+    for video in videos:
+        lines = [json.loads(line) for line in video.with_suffix(".jsonl").read_text().splitlines()]
+        masks = np.load(video.with_suffix(".npz"))["masks"]
+        capture, frames = cv2.VideoCapture(str(video)), 0
+        while capture.read()[0]:
+            frames += 1
+        indexes = [line["index"] for line in lines]
+        assert frames == len(masks) == len(lines) == 10 and indexes == list(range(indexes[0], indexes[0] + 10))
+        first_frames.append(indexes[0])
+    assert sorted(first_frames) == [0, 10, 20]
+    assert main(["run", "-i", str(clip), "-o", "null", "--metadata", str(tmp_path / "m.jsonl"), "--segment", "1"]) == 0
+    lines = [path.read_text().splitlines() for path in sorted(tmp_path.glob("m-*.jsonl"))]
+    assert sorted(len(part) for part in lines) == [10, 10, 10]
+
+
 def test_keep_deletes_the_segments_older_than_the_window_and_nothing_else(model_cache, tmp_path):
     """`--keep` (before: segments piled up until the disk was full, and then the run stopped): each time a segment
     begins, the output's segments whose span is further back than the window are deleted — an earlier run's too, by
@@ -502,10 +538,11 @@ def test_keep_on_a_full_disk_deletes_the_oldest_segments_and_records_on(model_ca
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    pattern, meta = str(small_disk / "rec" / "%Y-%m-%d" / "%H%M%S.mkv"), tmp_path / "m.jsonl"
+    pattern, meta = str(small_disk / "rec" / "%Y-%m-%d" / "%H%M%S.mkv"), small_disk / "m.jsonl"
     result = run_cli("run", "-i", str(clip), "-o", pattern, "--segment", "1", "--keep", "1d", "--metadata", str(meta))
     assert result.returncode == 0, result.stderr
-    assert len(meta.read_text().splitlines()) == 400
+    lines = [json.loads(line) for path in sorted(small_disk.glob("m-*.jsonl")) for line in path.read_text().splitlines()]
+    assert sorted(line["index"] for line in lines) == list(range(400))  # the metadata's segments, on the same disk
     assert result.stderr.count("is nearly full: deleted its oldest segment") == 1
     files = sorted(small_disk.glob("rec/*/*.mkv"), key=lambda path: segment_start(pattern, str(path)))
     numbers = []
