@@ -444,7 +444,7 @@ def test_a_recording_is_cut_into_segments_with_no_frame_lost_or_doubled(model_ca
 
 def test_metadata_and_masks_are_cut_beside_the_video_and_kept_as_long(model_cache, tmp_path):
     """With --segment, --metadata and --save-masks (before: one file each, growing for the whole run beside a cut
-    video: ~1.3 GB of lines a day at 30 fps) are cut at the same frames, into files named as the video's segments:
+    video: ~0.9 GB of lines a day at 30 fps) are cut at the same frames, into files named as the video's segments:
     each video segment's frames are the indexes of its .jsonl and the masks of its .npz. --keep deletes their old
     segments too (an earlier run's). Without a video output, --metadata alone is cut."""
     from tests.common import numbered_video
