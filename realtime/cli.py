@@ -270,6 +270,8 @@ def _config_value(action: argparse.Action, key: str, value: Any, path: str) -> A
         if isinstance(value, bool) or not number:
             raise ConfigError(f"{where} must be {'an integer' if action.type is int else 'a number'}, got {value!r}")
         return action.type(value)
+    if action.metavar == "DURATION" and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)  # keep = 604800: seconds, as on the command line; "7d" as a string
     if not isinstance(value, str):
         raise ConfigError(f"{where} must be a string, got {value!r}")
     if action.choices is not None and value not in action.choices:

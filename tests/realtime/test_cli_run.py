@@ -8,6 +8,7 @@ import shutil
 import cv2
 import pytest
 
+from engines.errors import ConfigError
 from realtime.capture.files import read_frames
 from tests.common import MEDIA, need_shared
 from tests.realtime.test_cli_models import assert_one_line_error, run_cli
@@ -218,6 +219,21 @@ def test_config_values_are_checked_like_flags(tmp_path, name):
     result = run_cli("run", "--config", str(config))
     assert_one_line_error(result, f"config {config}", *fragments)
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_a_duration_in_a_config_is_a_number_of_seconds_or_a_string(tmp_path):
+    """`keep = 604800` in a config was refused ("must be a string") while `--keep 604800` worked; now it is seconds
+    there too, as `keep = "7d"` is a week. A switch's true is still no duration."""
+    from realtime.cli import build_parser, parse_with_config
+    from realtime.outputs.segments import parse_keep
+
+    config = tmp_path / "run.toml"
+    for body, seconds in [("keep = 604800\n", 604800.0), ("keep = 90.5\n", 90.5), ('keep = "7d"\n', 604800.0)]:
+        config.write_text('source = "in.mp4"\nsegment = 3600\n' + body)
+        assert parse_keep(parse_with_config(build_parser(), ["run", "--config", str(config)]).keep) == seconds
+    config.write_text('source = "in.mp4"\nsegment = 3600\nkeep = true\n')
+    with pytest.raises(ConfigError, match="keep must be a string, got True"):
+        parse_with_config(build_parser(), ["run", "--config", str(config)])
 
 
 def test_a_video_file_to_a_watched_output_plays_at_its_own_pace(model_cache, tmp_path, engine):
