@@ -33,26 +33,30 @@ import numpy as np
 
 import engines
 from engines.backends.base import Engine
-from engines.errors import BackendError, ConfigError, OutputError
+from engines.errors import BackendError, ConfigError
 from engines.strategies import StrategySettings
 from realtime.capture import LiveSource, Source, SourceOptions, open_source, redact
-from realtime.capture.files import ImageFolderSource
 from realtime.capture.live import LiveStats
 from realtime.compositor import Compositor, MaskSettings, make_compositor
 from realtime.frame import Frame
-from realtime.outputs import Sink, SinkOptions, StopRequested, open_sink, watched_as
+from realtime.outputs import Sink, SinkOptions, StopRequested, watched_as
 from realtime.outputs.mask_archive import MaskArchive
 from realtime.outputs.paths import check_writable
 from realtime.outputs.pipe import STDOUT
 from realtime.outputs.segments import check_segment, segments_for
-from realtime.outputs.tee import TeeSink
 from realtime.pipeline.frame_queue import FrameQueue, live_frames
 from realtime.pipeline.masker import PRIVACY_REASONS, FrameMasker
 from realtime.pipeline.paths import check_run_paths
 from realtime.pipeline.results import MetadataWriter, Result
 from realtime.pipeline.signals import SignalHold
 from realtime.pipeline.stats import RunStats
-from realtime.pipeline.streams import audio_source, one_per_stream, outputs_per_stream, same_size_batches, video_file_path
+from realtime.pipeline.streams import (
+    one_per_stream,
+    open_stream_sink,
+    outputs_per_stream,
+    same_size_batches,
+    video_file_path,
+)
 
 EMULATE_GPU_ENV = "REALTIME_MASK_EMULATE_GPU"
 _END = object()
@@ -171,7 +175,9 @@ class Pipeline:
                                   "sources drop stale frames); run them separately")
             self.live = self.sources[0].live
             self._paced_for = None if self.live else paced_for  # said with the first frame written
-            self.sinks = [self._open_sinks(outs, src, audio) for outs, src in zip(outputs, self.sources, strict=True)]
+            self.sinks = [open_stream_sink(outs, src, SinkOptions(segment_s=segment_s, keep_s=keep_s), audio=audio,
+                                           compositor=self.compositor, max_frames=max_frames, own=self._own)
+                          for outs, src in zip(outputs, self.sources, strict=True)]
         except BaseException:
             self._close_owned()
             raise
@@ -201,28 +207,6 @@ class Pipeline:
         self._signals = SignalHold()  # a Ctrl-C waits until the frame's outputs are all written
         self._closed = False
         self._started_at = 0.0
-
-    def _open_sinks(self, outputs: list[str | Sink], source: Source, audio: bool) -> Sink | None:
-        """A stream's outputs as one sink (several: a :class:`TeeSink`); None without any."""
-        sound = audio_source(source, outputs, audio)
-        options = SinkOptions(source.fps or 25.0, names=[path.name for path in source.paths]
-                              if isinstance(source, ImageFolderSource) else None, segment_s=self.segment_s,
-                              keep_s=self.keep_s)
-        sinks = [out if isinstance(out, Sink) else self._own(open_sink(
-            out, replace(options, audio_from=sound if video_file_path(out) else None))) for out in outputs]
-        for sink in sinks:
-            sink.live = not source.keeps_every_frame
-            if sink.frame_limit is not None and min(self.max_frames or math.inf, source.frame_count or math.inf) \
-                    > sink.frame_limit:
-                has = f"has {source.frame_count} frames" if source.frame_count else "is live" if source.live else \
-                    "has more than one frame"
-                image = Path(sink.uri.partition("://")[2])
-                raise OutputError(f"{image} is one image, but {redact(source.uri)} {has}; give --max-frames 1 for its "
-                                  f"first, or an image folder ({image.with_suffix('')}/) or a video file for all")
-            if self.compositor.output_channels == 4 and not sink.accepts_alpha:
-                raise OutputError(f"mode {self.compositor.name} makes BGRA frames, which {sink.uri} cannot hold; "
-                                  "write .webm (VP9 with alpha), an image folder or a .png, or use --cutout-format green")
-        return None if not sinks else sinks[0] if len(sinks) == 1 else TeeSink(sinks)
 
     def _own(self, thing: Any) -> Any:
         self._owned.append(thing)

@@ -1,4 +1,5 @@
-"""Several streams in one pipeline: the outputs of each stream, its sound, and GPU batches that hold one frame size.
+"""Several streams in one pipeline: the outputs of each stream (opened as one sink), its sound, and GPU batches that
+hold one frame size.
 
 Example:
     >>> one_per_stream("masked-{stream}.npz", 2, "mask archives", "--save-masks")
@@ -8,13 +9,18 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from engines.errors import ConfigError
-from realtime.capture import Source, VideoFileSource
+from engines.errors import ConfigError, OutputError
+from realtime.capture import Source, VideoFileSource, redact
+from realtime.capture.files import ImageFolderSource
+from realtime.compositor import Compositor
 from realtime.frame import Frame
-from realtime.outputs import Sink, sink_path
+from realtime.outputs import Sink, SinkOptions, open_sink, sink_path
 from realtime.outputs.audio import audio_codec
 from realtime.outputs.files import VIDEO_FORMATS
 
@@ -124,3 +130,44 @@ def audio_source(source: Source, outputs: list[str | Sink], copy: bool) -> str |
                     "it", source.uri, codec, output)
         return None
     return source.location  # type: ignore[attr-defined]
+
+
+def open_stream_sink(outputs: list[str | Sink], source: Source, options: SinkOptions, *, audio: bool,
+                     compositor: Compositor, max_frames: int | None,
+                     own: Callable[[Sink], Sink] = lambda sink: sink) -> Sink | None:
+    """A stream's outputs opened as one sink (several: a :class:`TeeSink`), None without any; each opened sink is
+    handed to ``own`` (to be closed with the run). ``options`` gives what every output of the run shares (segments);
+    the frame rate, image names and sound come from ``source``.
+
+    Raises:
+        OutputError: an output that cannot take the stream: one image for many frames, BGRA frames for a format
+            without alpha.
+
+    Example:
+        >>> from realtime.capture import open_source
+        >>> from realtime.compositor import make_compositor
+        >>> sink = open_stream_sink(["null"], open_source("synthetic:64x48@10?frames=2"), SinkOptions(), audio=False,
+        ...                         compositor=make_compositor("blur"), max_frames=None)
+        >>> sink.uri
+        'null://'
+    """
+    from realtime.outputs.tee import TeeSink
+
+    sound = audio_source(source, outputs, audio)
+    options = replace(options, fps=source.fps or 25.0, names=[path.name for path in source.paths]
+                      if isinstance(source, ImageFolderSource) else None)
+    sinks = [out if isinstance(out, Sink) else own(open_sink(
+        out, replace(options, audio_from=sound if video_file_path(out) else None))) for out in outputs]
+    for sink in sinks:
+        sink.live = not source.keeps_every_frame
+        if sink.frame_limit is not None and min(max_frames or math.inf, source.frame_count or math.inf) \
+                > sink.frame_limit:
+            has = f"has {source.frame_count} frames" if source.frame_count else "is live" if source.live else \
+                "has more than one frame"
+            image = Path(sink.uri.partition("://")[2])
+            raise OutputError(f"{image} is one image, but {redact(source.uri)} {has}; give --max-frames 1 for its "
+                              f"first, or an image folder ({image.with_suffix('')}/) or a video file for all")
+        if compositor.output_channels == 4 and not sink.accepts_alpha:
+            raise OutputError(f"mode {compositor.name} makes BGRA frames, which {sink.uri} cannot hold; write .webm "
+                              "(VP9 with alpha), an image folder or a .png, or use --cutout-format green")
+    return None if not sinks else sinks[0] if len(sinks) == 1 else TeeSink(sinks)
