@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.util
 import logging
@@ -49,7 +50,7 @@ from realtime.pipeline.masker import PRIVACY_REASONS, FrameMasker
 from realtime.pipeline.paths import check_run_paths
 from realtime.pipeline.results import MetadataWriter, Result
 from realtime.pipeline.signals import SignalHold
-from realtime.pipeline.stats import RunStats
+from realtime.pipeline.stats import RunStats, StatsFile
 from realtime.pipeline.streams import (
     one_per_stream,
     open_stream_sink,
@@ -92,7 +93,7 @@ class Pipeline:
         save_masks: ``.npz`` for the raw probabilities (``realtime-mask masks`` format); with several sources,
             a path with ``{stream}`` in it.
         metadata: ``.jsonl`` with one line per frame (its ``stream`` says which source).
-        stats: ``.json`` written on close: the per-stage table (:meth:`RunStats.as_dict`).
+        stats: ``.json`` written on close, the per-stage table (:meth:`RunStats.as_dict`), and every 10 s before.
         max_frames: stop after this many frames of each source.
         cache: model cache folder.
         privacy: fail closed — a frame whose mask is missing (engine error), later than
@@ -134,7 +135,7 @@ class Pipeline:
         archive_paths = one_per_stream(save_masks, len(sources), "mask archives", "--save-masks")
         check_run_paths(sources, [out for outs in outputs for out in outs], save_masks=archive_paths,
                         metadata=metadata, stats=stats, background=(mode_options or {}).get("background"))
-        self._stats_path = (stats if str(stats) == STDOUT else check_writable(stats)) if stats else None
+        self._stats_file = StatsFile(stats if str(stats) == STDOUT else check_writable(stats)) if stats else None
         self._owned: list[Any] = []  # what we opened and must close, in opening order
         try:
             self.compositor = mode if isinstance(mode, Compositor) else self._own(make_compositor(mode, **(mode_options or {})))
@@ -241,12 +242,13 @@ class Pipeline:
                 continue
         return False
 
-    def _get(self, source: queue.Queue[Any]) -> Any:
+    def _get(self, source: queue.Queue[Any], idle: Callable[[], None] | None = None) -> Any:
         while not self._stop.is_set():
             try:
                 return source.get(timeout=0.05)
             except queue.Empty:
-                continue
+                if idle is not None:
+                    idle()
         return _END
 
     def _worker(self, body: Callable[[], None], downstream: queue.Queue[Any]) -> None:
@@ -471,7 +473,7 @@ class Pipeline:
         try:
             self._start()
             while True:
-                item = self._get(self._results)
+                item = self._get(self._results, idle=self._stats_now)  # --stats goes on while no frame comes
                 if item is _END:
                     return
                 if isinstance(item, _Failure):
@@ -488,6 +490,7 @@ class Pipeline:
                                 "as it decodes)", self._paced_for)
                     self._paced_for = None
                 yield item
+                self._stats_now()
                 if self.max_frames is not None and min(self._written) >= self.max_frames:
                     return
         finally:
@@ -549,28 +552,40 @@ class Pipeline:
             self._close_all()
 
     def _close_all(self) -> None:
-        self.stats.wall_s = time.monotonic() - self._started_at if self._started_at else 0.0
+        wall_s = time.monotonic() - self._started_at if self._started_at else 0.0
         self._stop.set()
         for source in self.sources:
             source.interrupt()  # wakes a capture thread waiting for the next frame (a live source, a pipe)
         for thread in self._threads:
             thread.join(timeout=10.0)
-        self.stats.dropped = self.dropped
-        for source in self.sources:  # live sources' counters, summed over the sources
-            if (live_stats := getattr(source, "stats", None)) is not None:
-                self.stats.count(live_stats)
-        for strategy in self.masker.strategies or []:
-            self.stats.count({"strategy_skipped_frames": strategy.stats.skipped,
-                              "strategy_engine_crops": strategy.stats.engine_crops})
-        for counts in self._written_masked if self.privacy else []:  # as written: the streams' parts add up to it
-            self.stats.count({f"privacy_masked_{k}": v for k, v in counts.items()})
-        if len(self.sources) > 1:
-            self.stats.streams = [self._stream_stats(k) for k in range(len(self.sources))]
+        self.stats = self._summed(wall_s)
         try:
             self._close_owned()
         finally:
-            if self._stats_path is not None:
-                self.stats.write_json(self._stats_path)
+            if self._stats_file is not None:
+                self._stats_file.write(self.stats)
+
+    def _summed(self, wall_s: float, running: bool = False) -> RunStats:
+        """The run's statistics as of now: the frames' times (:attr:`stats`, left as it is) with the sources',
+        strategies' and privacy's counters summed in, and each stream's part (several sources)."""
+        stats = copy.copy(self.stats)
+        stats.counters, stats.wall_s, stats.dropped, stats.running = dict(stats.counters), wall_s, self.dropped, running
+        for source in self.sources:  # live sources' counters, summed over the sources
+            if (live_stats := getattr(source, "stats", None)) is not None:
+                stats.count(live_stats)
+        for strategy in self.masker.strategies or []:
+            stats.count({"strategy_skipped_frames": strategy.stats.skipped,
+                         "strategy_engine_crops": strategy.stats.engine_crops})
+        for counts in self._written_masked if self.privacy else []:  # as written: the streams' parts add up to it
+            stats.count({f"privacy_masked_{k}": v for k, v in counts.items()})
+        if len(self.sources) > 1:
+            stats.streams = [self._stream_stats(k) for k in range(len(self.sources))]
+        return stats
+
+    def _stats_now(self) -> None:
+        """``--stats FILE`` rewritten while the run goes on, every :data:`STATS_EVERY_S` (a 24/7 run's health)."""
+        if self._stats_file is not None and self._stats_file.due():
+            self._stats_file.write(self._summed(time.monotonic() - self._started_at, running=True))
 
     def _stream_stats(self, stream: int) -> dict[str, Any]:
         """One stream's part of the run (several sources): its frames written, dropped and counters."""

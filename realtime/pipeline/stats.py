@@ -11,6 +11,8 @@
       "frames": 120,                  # frames written
       "dropped": 0,                   # frames a live source dropped (consumer slower than the source)
       "wall_s": 2.01, "throughput_fps": 59.7,
+      "running": false,               # true in a file rewritten while the run goes on (every 10 s), false at its end
+      "updated_at": "2026-11-30T18:00:00.000000Z",  # when it was written (UTC): a stale one is a run that died
       "stages": {                     # one entry per stage, in pipeline order
         "capture":     {"count": 120, "mean_ms": .., "p50_ms": .., "p90_ms": .., "p99_ms": .., "max_ms": ..},
         "preprocess":  {...}, "inference": {...}, "postprocess": {...}, "composite": {...}, "output": {...}
@@ -37,7 +39,11 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
+import os
 import random
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +52,9 @@ import numpy as np
 from engines.errors import OutputError
 from realtime.outputs.pipe import STDOUT, StdoutRelay
 
+log = logging.getLogger(__name__)
 SCHEMA = "realtime-masking/stats/1"
+STATS_EVERY_S = 10.0  # how often a --stats file is rewritten while the run goes on
 STAGES = ("capture", "preprocess", "inference", "postprocess", "composite", "output")
 
 
@@ -114,6 +122,7 @@ class RunStats:
         self.counters: dict[str, int] = {}
         self.info: dict[str, Any] = {}
         self.streams: list[dict[str, Any]] = []  # several sources: each one's frames, dropped and counters
+        self.running = False  # a snapshot of a run that goes on
 
     def add(self, timings_ms: dict[str, float], end_to_end_ms: float) -> None:
         """Record one written frame."""
@@ -141,6 +150,8 @@ class RunStats:
             "dropped": self.dropped,
             "wall_s": self.wall_s,
             "throughput_fps": self.frames / self.wall_s if self.wall_s > 0 else 0.0,
+            "running": self.running,
+            "updated_at": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
             "stages": {stage: series.summary() for stage, series in self.samples.items()},
             "end_to_end": self.end_to_end.summary(),
             "counters": dict(self.counters),
@@ -148,16 +159,21 @@ class RunStats:
         }
 
     def write_json(self, path: str | Path) -> None:
-        """Write :meth:`as_dict` as JSON (``-``: to standard output; a reader gone by then is let be)."""
+        """Write :meth:`as_dict` as JSON (``-``: to standard output; a reader gone by then is let be). A file is
+        replaced whole (written beside it, then renamed over it): a reader never sees half of one."""
         text = json.dumps(self.as_dict(), indent=1) + "\n"
         if str(path) == STDOUT:  # a reader that does not read is let be once a stop signal comes
             relay = StdoutRelay(1)
             relay.write(text.encode())
             relay.close()
             return
+        path = Path(path)
+        partial = path.with_name(f".{path.name}.partial")
         try:
-            Path(path).write_text(text)
+            partial.write_text(text)
+            os.replace(partial, path)
         except OSError as exc:
+            partial.unlink(missing_ok=True)
             raise OutputError(f"cannot write {path}: {exc.strerror}; free space or write elsewhere") from exc
 
     def table(self) -> str:
@@ -177,3 +193,37 @@ class RunStats:
             lines.append(f"stream {number} {stream['source']}: {stream['frames']} frames, {stream['dropped']} dropped"
                          + (f", {counts}" if counts else ""))
         return "\n".join(lines)
+
+
+class StatsFile:
+    """``--stats``: the document written at the end of the run and, to a file, every ``every_s`` while it goes on
+    (``running``: true), so a 24/7 run's health — frames, drops, reconnects — can be read without stopping it. A
+    write that fails while the run goes on is said once and tried again later (the last whole file stays); the one at
+    the end raises.
+
+    Example:
+        >>> import tempfile
+        >>> stats_file = StatsFile(os.path.join(tempfile.mkdtemp(), "stats.json"), every_s=10.0)
+        >>> stats_file.due()  # the first one 10 s after the start
+        False
+    """
+
+    def __init__(self, path: str | Path, every_s: float | None = None) -> None:
+        self.path, self.every_s = path, STATS_EVERY_S if every_s is None else every_s
+        self._next = time.monotonic() + self.every_s
+        self._failed = False  # a write while running failed (said once)
+
+    def due(self) -> bool:
+        """Whether a file (not standard output) is due to be rewritten."""
+        return str(self.path) != STDOUT and time.monotonic() >= self._next
+
+    def write(self, stats: RunStats) -> None:
+        """Write ``stats`` (a snapshot while ``stats.running``, else the end's)."""
+        self._next = time.monotonic() + self.every_s
+        try:
+            stats.write_json(self.path)
+        except OutputError as exc:
+            if not stats.running:
+                raise
+            (log.info if self._failed else log.warning)("%s (tried again in %g s)", exc, self.every_s)
+            self._failed = True

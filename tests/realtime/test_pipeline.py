@@ -141,15 +141,68 @@ def test_save_masks_equals_masks_command(model_cache, tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "run.npz")["masks"], np.load(tmp_path / "masks.npz")["masks"])
 
 
+def test_the_stats_file_is_rewritten_while_a_live_run_goes_on(model_cache, tmp_path, monkeypatch):
+    """--stats was written at the end only, which a 24/7 run never reaches: its health (frames, drops, reconnects)
+    could not be read. Now the file is rewritten every 10 s (0.2 s here) while the run goes on, "running": true —
+    also while the camera is down and no frame comes —, whole each time (read again and again: never half a file),
+    and at the end "running": false. A real MJPEG camera on loopback, stopped for 2 s mid-run."""
+    need_shared()
+    import threading
+    from datetime import datetime
+
+    import realtime.pipeline.stats as stats_module
+
+    monkeypatch.setattr(stats_module, "STATS_EVERY_S", 0.2)
+    camera, stats = MjpegServer(MEDIA / "carphone_pristine.mp4", fps=15), tmp_path / "stats.json"
+    pipeline = Pipeline(camera.url, output="null", stats=stats, privacy=False, max_frames=40,
+                        source_options=SourceOptions(open_timeout=3, read_timeout=0.5))
+    run = threading.Thread(target=pipeline.run)
+    run.start()
+    seen: list[dict] = []
+
+    def watch_until(condition, timeout_s: float = 20.0) -> dict:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if stats.exists():
+                seen.append(json.loads(stats.read_text()))  # whole, or json.loads fails
+                if condition(seen[-1]):
+                    return seen[-1]
+            time.sleep(0.01)
+        raise AssertionError(f"no such stats in {timeout_s} s; the last: {seen[-1:]}")
+
+    try:
+        before = watch_until(lambda data: data["frames"] >= 10)
+        assert before["running"] and before["counters"]["disconnects"] == 0
+        camera.stop()
+        down = watch_until(lambda data: data["counters"]["disconnects"] >= 1)
+        later = watch_until(lambda data: data["updated_at"] > down["updated_at"])  # rewritten with no frame coming
+        assert later["running"] and later["frames"] == down["frames"] < 40
+        camera = MjpegServer(MEDIA / "carphone_pristine.mp4", fps=15, port=camera.port)
+        run.join(timeout=30)
+        assert not run.is_alive()
+    finally:
+        pipeline.close()
+        camera.stop()
+    final = json.loads(stats.read_text())
+    assert not final["running"] and final["frames"] == 40 and final["counters"]["reconnects"] >= 1
+    stamps = [datetime.fromisoformat(data["updated_at"].replace("Z", "+00:00")) for data in [*seen, final]]
+    assert stamps == sorted(stamps) and len(set(stamps)) >= 4
+    assert not list(tmp_path.glob(".stats.json*"))  # nothing left beside it
+
+
 def test_stats_json_and_metadata(model_cache, tmp_path):
     need_shared()
+    from datetime import datetime
+
     stats, meta = tmp_path / "stats.json", tmp_path / "meta.jsonl"
     started = time.time()
     assert main(["run", "--source", str(MEDIA / GIF), "--output", "null", "--stats", str(stats), "--metadata", str(meta),
                  "--max-frames", "30"]) == 0
     ended = time.time()
     data = json.loads(stats.read_text())
-    assert data["schema"] == "realtime-masking/stats/1" and data["frames"] == 30
+    assert data["schema"] == "realtime-masking/stats/1" and data["frames"] == 30 and data["running"] is False
+    updated = datetime.fromisoformat(data["updated_at"].replace("Z", "+00:00")).timestamp()
+    assert started <= updated <= time.time()
     assert list(data["stages"]) == list(STAGES)
     for summary in [*data["stages"].values(), data["end_to_end"]]:
         assert summary["count"] == 30
@@ -157,8 +210,6 @@ def test_stats_json_and_metadata(model_cache, tmp_path):
     lines = [json.loads(line) for line in meta.read_text().splitlines()]
     assert [line["index"] for line in lines] == list(range(30))
     # when each frame was captured, in UTC, on the wall clock: within the run, as far apart as their capture_ts
-    from datetime import datetime
-
     wall = [datetime.fromisoformat(line["captured_at"].replace("Z", "+00:00")).timestamp() for line in lines]
     assert all(line["captured_at"].endswith("Z") for line in lines) and started <= wall[0] <= wall[-1] <= ended
     assert max(abs((w - wall[0]) - (line["capture_ts"] - lines[0]["capture_ts"])) for w, line in zip(wall, lines,
