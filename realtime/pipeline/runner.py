@@ -36,7 +36,7 @@ import engines
 from engines.backends.base import Engine
 from engines.errors import BackendError, ConfigError
 from engines.strategies import StrategySettings
-from realtime.capture import LiveSource, Source, SourceOptions, open_source, redact
+from realtime.capture import LiveSource, Source, SourceOptions, redact
 from realtime.capture.live import LiveStats
 from realtime.compositor import Compositor, MaskSettings, make_compositor
 from realtime.frame import Frame
@@ -54,6 +54,7 @@ from realtime.pipeline.stats import RunStats, StatsFile
 from realtime.pipeline.streams import (
     one_per_stream,
     open_stream_sink,
+    open_stream_sources,
     outputs_per_stream,
     same_size_batches,
     video_file_path,
@@ -162,18 +163,7 @@ class Pipeline:
             paced_for = watched[0] if watched and options.realtime is None else None
             if options.realtime is None:  # a file to a window or a stream plays at its pace, not as fast as it decodes
                 options = replace(options, realtime=bool(watched))
-            if len(sources) > 1:  # a stream down at the start is opened in the background; the others go on
-                options = replace(options, wait_if_down=True)
-            self.sources = [s if isinstance(s, Source) else self._own(open_source(s, options)) for s in sources]
-            down = [error for s in self.sources if (error := getattr(s, "down_at_start", None)) is not None]
-            if down and (len(down) == len(self.sources) or not all(s.live for s in self.sources)):
-                raise down[0]  # none is up (a wrong address, a network down), or it is among files: said now
-            for error in down:
-                log.warning("%s; opening it again and again (the reconnect backoff) while the other streams go on",
-                            error)
-            if len({s.live for s in self.sources}) > 1:
-                raise ConfigError("live and file sources cannot share a pipeline (files wait for the engine, live "
-                                  "sources drop stale frames); run them separately")
+            self.sources = open_stream_sources(sources, options, own=self._own)
             self.live = self.sources[0].live
             self._paced_for = None if self.live else paced_for  # said with the first frame written
             self.sinks = [open_stream_sink(outs, src, SinkOptions(segment_s=segment_s, keep_s=keep_s), audio=audio,

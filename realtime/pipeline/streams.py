@@ -1,5 +1,5 @@
-"""Several streams in one pipeline: the outputs of each stream (opened as one sink), its sound, and GPU batches that
-hold one frame size.
+"""Several streams in one pipeline: their sources opened together, the outputs of each stream (opened as one sink),
+its sound, and GPU batches that hold one frame size.
 
 Example:
     >>> one_per_stream("masked-{stream}.npz", 2, "mask archives", "--save-masks")
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engines.errors import ConfigError, OutputError
-from realtime.capture import Source, VideoFileSource, redact
+from realtime.capture import Source, SourceOptions, VideoFileSource, open_source, redact
 from realtime.capture.files import ImageFolderSource
 from realtime.compositor import Compositor
 from realtime.frame import Frame
@@ -171,3 +171,30 @@ def open_stream_sink(outputs: list[str | Sink], source: Source, options: SinkOpt
             raise OutputError(f"mode {compositor.name} makes BGRA frames, which {sink.uri} cannot hold; write .webm "
                               "(VP9 with alpha), an image folder or a .png, or use --cutout-format green")
     return None if not sinks else sinks[0] if len(sinks) == 1 else TeeSink(sinks)
+
+
+def open_stream_sources(sources: list[str | Source], options: SourceOptions,
+                        own: Callable[[Source], Source] = lambda source: source) -> list[Source]:
+    """The run's sources opened (an open one as it is), each handed to ``own`` (to be closed with the run). With
+    several, a live stream down at the start is opened in the background while the others go on, said once.
+
+    Raises:
+        SourceError: the source, or every one of several, does not open; or one of several files does not.
+        ConfigError: live and file sources mixed.
+
+    Example:
+        >>> [source.uri for source in open_stream_sources(["synthetic:64x48@10"], SourceOptions())]
+        ['synthetic:64x48@10']
+    """
+    if len(sources) > 1:  # a stream down at the start is opened in the background; the others go on
+        options = replace(options, wait_if_down=True)
+    opened = [source if isinstance(source, Source) else own(open_source(source, options)) for source in sources]
+    down = [error for s in opened if (error := getattr(s, "down_at_start", None)) is not None]
+    if down and (len(down) == len(opened) or not all(s.live for s in opened)):
+        raise down[0]  # none is up (a wrong address, a network down), or it is among files: said now
+    for error in down:
+        log.warning("%s; opening it again and again (the reconnect backoff) while the other streams go on", error)
+    if len({s.live for s in opened}) > 1:
+        raise ConfigError("live and file sources cannot share a pipeline (files wait for the engine, live sources "
+                          "drop stale frames); run them separately")
+    return opened
