@@ -196,21 +196,24 @@ class RunStats:
 
 
 class StatsFile:
-    """``--stats``: the document written at the end of the run and, to a file, every ``every_s`` while it goes on
-    (``running``: true), so a 24/7 run's health — frames, drops, reconnects — can be read without stopping it. A
+    """``--stats``: the document written at the end of the run and, to a file, as it starts and every ``every_s``
+    while it goes on (``running``: true), so a 24/7 run's health — frames, drops, reconnects — can be read without stopping it. A
     write that fails while the run goes on is said once and tried again later (the last whole file stays); the one at
     the end raises.
 
     Example:
         >>> import tempfile
         >>> stats_file = StatsFile(os.path.join(tempfile.mkdtemp(), "stats.json"), every_s=10.0)
-        >>> stats_file.due()  # the first one 10 s after the start
+        >>> stats_file.due()  # the first one at the start, then every 10 s
+        True
+        >>> stats_file.write(RunStats())
+        >>> stats_file.due()
         False
     """
 
     def __init__(self, path: str | Path, every_s: float | None = None) -> None:
         self.path, self.every_s = path, STATS_EVERY_S if every_s is None else every_s
-        self._next = time.monotonic() + self.every_s
+        self._next = time.monotonic()  # the first as the run starts: a monitor sees it up at once
         self._failed = False  # a write while running failed (said once)
 
     def due(self) -> bool:
