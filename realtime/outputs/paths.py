@@ -23,11 +23,34 @@ def check_writable(path: str | Path) -> Path:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise OutputError(f"cannot write {path}: folder {parent} does not exist; create it or choose another path")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        if os.statvfs(parent).f_flag & os.ST_RDONLY:  # a read-only mount (a container's volume, a snapshot)
-            raise OutputError(f"cannot write {path}: {parent} is on a read-only file system; choose a writable path")
-        raise OutputError(f"cannot write {path}: permission denied; choose a writable path")
+    _check_access(parent, path)
     return path
+
+
+def check_creatable(path: str | Path) -> Path:
+    """Return ``path`` if a file can be created there once its missing folders are made (a segment's dated folder),
+    else raise :class:`OutputError`: the nearest existing folder above it is a file, or cannot be written.
+
+    Example:
+        >>> import tempfile
+        >>> check_creatable(Path(tempfile.mkdtemp()) / "2026-11-30" / "cam.mp4").name
+        'cam.mp4'
+    """
+    path = Path(path).expanduser()
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"cannot write {path}: {existing} is a file, not a folder; choose another path")
+    _check_access(existing, path)
+    return path
+
+
+def _check_access(folder: Path, path: Path) -> None:
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:  # a read-only mount (a container's volume, a snapshot)
+            raise OutputError(f"cannot write {path}: {folder} is on a read-only file system; choose a writable path")
+        raise OutputError(f"cannot write {path}: permission denied; choose a writable path")
 
 
 def _same(a: Path, b: Path) -> bool:

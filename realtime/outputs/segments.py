@@ -42,6 +42,7 @@ import numpy as np
 from engines.errors import ConfigError, OutputError
 from realtime.outputs.base import Sink
 from realtime.outputs.files import VIDEO_FORMATS, VideoFileSink
+from realtime.outputs.paths import check_creatable
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,7 @@ class Segments:
     Raises:
         ConfigError: a segment length that is not a number of seconds >= 1, a keep window under one segment, or (with
             ``keep_s``) a name whose segments cannot be dated.
+        OutputError: a folder of the name that cannot be written (read-only, a file in the way).
 
     Example:
         >>> import tempfile
@@ -176,6 +178,7 @@ class Segments:
                 raise ConfigError(f"--keep must be at least one segment ({segment_s:g} s), got {keep_s:g} s")
             _name_format(str(pattern))  # a name whose segments cannot be dated is refused now
         self.pattern, self.segment_s, self.keep_s = str(pattern), segment_s, keep_s
+        check_creatable(segment_name(self.pattern, time.time()))  # a folder that cannot be written: said now
         self.files: list[Path] = []  # the segments begun, oldest first
         self.deleted = 0  # old segments deleted (--keep)
         self._made_room = False  # a segment was deleted for room on a full disk (said once, then logged)

@@ -251,6 +251,15 @@ def test_a_disk_full_or_read_only_from_the_start_is_said_as_it_is(model_cache, s
                               (small_disk / "frames/", ["cannot create output folder", "Read-only file system"])]:
         result = run_cli("run", "-i", "synthetic:64x48@10", "-o", str(output), "--max-frames", "2")
         assert_one_line_error(result, *fragments, "choose a writable path")
+    # segments (their folders made as each begins) were let through, to fail after the model loaded and a frame was
+    # recorded elsewhere: now said before the run starts too
+    elsewhere = small_disk.parent / "elsewhere.mkv"
+    for extra in [["--metadata", str(small_disk / "%Y" / "m.jsonl")], ["--save-masks", str(small_disk / "m.npz")],
+                  ["-o", str(small_disk / "rec" / "%Y" / "cam.mkv")]]:
+        result = run_cli("run", "-i", "synthetic:64x48@10", "-o", str(elsewhere), *extra, "--segment", "1",
+                         "--max-frames", "2")
+        assert_one_line_error(result, f"{small_disk} is on a read-only file system", "choose a writable path")
+        assert not list(small_disk.parent.glob("elsewhere*"))
 
 
 def test_a_full_disk_stops_the_run_with_a_playable_file(model_cache, small_disk):
@@ -433,7 +442,10 @@ def test_a_recording_is_cut_into_segments_with_no_frame_lost_or_doubled(model_ca
     segments.sort()  # by their first frame: names of one second are cam-HHMMSS, cam-HHMMSS-1, ...
     assert [len(numbers) for numbers in segments] == [10, 10, 10]
     assert [n for numbers in segments for n in numbers] == list(range(30))
+    (tmp_path / "afile").write_bytes(b"")
     for args, fragment in [(["-i", str(clip), "-o", "null", "--segment", "10"], "--segment cuts video file outputs"),
+                           (["-i", str(clip), "-o", str(tmp_path / "afile" / "%Y" / "x.mkv"), "--segment", "10"],
+                            f"{tmp_path / 'afile'} is a file, not a folder"),
                            (["-i", str(clip), "-o", str(tmp_path / "x.mp4"), "--segment", "0.5"],
                             "--segment must be a number of seconds >= 1"),
                            (["-i", str(MEDIA / "car-detection.mp4"), "-o", str(tmp_path / "x.mp4"), "--segment", "9",
