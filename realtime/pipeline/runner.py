@@ -105,7 +105,8 @@ class Pipeline:
         strategy: tiled / motion-ROI inference for small people (:mod:`engines.strategies`); default full frame.
         audio: copy each video-file source's audio track into its video-file output (default: the output is
             silent, and a source with sound says so once; :mod:`realtime.outputs.audio`).
-        segment_s: cut each video file output into files of this many seconds (:mod:`realtime.outputs.segments`).
+        segment_s: cut each video file output, ``metadata`` and ``save_masks`` into files of this many seconds
+            (:mod:`realtime.outputs.segments`).
         keep_s: with ``segment_s``, delete the segments of each such output whose span is further back than this.
     """
 
