@@ -12,7 +12,6 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -24,6 +23,7 @@ from realtime.outputs.paths import check_writable
 from realtime.outputs.pipe import STDOUT, StdoutRelay
 from realtime.outputs.screen import StopRequested
 from realtime.outputs.segments import Segments
+from realtime.pipeline.stats import utc
 
 log = logging.getLogger(__name__)
 METADATA_BACKLOG = 64 << 20  # bytes of lines its reader has not taken beyond which a frame waits (hours of lines)
@@ -97,8 +97,7 @@ class MetadataWriter:
             "stream": result.frame.stream, "index": result.frame.index,  # seconds, to the microsecond
             "source_ts": round(result.frame.source_ts, 6), "capture_ts": round(result.frame.capture_ts, 6),
             "written_ts": round(result.written_ts, 6),
-            "captured_at": datetime.fromtimestamp(result.frame.capture_ts + self._wall_minus_monotonic, UTC)
-            .isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "captured_at": utc(result.frame.capture_ts + self._wall_minus_monotonic),
             "coverage": None if result.coverage is None else round(result.coverage, 6),
             "fully_masked": result.fully_masked,  # privacy's reason for writing it fully masked, or null
             "ms": {k: round(v, 4) for k, v in result.timings_ms.items()}, "end_to_end_ms": round(result.end_to_end_ms, 4),

@@ -50,7 +50,7 @@ from realtime.pipeline.masker import PRIVACY_REASONS, FrameMasker
 from realtime.pipeline.paths import check_run_paths
 from realtime.pipeline.results import MetadataWriter, Result
 from realtime.pipeline.signals import SignalHold
-from realtime.pipeline.stats import RunStats, StatsFile
+from realtime.pipeline.stats import RunStats, StatsFile, utc
 from realtime.pipeline.streams import (
     one_per_stream,
     open_stream_sink,
@@ -508,7 +508,7 @@ class Pipeline:
                         else np.full(item.frame.bgr.shape[:2], 255, np.uint8), at, item.frame.capture_ts)
         item.written_ts = time.monotonic()
         item.timings_ms["output"] = (time.perf_counter() - start) * 1000.0
-        self.stats.add(item.timings_ms, item.end_to_end_ms)
+        self.stats.add(item.timings_ms, item.end_to_end_ms, item.frame.stream)
         if self.metadata is not None:
             try:
                 self.metadata.write(item, at)
@@ -561,6 +561,7 @@ class Pipeline:
         strategies' and privacy's counters summed in, and each stream's part (several sources)."""
         stats = copy.copy(self.stats)
         stats.counters, stats.wall_s, stats.dropped, stats.running = dict(stats.counters), wall_s, self.dropped, running
+        stats.reconnecting = sum(bool(getattr(source, "reconnecting", False)) for source in self.sources)
         for source in self.sources:  # live sources' counters, summed over the sources
             if (live_stats := getattr(source, "stats", None)) is not None:
                 stats.count(live_stats)
@@ -581,8 +582,10 @@ class Pipeline:
     def _stream_stats(self, stream: int) -> dict[str, Any]:
         """One stream's part of the run (several sources): its frames written, dropped and counters."""
         source = self.sources[stream]
+        last = self.stats.last_written.get(stream)
         stats: dict[str, Any] = {"source": redact(source.uri), "frames": self._written[stream],
-                                 "dropped": self._dropped_of(stream)}
+                                 "dropped": self._dropped_of(stream), "last_written_at": last and utc(last),
+                                 "reconnecting": bool(getattr(source, "reconnecting", False))}
         if isinstance(live := getattr(source, "stats", None), LiveStats):
             stats.update({key: value for key, value in vars(live).items() if key != "dropped"})
         if self.privacy:

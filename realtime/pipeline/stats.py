@@ -12,6 +12,8 @@
       "dropped": 0,                   # frames a live source dropped (consumer slower than the source)
       "wall_s": 2.01, "throughput_fps": 59.7,
       "running": false,               # true in a file rewritten while the run goes on (every 10 s), false at its end
+      "last_written_at": "2026-11-30T17:59:59.966000Z",  # the newest frame written (UTC; null before the first)
+      "reconnecting": 0,              # live sources reconnecting as it was written (down, their frames not coming)
       "updated_at": "2026-11-30T18:00:00.000000Z",  # when it was written (UTC): a stale one is a run that died
       "stages": {                     # one entry per stage, in pipeline order
         "capture":     {"count": 120, "mean_ms": .., "p50_ms": .., "p90_ms": .., "p99_ms": .., "max_ms": ..},
@@ -22,7 +24,8 @@
       # random sample of that many (memory stays flat on a 24/7 run)
       "counters": {...}               # source counters (disconnects, reconnects, ...) where the source has them
       "streams": [                    # several sources only: each one's part, in the order they were given
-        {"source": "rtsp://***@cam1/s", "frames": 300, "dropped": 2, "captured": 302, "disconnects": 0, ...}
+        {"source": "rtsp://***@cam1/s", "frames": 300, "dropped": 2, "last_written_at": "...", "reconnecting": false,
+         "captured": 302, "disconnects": 0, ...}
       ]
     }
 
@@ -66,6 +69,16 @@ def summarise(samples_ms: list[float] | np.ndarray) -> dict[str, float]:
     p50, p90, p99 = np.percentile(values, [50, 90, 99])
     return {"count": int(values.size), "mean_ms": float(values.mean()), "p50_ms": float(p50), "p90_ms": float(p90),
             "p99_ms": float(p99), "max_ms": float(values.max())}
+
+
+def utc(seconds: float) -> str:
+    """Seconds since the epoch in UTC, ISO 8601 to the microsecond.
+
+    Example:
+        >>> utc(0.25)
+        '1970-01-01T00:00:00.250000Z'
+    """
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class LatencySamples:
@@ -123,9 +136,12 @@ class RunStats:
         self.info: dict[str, Any] = {}
         self.streams: list[dict[str, Any]] = []  # several sources: each one's frames, dropped and counters
         self.running = False  # a snapshot of a run that goes on
+        self.reconnecting = 0  # live sources reconnecting
+        self.last_written: dict[int, float] = {}  # each stream's newest frame written, seconds since the epoch
 
-    def add(self, timings_ms: dict[str, float], end_to_end_ms: float) -> None:
-        """Record one written frame."""
+    def add(self, timings_ms: dict[str, float], end_to_end_ms: float, stream: int = 0) -> None:
+        """Record one written frame (of ``stream``), written now."""
+        self.last_written[stream] = time.time()
         for stage, value in timings_ms.items():
             if stage not in self.samples:
                 self.samples[stage] = LatencySamples()
@@ -151,7 +167,9 @@ class RunStats:
             "wall_s": self.wall_s,
             "throughput_fps": self.frames / self.wall_s if self.wall_s > 0 else 0.0,
             "running": self.running,
-            "updated_at": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "last_written_at": utc(max(self.last_written.values())) if self.last_written else None,
+            "reconnecting": self.reconnecting,
+            "updated_at": utc(time.time()),
             "stages": {stage: series.summary() for stage, series in self.samples.items()},
             "end_to_end": self.end_to_end.summary(),
             "counters": dict(self.counters),
@@ -189,7 +207,8 @@ class RunStats:
         if data["counters"]:
             lines.append("source: " + ", ".join(f"{k} {v}" for k, v in data["counters"].items()))
         for number, stream in enumerate(data.get("streams", [])):
-            counts = ", ".join(f"{k} {v}" for k, v in stream.items() if k not in ("source", "frames", "dropped"))
+            counts = ", ".join(f"{k} {v}" for k, v in stream.items() if isinstance(v, int) and not isinstance(v, bool)
+                               and k not in ("frames", "dropped"))
             lines.append(f"stream {number} {stream['source']}: {stream['frames']} frames, {stream['dropped']} dropped"
                          + (f", {counts}" if counts else ""))
         return "\n".join(lines)

@@ -143,6 +143,8 @@ def test_max_frames_counts_the_frames_of_each_live_stream(engine, tmp_path):
     counters = pipeline.stats.counters  # the run's fully masked frames are the streams' added up
     assert all(counters[key] == fast[key] + slow[key] for key in counters if key.startswith("privacy_masked_"))
     assert slow["privacy_masked_late"] == 0 and "disconnects" in slow
+    assert fast["reconnecting"] is slow["reconnecting"] is False  # each camera's state, and when it last had a frame
+    assert max(fast["last_written_at"], slow["last_written_at"]) == pipeline.stats.as_dict()["last_written_at"]
     table = pipeline.stats.table().splitlines()
     assert table[-2].startswith(f"stream 0 {sources[0]}: 10 frames, {fast['dropped']} dropped, captured ")
     assert table[-1].startswith(f"stream 1 {sources[1]}: 10 frames, {slow['dropped']} dropped, captured ")

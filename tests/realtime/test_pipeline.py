@@ -144,8 +144,9 @@ def test_save_masks_equals_masks_command(model_cache, tmp_path):
 def test_the_stats_file_is_rewritten_while_a_live_run_goes_on(model_cache, tmp_path, monkeypatch):
     """--stats was written at the end only, which a 24/7 run never reaches: its health (frames, drops, reconnects)
     could not be read. Now the file is rewritten every 10 s (0.2 s here) while the run goes on, "running": true —
-    also while the camera is down and no frame comes —, whole each time (read again and again: never half a file),
-    and at the end "running": false. A real MJPEG camera on loopback, stopped for 2 s mid-run."""
+    also while the camera is down and no frame comes, which "reconnecting" and a "last_written_at" that stands still
+    say —, whole each time (read again and again: never half a file), and at the end "running": false. A real MJPEG
+    camera on loopback, stopped mid-run."""
     need_shared()
     import threading
     from datetime import datetime
@@ -172,11 +173,13 @@ def test_the_stats_file_is_rewritten_while_a_live_run_goes_on(model_cache, tmp_p
 
     try:
         before = watch_until(lambda data: data["frames"] >= 10)
-        assert before["running"] and before["counters"]["disconnects"] == 0
+        assert before["running"] and before["counters"]["disconnects"] == 0 and before["reconnecting"] == 0
+        assert before["updated_at"] >= before["last_written_at"] > seen[0]["updated_at"]
         camera.stop()
-        down = watch_until(lambda data: data["counters"]["disconnects"] >= 1)
+        down = watch_until(lambda data: data["reconnecting"] == 1)
         later = watch_until(lambda data: data["updated_at"] > down["updated_at"])  # rewritten with no frame coming
-        assert later["running"] and later["frames"] == down["frames"] < 40
+        assert later["running"] and later["frames"] == down["frames"] < 40 and later["counters"]["disconnects"] >= 1
+        assert later["last_written_at"] == down["last_written_at"] < down["updated_at"]
         camera = MjpegServer(MEDIA / "carphone_pristine.mp4", fps=15, port=camera.port)
         run.join(timeout=30)
         assert not run.is_alive()
@@ -185,6 +188,7 @@ def test_the_stats_file_is_rewritten_while_a_live_run_goes_on(model_cache, tmp_p
         camera.stop()
     final = json.loads(stats.read_text())
     assert not final["running"] and final["frames"] == 40 and final["counters"]["reconnects"] >= 1
+    assert final["reconnecting"] == 0 and final["last_written_at"] > later["last_written_at"]
     stamps = [datetime.fromisoformat(data["updated_at"].replace("Z", "+00:00")) for data in [*seen, final]]
     assert stamps == sorted(stamps) and len(set(stamps)) >= 4
     assert not list(tmp_path.glob(".stats.json*"))  # nothing left beside it
