@@ -34,6 +34,7 @@ from realtime.capture.camera import CameraMode
 from realtime.frame import Clock, Frame
 
 _FFMPEG_OPTIONS_LOCK = threading.Lock()
+DROP_WARNING_EVERY_S = 60.0  # a source's drops are warned of at most this often (the others: info, with -v)
 log = logging.getLogger(__name__)
 
 
@@ -137,6 +138,7 @@ class LiveSource(Source):
         self._error: BaseException | None = None
         self._stop = threading.Event()
         self.reconnecting = False
+        self._drop_warned_at = -DROP_WARNING_EVERY_S  # when a drop was last warned of (monotonic)
         self.down_at_start: SourceError | None = None  # why it did not open at the start (see :meth:`start`)
         self._thread: threading.Thread | None = None
         self._closing = threading.Lock()  # close() may come from two threads at once (a pipeline's capture and main)
@@ -204,12 +206,21 @@ class LiveSource(Source):
             self._condition.notify_all()
 
     def _reopen(self) -> bool:
+        """Reconnect after a drop, said on stderr with the local time (a flapping camera: once a minute, see
+        :data:`DROP_WARNING_EVERY_S`) and again when it is back."""
         self.stats.disconnects += 1
         self.reconnecting = True
+        dropped = time.monotonic()
+        say = log.warning if dropped - self._drop_warned_at >= DROP_WARNING_EVERY_S else log.info
+        if say == log.warning:
+            self._drop_warned_at = dropped
+        say("%s dropped at %s (drop %d of the run); reconnecting", self.uri, time.strftime("%H:%M:%S"),
+            self.stats.disconnects)
         self._release()
         if not self._open_with_backoff():
             return False
         self.stats.reconnects += 1
+        say("%s is back at %s, %.0f s after it dropped", self.uri, time.strftime("%H:%M:%S"), time.monotonic() - dropped)
         return True
 
     def _open_with_backoff(self) -> bool:

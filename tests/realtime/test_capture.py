@@ -157,12 +157,17 @@ def test_frame_validation():
         Frame(0, np.zeros((4, 4), np.uint8), 0.0, 0.0)
 
 
-def test_http_mjpeg_camera_is_read_live_and_reconnects():
+def test_http_mjpeg_camera_is_read_live_and_reconnects(caplog):
+    """A camera that goes away and comes back: read on, its clock continuous, and both said on stderr with the local
+    time (before: silent, the drop only counted — a 24/7 run's log did not say when a camera was lost)."""
     need_shared()
+    import logging
+    import re
     import time
 
     from realtime.capture import SourceOptions
 
+    caplog.set_level(logging.WARNING)
     server = MjpegServer(MEDIA / "carphone_pristine.mp4")
     source = open_source(server.url, SourceOptions(open_timeout=3, read_timeout=5))
     try:
@@ -184,6 +189,13 @@ def test_http_mjpeg_camera_is_read_live_and_reconnects():
         stamps = [f.source_ts for f in first + later]
         assert all(b > a for a, b in itertools.pairwise(stamps)) and later[0].source_ts > first[-1].source_ts + 0.9
         assert source.stats.disconnects >= 1 and source.stats.reconnects >= 1
+        said = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+        assert len(said) == 2, said  # a second drop within the minute would be info (-v): a flapping camera
+        dropped = re.fullmatch(re.escape(server.url) + r" dropped at (\d\d:\d\d:\d\d) \(drop 1 of the run\); reconnecting",
+                               said[0])
+        off = time.mktime(time.strptime(time.strftime("%Y-%m-%d ") + dropped.group(1), "%Y-%m-%d %H:%M:%S")) - time.time()
+        assert dropped and abs((off + 43200) % 86400 - 43200) < 30  # the local time of day (around midnight too)
+        assert re.fullmatch(re.escape(server.url) + r" is back at \d\d:\d\d:\d\d, \d+ s after it dropped", said[1])
     finally:
         source.close()
         server.stop()
