@@ -57,11 +57,9 @@ class MaskArchive:
         mask = probability if probability.dtype == np.uint8 else probability_to_uint8(probability)
         mask = self._first_size.fit(mask)
         if self.segments is not None and (begun := self.segments.next_file(
-                time.monotonic() if at is None else at, captured)):
+                time.monotonic() if at is None else at, captured, room=(2 << 20) + 4 * mask.nbytes)):
             self.close()
             self.path, self._archive, self.closed = begun, None, False
-        if self.segments is not None:  # the disk nearly full before the keep window: the oldest segments go
-            self.segments.make_room((2 << 20) + 4 * mask.nbytes)
         try:
             if self._archive is None:
                 self._archive = GrowingNpz(self.path, "masks", mask.shape)

@@ -184,13 +184,14 @@ class Segments:
         self._made_room = False  # a segment was deleted for room on a full disk (said once, then logged)
         self._begun: dict[int, float] = {}  # when the current segment's first frame of each clock was
 
-    def next_file(self, at: float, captured: float | None = None, clock: int = 0) -> Path | None:
+    def next_file(self, at: float, captured: float | None = None, clock: int = 0, room: int = 0) -> Path | None:
         """The file that a frame at ``at`` (seconds on the frames' clock; several clocks — the streams of one
         ``--metadata`` — each cut on their own) begins, named by when it was captured (``time.monotonic()``; None:
         now), its folders made and old segments deleted first (``--keep``); None when the frame goes in the current
-        file."""
+        file. With ``--keep``, ``room`` bytes are kept free for the frame (:meth:`make_room`)."""
         begun = self._begun.setdefault(clock, at)
         if self.files and at - begun < self.segment_s:
+            self.make_room(room)
             return None
         self._begun = {clock: at}
         if self.keep_s is not None:
@@ -206,6 +207,7 @@ class Segments:
             raise OutputError(f"cannot create folder {name.parent} for {name.name}: {exc.strerror}") from exc
         self.files.append(name)
         log.info("recording into %s", name)
+        self.make_room(room)
         return name
 
     def _segments(self) -> list[tuple[float, str]]:
@@ -243,7 +245,7 @@ class Segments:
     def make_room(self, need: int) -> None:
         """With ``--keep``, a disk nearly full before the keep window is costs the oldest segments, not the recording:
         deleted, oldest first, while less than ``need`` bytes are free beside the current segment."""
-        if self.keep_s is None or not self.files:
+        if self.keep_s is None or not self.files or need <= 0:
             return
         folder = self.files[-1].parent
         if shutil.disk_usage(folder).free >= need:
@@ -292,12 +294,13 @@ class SegmentedVideoSink(Sink):
 
     def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:
         at = present_ts if present_ts is not None else capture_ts if capture_ts is not None else time.monotonic()
-        if (name := self.segments.next_file(at, capture_ts)) is not None or self._current is None:
+        written = self._current.frames_written if self._current is not None else 0
+        # a video file stops at 1 MB free, two frames and its index left: twice that kept free
+        room = (2 << 20) + 4 * image.nbytes + 128 * written
+        if (name := self.segments.next_file(at, capture_ts, room=room)) is not None or self._current is None:
             self._finish()
             self._current = VideoFileSink(name or self.files[-1], self.fps)
             self._current.live = self.live
-        # a video file stops at 1 MB free, two frames and its index left: twice that kept free
-        self.segments.make_room((2 << 20) + 4 * image.nbytes + 128 * self._current.frames_written)
         self._current.write(image, capture_ts, present_ts)
         self.frames_written += 1
 

@@ -113,11 +113,9 @@ class MetadataWriter:
             self._relay.write(line.encode())
             return
         if self.segments is not None and (begun := self.segments.next_file(
-                result.frame.capture_ts if at is None else at, result.frame.capture_ts, result.frame.stream)):
+                result.frame.capture_ts if at is None else at, result.frame.capture_ts, result.frame.stream, 1 << 20)):
             self.close()
             self.path, self.handle = begun, None
-        if self.segments is not None:  # the disk nearly full before the keep window: the oldest segments go
-            self.segments.make_room(1 << 20)
         try:
             if self.handle is None:
                 self.handle = open(self.path, "w", buffering=1)  # noqa: SIM115 - closed in close(); line-buffered
