@@ -30,6 +30,8 @@ class Source(ABC):
             rate may vary, as a phone's does; image folders; live HLS); ``"capture_ts"``, when each arrived
             (cameras, RTSP and MJPEG streams), so that dropped frames and a camera's changing rate keep the
             recording in real time.
+        recorded_at: when its ``source_ts`` 0 was, in seconds since the epoch, where the source says (a video file's
+            ``creation_time``); None where it does not (live sources: their frames' capture times say it).
     """
 
     uri: str = ""
@@ -39,6 +41,7 @@ class Source(ABC):
     keeps_every_frame: bool = True
     dropped: int = 0
     clock: Clock = "source_ts"
+    recorded_at: float | None = None
 
     @abstractmethod
     def __iter__(self) -> Iterator[Frame]:

@@ -8,10 +8,12 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import glob
 import logging
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -57,6 +59,27 @@ class VideoFileSource(Source):
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count = count if count > 0 else None
         self.realtime = realtime
+
+    @functools.cached_property
+    def recorded_at(self) -> float | None:  # type: ignore[override]
+        """When the recording began, from the container's ``creation_time`` (a camera's or a phone's file), in
+        seconds since the epoch; None for a file that does not say (or says 1970 or 1904: unset), or one on a web
+        server."""
+        import av
+
+        if self.path is None:
+            return None
+        try:
+            with av.open(str(self.path)) as container:
+                stated = container.metadata.get("creation_time") or next(
+                    (s.metadata["creation_time"] for s in container.streams.video if "creation_time" in s.metadata), "")
+        except (av.FFmpegError, OSError):
+            return None
+        try:
+            at = datetime.fromisoformat(stated.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp() if at.year >= 1990 else None
 
     @staticmethod
     def _check_file(path: Path) -> Path:

@@ -44,6 +44,8 @@ class SinkOptions:
         names: the file names of the source's images, which an image folder output gives its images.
         segment_s: a video file output is cut into files of that many seconds (:mod:`realtime.outputs.segments`).
         keep_s: and its segments whose span is further back than that many seconds are deleted.
+        segment_origin: seconds since the epoch at the frames' own clock's 0, to name segments by (a file source:
+            when it was recorded); None: by when their first frames were captured.
     """
 
     fps: float = 25.0
@@ -51,6 +53,7 @@ class SinkOptions:
     names: list[str] | None = None
     segment_s: float | None = None
     keep_s: float | None = None
+    segment_origin: float | None = None
 
 
 def _video_file(location: str, o: SinkOptions) -> Sink:
@@ -60,7 +63,9 @@ def _video_file(location: str, o: SinkOptions) -> Sink:
         raise OutputError("--audio copy cannot go with --segment (the sound is copied in at the end of one file)")
     from realtime.outputs.segments import SegmentedVideoSink
 
-    return SegmentedVideoSink(location, o.fps, o.segment_s, o.keep_s)
+    sink = SegmentedVideoSink(location, o.fps, o.segment_s, o.keep_s)
+    sink.segments.origins = [o.segment_origin]
+    return sink
 
 
 SINKS: dict[str, Callable[[str, SinkOptions], Sink]] = {

@@ -180,23 +180,30 @@ class Segments:
         self.pattern, self.segment_s, self.keep_s = str(pattern), segment_s, keep_s
         check_creatable(segment_name(self.pattern, time.time()))  # a folder that cannot be written: said now
         self.files: list[Path] = []  # the segments begun, oldest first
+        # per clock (a stream), seconds since the epoch at its 0 where the frames' own clock is the time to name them
+        # by (a file: when it was recorded, or when the run began); None: the frames' capture times (live sources)
+        self.origins: list[float | None] = []
         self.deleted = 0  # old segments deleted (--keep)
         self._made_room = False  # a segment was deleted for room on a full disk (said once, then logged)
         self._begun: dict[int, float] = {}  # when the current segment's first frame of each clock was
 
     def next_file(self, at: float, captured: float | None = None, clock: int = 0, room: int = 0) -> Path | None:
         """The file that a frame at ``at`` (seconds on the frames' clock; several clocks — the streams of one
-        ``--metadata`` — each cut on their own) begins, named by when it was captured (``time.monotonic()``; None:
-        now), its folders made and old segments deleted first (``--keep``); None when the frame goes in the current
-        file. With ``--keep``, ``room`` bytes are kept free for the frame (:meth:`make_room`)."""
+        ``--metadata`` — each cut on their own) begins, or None when the frame goes in the current file. It is named
+        by the clock's origin plus ``at`` where :attr:`origins` has one (a file: the time in the recording), else by
+        when the frame was captured (``time.monotonic()``; None: now); its folders are made, and the segments
+        further back than the keep window from it deleted first (``--keep``). With ``--keep``, ``room`` bytes are
+        kept free for the frame (:meth:`make_room`)."""
         begun = self._begun.setdefault(clock, at)
         if self.files and at - begun < self.segment_s:
             self.make_room(room)
             return None
         self._begun = {clock: at}
+        origin = self.origins[clock] if clock < len(self.origins) else None
+        named = origin + at if origin is not None else time.time() if captured is None else wall_clock(captured)
         if self.keep_s is not None:
-            self._delete_old(time.time() - self.keep_s - self.segment_s)
-        first = name = Path(segment_name(self.pattern, time.time() if captured is None else wall_clock(captured)))
+            self._delete_old(named - self.keep_s - self.segment_s)
+        first = name = Path(segment_name(self.pattern, named))
         taken = 0
         while name in self.files or name.exists():  # two segments in one second, or an earlier run's: kept
             taken += 1

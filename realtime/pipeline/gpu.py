@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ from engines.errors import BackendError, InputShapeError
 from realtime.compositor.cuda import MovingAverage
 from realtime.compositor.masks import MaskSettings
 from realtime.compositor.modes import Compositor
+
+log = logging.getLogger(__name__)
 
 GPU_STAGES = ("h2d", "preprocess", "inference", "composite", "d2h")
 
@@ -401,3 +404,18 @@ class GpuComposite:
             done.record(self.stream)
         done.synchronize()
         return host_out.numpy().copy()
+
+
+def gpu_composite_or_none(compositor: Compositor, device: str, emulate: bool = False) -> GpuComposite | None:
+    """A :class:`GpuComposite`, or None where it cannot start here (no cuda-python, no such device): the CPU
+    reference composites then, said once.
+
+    Example:
+        >>> gpu_composite_or_none(make_compositor("blur"), "cuda:7") is None  # no GPU here  # doctest: +SKIP
+        True
+    """
+    try:
+        return GpuComposite(compositor, device, emulate=emulate)
+    except (BackendError, ImportError, RuntimeError) as exc:
+        log.warning("compositing on the CPU: the GPU composite is not available here (%s)", exc)
+        return None

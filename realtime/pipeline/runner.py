@@ -34,7 +34,7 @@ import numpy as np
 
 import engines
 from engines.backends.base import Engine
-from engines.errors import BackendError, ConfigError
+from engines.errors import ConfigError
 from engines.strategies import StrategySettings
 from realtime.capture import LiveSource, Source, SourceOptions, redact
 from realtime.capture.live import LiveStats
@@ -57,6 +57,7 @@ from realtime.pipeline.streams import (
     open_stream_sources,
     outputs_per_stream,
     same_size_batches,
+    segment_origins,
     video_file_path,
 )
 
@@ -167,9 +168,10 @@ class Pipeline:
             self.sources = open_stream_sources(sources, options, own=self._own)
             self.live = self.sources[0].live
             self._paced_for = None if self.live else paced_for  # said with the first frame written
-            self.sinks = [open_stream_sink(outs, src, SinkOptions(segment_s=segment_s, keep_s=keep_s), audio=audio,
-                                           compositor=self.compositor, max_frames=max_frames, own=self._own)
-                          for outs, src in zip(outputs, self.sources, strict=True)]
+            origins = segment_origins(self.sources, self.archives, self.metadata)  # a file's own time, else None
+            self.sinks = [open_stream_sink(outs, src, SinkOptions(segment_s=segment_s, keep_s=keep_s, segment_origin=origin),
+                                           audio=audio, compositor=self.compositor, max_frames=max_frames, own=self._own)
+                          for outs, src, origin in zip(outputs, self.sources, origins, strict=True)]
         except BaseException:
             self._close_owned()
             raise
@@ -407,15 +409,10 @@ class Pipeline:
     def _gpu_composite(self) -> Any:
         """The composite on the GPU when the engine is on one (the host made the mask: inference strategies), else
         None (the CPU reference composites). Where the GPU composite cannot start, the CPU does it, said once."""
-        if not self._composite_on_gpu:
-            return None
-        from realtime.pipeline.gpu import GpuComposite
+        from realtime.pipeline.gpu import gpu_composite_or_none
 
-        try:
-            return GpuComposite(self.compositor, self.engine.device, emulate=self._emulate_gpu)
-        except (BackendError, ImportError, RuntimeError) as exc:
-            log.warning("compositing on the CPU: the GPU composite is not available here (%s)", exc)
-            return None
+        return gpu_composite_or_none(self.compositor, self.engine.device, self._emulate_gpu) \
+            if self._composite_on_gpu else None
 
     def _composite_loop(self) -> None:
         gpu = self._gpu_composite()

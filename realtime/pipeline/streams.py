@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -198,3 +199,24 @@ def open_stream_sources(sources: list[str | Source], options: SourceOptions,
         raise ConfigError("live and file sources cannot share a pipeline (files wait for the engine, live sources "
                           "drop stale frames); run them separately")
     return opened
+
+
+def segment_origins(sources: list[Source], archives: Sequence[Any] = (), metadata: Any = None) -> list[float | None]:
+    """What names each stream's segments (:attr:`realtime.outputs.segments.Segments.origins`), given to the streams'
+    mask archives and to the metadata: for a file, when its recording began (its ``creation_time``) or else now, the
+    run's start, plus the frame's place in it — a 1-hour file cut every 10 minutes gets names 10 minutes apart; None
+    for a live source, named by capture time.
+
+    Example:
+        >>> from realtime.capture import open_source
+        >>> segment_origins([open_source("synthetic:64x48@10?live=1")])
+        [None]
+    """
+    now = time.time()
+    origins = [None if source.live else source.recorded_at or now for source in sources]
+    for archive, origin in zip(archives, origins, strict=True):
+        if archive is not None and archive.segments is not None:
+            archive.segments.origins = [origin]
+    if metadata is not None and metadata.segments is not None:
+        metadata.segments.origins = origins
+    return origins

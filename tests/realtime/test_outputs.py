@@ -439,7 +439,7 @@ def test_a_recording_is_cut_into_segments_with_no_frame_lost_or_doubled(model_ca
         while (frame := capture.read()[1]) is not None:
             numbers.append(round(float(frame.mean()) / 8))  # flat frame k is at level 8 k (lossy: rounded)
         segments.append(numbers)
-    segments.sort()  # by their first frame: names of one second are cam-HHMMSS, cam-HHMMSS-1, ...
+    segments.sort()  # by their first frame
     assert [len(numbers) for numbers in segments] == [10, 10, 10]
     assert [n for numbers in segments for n in numbers] == list(range(30))
     (tmp_path / "afile").write_bytes(b"")
@@ -487,6 +487,34 @@ def test_metadata_and_masks_are_cut_beside_the_video_and_kept_as_long(model_cach
     assert main(["run", "-i", str(clip), "-o", "null", "--metadata", str(tmp_path / "m.jsonl"), "--segment", "1"]) == 0
     lines = [path.read_text().splitlines() for path in sorted(tmp_path.glob("m-*.jsonl"))]
     assert sorted(len(part) for part in lines) == [10, 10, 10]
+
+
+def test_a_files_segments_are_named_by_the_time_in_the_recording(model_cache, tmp_path):
+    """A file's segments were named by when they were written: a clip cut every second and processed in well under
+    a second got one name, then -1, -2, …. Now by the recording's own time — its creation_time plus the frame's place
+    in it (car-detection.mp4 says 2018-04-19 22:46:00 UTC), the video's segments and the metadata's alike — or, for a
+    file that does not say, the run's start plus the frame's place: names as far apart as the segments."""
+    need_shared()
+    from datetime import UTC, datetime
+
+    from tests.common import numbered_video
+
+    rec = tmp_path / "rec"
+    assert main(["run", "-i", str(MEDIA / "car-detection.mp4"), "-o", str(rec / "%Y%m%d-%H%M%S.mkv"), "--metadata",
+                 str(rec / "m.jsonl"), "--segment", "2", "--max-frames", "60"]) == 0
+    recorded = datetime(2018, 4, 19, 22, 46, tzinfo=UTC).timestamp()
+    parts = sorted(rec.glob("m-*.jsonl"))
+    assert len(parts) >= 2 and len(list(rec.glob("*.mkv"))) == len(parts)
+    for part in parts:
+        first = json.loads(part.read_text().splitlines()[0])
+        name = time.strftime("%Y%m%d-%H%M%S", time.localtime(recorded + first["source_ts"]))
+        assert part.name == f"m-{name}.jsonl" and (rec / f"{name}.mkv").is_file()
+    clip = numbered_video(tmp_path / "n.mkv", [k / 10 for k in range(30)], size_wh=(96, 64))  # no creation_time
+    started = time.time()
+    assert main(["run", "-i", str(clip), "-o", str(tmp_path / "cam.mkv"), "--segment", "1"]) == 0
+    begun = sorted(time.mktime(time.strptime(path.stem, "cam-%Y%m%d-%H%M%S")) for path in tmp_path.glob("cam-*.mkv"))
+    assert len(begun) == 3 and int(started) <= begun[0] <= time.time()  # from the run's start (the model loaded) ...
+    assert [b - begun[0] for b in begun] == [0, 1, 2]  # ... a second apart each
 
 
 def test_keep_deletes_the_segments_older_than_the_window_and_nothing_else(model_cache, tmp_path):
