@@ -214,7 +214,7 @@ def segment_origins(sources: list[Source], archives: Sequence[Any] = (), metadat
     """
     now = time.time()
     origins = [None if source.live else source.recorded_at or now for source in sources]
-    for archive, origin in zip(archives, origins, strict=True):
+    for archive, origin in zip(archives, origins, strict=False):  # none given: no archive
         if archive is not None and archive.segments is not None:
             archive.segments.origins = [origin]
     if metadata is not None and metadata.segments is not None:
