@@ -4,21 +4,21 @@ per hour to keep, move or delete; none growing for ever).
 Each segment is a video file of its own (:class:`~realtime.outputs.files.VideoFileSink`: finalised when the next one
 begins, playable after a kill up to about its last second), named by the local time of its first frame — when it
 was captured (a camera), or its time in the recording (a file: its ``creation_time``, else the run's start, plus the
-frame's place in it; see :attr:`Segments.origins`): the output's name may hold ``strftime`` fields (``rec/%Y-%m-%d/cam1-%H%M%S.mp4``: folders made as needed), else the
-time is put before the suffix (``cam1.mp4`` → ``cam1-20261130-180000.mp4``); a name taken already (two segments in
-one second, an earlier run's file) gets ``-1``, ``-2``, …: no recording is written over. A segment ends at the first frame
-``SECONDS`` after its first (on the frame's own clock: a file's position, a camera's arrival time), so no frame is
-lost or written twice at a cut.
+frame's place in it; see :attr:`Segments.origins`): the output's name may hold ``strftime`` fields
+(``rec/%Y-%m-%d/cam1-%H%M%S.mp4``: folders made as needed), else the time is put before the suffix (``cam1.mp4`` →
+``cam1-20261130-180000.mp4``); a name taken already (two segments in one second, an earlier run's file) gets ``-1``,
+``-2``, …: no recording is written over. A segment ends at the first frame ``SECONDS`` after its first (on the
+frame's own clock: a file's position, a camera's arrival time), so no frame is lost or written twice at a cut.
 
 The run's ``--metadata`` lines and ``--save-masks`` archives are cut the same way, at the same frames (each stream of
 one ``--metadata`` file on its own clock), beside the video: ``cam1-20261130-180000.jsonl`` holds the lines of
 ``cam1-20261130-180000.mp4``'s frames.
 
 ``--keep DURATION`` (``7d``, ``36h``, ``90m``, seconds) deletes the segments of the output's name whose whole span lies
-further back than that from the new segment's time (a camera's: now) — an earlier run's too, known by the name alone (:func:`segment_start`) —, each time a
-segment begins, and then the folders of the name's time fields left empty, so a 24/7 recorder keeps a fixed window
-instead of filling the disk; a disk that fills before the window does costs the oldest segments, not the recording.
-Other files are never touched.
+further back than that from the new segment's time (a camera's: now) — an earlier run's too, known by the name alone
+(:func:`segment_start`) —, each time a segment begins, and then the folders of the name's time fields left empty, so a
+24/7 recorder keeps a fixed window instead of filling the disk; a disk that fills before the window does costs the
+oldest segments, not the recording. Other files are never touched.
 
 Example:
     >>> segment_name("rec/cam1.mp4", 0.0, time_struct=time.gmtime(0))
