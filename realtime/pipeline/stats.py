@@ -192,6 +192,9 @@ class RunStats:
             os.replace(partial, path)
         except OSError as exc:
             partial.unlink(missing_ok=True)
+            if not path.parent.is_dir():  # removed while the run went on
+                raise OutputError(f"cannot write {path}: its folder {path.parent} is gone; create it again or write "
+                                  "elsewhere") from exc
             raise OutputError(f"cannot write {path}: {exc.strerror}; free space or write elsewhere") from exc
 
     def table(self) -> str:

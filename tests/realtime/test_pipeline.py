@@ -194,6 +194,31 @@ def test_the_stats_file_is_rewritten_while_a_live_run_goes_on(model_cache, tmp_p
     assert not list(tmp_path.glob(".stats.json*"))  # nothing left beside it
 
 
+def test_a_stats_file_whose_folder_goes_away_is_said_and_the_run_goes_on(tmp_path, caplog):
+    """The folder of --stats removed while the run goes on (a tmpfs cleaned): each snapshot that cannot be written is
+    said (once as a warning), the run goes on; the one at the end is an error that names the folder."""
+    import logging
+    import shutil
+
+    from engines.errors import OutputError
+    from realtime.pipeline.stats import StatsFile
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    stats_file, snapshot = StatsFile(folder / "cam1.json", every_s=0.0), RunStats()
+    snapshot.running = True
+    stats_file.write(snapshot)
+    assert json.loads((folder / "cam1.json").read_text())["running"]
+    shutil.rmtree(folder)
+    with caplog.at_level(logging.INFO):
+        stats_file.write(snapshot)
+        stats_file.write(snapshot)
+    said = [(record.levelno, record.getMessage()) for record in caplog.records]
+    assert [level for level, _ in said] == [logging.WARNING, logging.INFO] and "is gone" in said[0][1]
+    with pytest.raises(OutputError, match=f"its folder {folder} is gone; create it again or write elsewhere"):
+        stats_file.write(RunStats())
+
+
 def test_stats_json_and_metadata(model_cache, tmp_path):
     need_shared()
     from datetime import datetime
