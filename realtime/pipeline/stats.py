@@ -219,9 +219,9 @@ class RunStats:
 
 class StatsFile:
     """``--stats``: the document written at the end of the run and, to a file, as it starts and every ``every_s``
-    while it goes on (``running``: true), so a 24/7 run's health — frames, drops, reconnects — can be read without stopping it. A
-    write that fails while the run goes on is said once and tried again later (the last whole file stays); the one at
-    the end raises.
+    while it goes on (``running``: true), so a 24/7 run's health — frames, drops, reconnects — can be read without
+    stopping it. A write that fails while the run goes on is said (once as a warning) and tried again later, the last
+    whole file left as it was; the one at the end raises.
 
     Example:
         >>> import tempfile
