@@ -42,9 +42,9 @@ from realtime.compositor import Compositor, MaskSettings, make_compositor
 from realtime.frame import Frame
 from realtime.outputs import Sink, SinkOptions, StopRequested, watched_as
 from realtime.outputs.mask_archive import MaskArchive
-from realtime.outputs.paths import check_writable
+from realtime.outputs.paths import check_creatable, check_writable
 from realtime.outputs.pipe import STDOUT
-from realtime.outputs.segments import check_segment, segments_for
+from realtime.outputs.segments import check_segment, segment_name, segments_for
 from realtime.pipeline.frame_queue import FrameQueue, live_frames
 from realtime.pipeline.masker import PRIVACY_REASONS, FrameMasker
 from realtime.pipeline.paths import check_run_paths
@@ -152,8 +152,11 @@ class Pipeline:
             videos = [path for outs in outputs for out in outs if (path := video_file_path(out)) is not None]
             if segment_s is not None:  # --metadata and --save-masks are cut too
                 check_segment(segment_s, videos + [Path(p) for p in [*archive_paths, metadata] if p and str(p) != "-"])
-            for path in videos if segment_s is None else []:  # a segment's folder may be made when it begins
-                check_writable(path)  # fail before the model loads and the source opens
+            for path in videos:  # fail before the model loads and the source opens (a segment's folders may be made)
+                if segment_s is None:
+                    check_writable(path)
+                else:
+                    check_creatable(segment_name(str(path), time.time()))
             self.engine = model if isinstance(model, Engine) else self._own(
                 engines.load(model, backend=backend, device=device, precision=precision, cache=cache))
             self.masker = FrameMasker(self.engine, self.compositor, mask=mask, privacy=privacy, strategy=strategy,

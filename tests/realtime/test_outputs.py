@@ -260,6 +260,9 @@ def test_a_disk_full_or_read_only_from_the_start_is_said_as_it_is(model_cache, s
                          "--max-frames", "2")
         assert_one_line_error(result, f"{small_disk} is on a read-only file system", "choose a writable path")
         assert not list(small_disk.parent.glob("elsewhere*"))
+    result = run_cli("run", "-i", f"rtsp://127.0.0.1:{free_port()}/cam", "-o", str(small_disk / "%Y" / "cam.mkv"),
+                     "--segment", "1")  # said before the camera is tried (nothing listens there)
+    assert_one_line_error(result, f"{small_disk} is on a read-only file system")
 
 
 def test_a_full_disk_stops_the_run_with_a_playable_file(model_cache, small_disk):
