@@ -14,6 +14,7 @@
       "running": false,               # true in a file rewritten while the run goes on (every 10 s), false at its end
       "last_written_at": "2026-11-30T17:59:59.966000Z",  # the newest frame written (UTC; null before the first)
       "reconnecting": 0,              # live sources reconnecting as it was written (down, their frames not coming)
+      "recent_fps": 29.9,             # frames written a second since the file was last written (null: the first)
       "updated_at": "2026-11-30T18:00:00.000000Z",  # when it was written (UTC): a stale one is a run that died
       "stages": {                     # one entry per stage, in pipeline order
         "capture":     {"count": 120, "mean_ms": .., "p50_ms": .., "p90_ms": .., "p99_ms": .., "max_ms": ..},
@@ -25,7 +26,7 @@
       "counters": {...}               # source counters (disconnects, reconnects, ...) where the source has them
       "streams": [                    # several sources only: each one's part, in the order they were given
         {"source": "rtsp://***@cam1/s", "frames": 300, "dropped": 2, "last_written_at": "...", "reconnecting": false,
-         "captured": 302, "disconnects": 0, ...}
+         "recent_fps": 15.0, "captured": 302, "disconnects": 0, ...}
       ]
     }
 
@@ -137,6 +138,7 @@ class RunStats:
         self.streams: list[dict[str, Any]] = []  # several sources: each one's frames, dropped and counters
         self.running = False  # a snapshot of a run that goes on
         self.reconnecting = 0  # live sources reconnecting
+        self.recent_fps: float | None = None  # frames written a second since the last --stats file (StatsFile)
         self.last_written: dict[int, float] = {}  # each stream's newest frame written, seconds since the epoch
 
     def add(self, timings_ms: dict[str, float], end_to_end_ms: float, stream: int = 0) -> None:
@@ -169,6 +171,7 @@ class RunStats:
             "running": self.running,
             "last_written_at": utc(max(self.last_written.values())) if self.last_written else None,
             "reconnecting": self.reconnecting,
+            "recent_fps": self.recent_fps,
             "updated_at": utc(time.time()),
             "stages": {stage: series.summary() for stage, series in self.samples.items()},
             "end_to_end": self.end_to_end.summary(),
@@ -237,14 +240,25 @@ class StatsFile:
         self.path, self.every_s = path, STATS_EVERY_S if every_s is None else every_s
         self._next = time.monotonic()  # the first as the run starts: a monitor sees it up at once
         self._failed = False  # a write while running failed (said once)
+        self._last: tuple[float, list[int]] | None = None  # when the last was written, and its frames (run, streams)
 
     def due(self) -> bool:
         """Whether a file (not standard output) is due to be rewritten."""
         return str(self.path) != STDOUT and time.monotonic() >= self._next
 
     def write(self, stats: RunStats) -> None:
-        """Write ``stats`` (a snapshot while ``stats.running``, else the end's)."""
-        self._next = time.monotonic() + self.every_s
+        """Write ``stats`` (a snapshot while ``stats.running``, else the end's), with the frames written a second
+        since the last (``recent_fps``: a camera delivering 2 fps of its 25 shows at once, where the run's average
+        over days would not)."""
+        now = time.monotonic()
+        self._next = now + self.every_s
+        frames = [stats.frames, *(stream["frames"] for stream in stats.streams)]
+        if self._last is not None and now > self._last[0] and len(frames) == len(self._last[1]):
+            rates = [(count - before) / (now - self._last[0]) for count, before in zip(frames, self._last[1], strict=True)]
+            stats.recent_fps = rates[0]
+            for stream, rate in zip(stats.streams, rates[1:], strict=True):
+                stream["recent_fps"] = rate
+        self._last = (now, frames)
         try:
             stats.write_json(self.path)
         except OutputError as exc:

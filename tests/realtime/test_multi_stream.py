@@ -132,7 +132,7 @@ def test_max_frames_counts_the_frames_of_each_live_stream(engine, tmp_path):
     The stats say each stream's part."""
     sources = ["synthetic:64x48@30?live=1", "synthetic:64x48@4?live=1"]
     with Pipeline(sources, engine, "blur", [str(tmp_path / "fast.mkv"), str(tmp_path / "slow.mkv")],
-                  max_frames=10) as pipeline:
+                  max_frames=10, stats=tmp_path / "stats.json") as pipeline:
         results = list(pipeline)
     assert [sum(r.frame.stream == k for r in results) for k in (0, 1)] == [10, 10]
     assert len(read_frames(tmp_path / "slow.mkv")) == 10 and pipeline.stats.frames == 20
@@ -145,6 +145,9 @@ def test_max_frames_counts_the_frames_of_each_live_stream(engine, tmp_path):
     assert slow["privacy_masked_late"] == 0 and "disconnects" in slow
     assert fast["reconnecting"] is slow["reconnecting"] is False  # each camera's state, and when it last had a frame
     assert max(fast["last_written_at"], slow["last_written_at"]) == pipeline.stats.as_dict()["last_written_at"]
+    written = json.loads((tmp_path / "stats.json").read_text())  # since the file's first write, at the start:
+    rates = [stream["recent_fps"] for stream in written["streams"]]  # each stream's own (~10 frames in 2.5 s)
+    assert min(rates) > 0 and written["recent_fps"] == pytest.approx(sum(rates))
     table = pipeline.stats.table().splitlines()
     assert table[-2].startswith(f"stream 0 {sources[0]}: 10 frames, {fast['dropped']} dropped, captured ")
     assert table[-1].startswith(f"stream 1 {sources[1]}: 10 frames, {slow['dropped']} dropped, captured ")

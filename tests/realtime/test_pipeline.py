@@ -175,11 +175,12 @@ def test_the_stats_file_is_rewritten_while_a_live_run_goes_on(model_cache, tmp_p
         before = watch_until(lambda data: data["frames"] >= 10)
         assert before["running"] and before["counters"]["disconnects"] == 0 and before["reconnecting"] == 0
         assert before["updated_at"] >= before["last_written_at"] > seen[0]["updated_at"]
+        assert seen[0]["recent_fps"] is None and 0 < before["recent_fps"] <= 60  # a 15 fps camera, as it goes now
         camera.stop()
         down = watch_until(lambda data: data["reconnecting"] == 1)
         later = watch_until(lambda data: data["updated_at"] > down["updated_at"])  # rewritten with no frame coming
         assert later["running"] and later["frames"] == down["frames"] < 40 and later["counters"]["disconnects"] >= 1
-        assert later["last_written_at"] == down["last_written_at"] < down["updated_at"]
+        assert later["last_written_at"] == down["last_written_at"] < down["updated_at"] and later["recent_fps"] == 0
         camera = MjpegServer(MEDIA / "carphone_pristine.mp4", fps=15, port=camera.port)
         run.join(timeout=30)
         assert not run.is_alive()
