@@ -66,6 +66,13 @@ def wall_clock(monotonic_ts: float) -> float:
     return monotonic_ts + _wall_minus_monotonic
 
 
+def check_segments_writable(pattern: str | Path) -> None:
+    """Raise :class:`~engines.errors.OutputError` now, before anything runs, when the segments of ``pattern`` could
+    not be written: the nearest existing folder above the one a segment begun now would go in is read-only, or a
+    file (the time-field folders below it are made as segments begin)."""
+    check_creatable(segment_name(str(pattern), time.time()))
+
+
 def check_segment(segment_s: float, files: list[Path] | None = None) -> None:
     """Raise :class:`ConfigError` unless ``segment_s`` is a number of seconds >= 1 (and, given the run's files to cut,
     there is one)."""
@@ -179,7 +186,7 @@ class Segments:
                 raise ConfigError(f"--keep must be at least one segment ({segment_s:g} s), got {keep_s:g} s")
             _name_format(str(pattern))  # a name whose segments cannot be dated is refused now
         self.pattern, self.segment_s, self.keep_s = str(pattern), segment_s, keep_s
-        check_creatable(segment_name(self.pattern, time.time()))  # a folder that cannot be written: said now
+        check_segments_writable(self.pattern)
         self.files: list[Path] = []  # the segments begun, oldest first
         # per clock (a stream), seconds since the epoch at its 0 where the frames' own clock is the time to name them
         # by (a file: when it was recorded, or when the run began); None: the frames' capture times (live sources)

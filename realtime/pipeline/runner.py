@@ -42,9 +42,9 @@ from realtime.compositor import Compositor, MaskSettings, make_compositor
 from realtime.frame import Frame
 from realtime.outputs import Sink, SinkOptions, StopRequested, watched_as
 from realtime.outputs.mask_archive import MaskArchive
-from realtime.outputs.paths import check_creatable, check_writable
+from realtime.outputs.paths import check_writable
 from realtime.outputs.pipe import STDOUT
-from realtime.outputs.segments import check_segment, segment_name, segments_for
+from realtime.outputs.segments import check_segment, check_segments_writable, segments_for
 from realtime.pipeline.frame_queue import FrameQueue, live_frames
 from realtime.pipeline.masker import PRIVACY_REASONS, FrameMasker
 from realtime.pipeline.paths import check_run_paths
@@ -156,7 +156,7 @@ class Pipeline:
                 if segment_s is None:
                     check_writable(path)
                 else:
-                    check_creatable(segment_name(str(path), time.time()))
+                    check_segments_writable(path)
             self.engine = model if isinstance(model, Engine) else self._own(
                 engines.load(model, backend=backend, device=device, precision=precision, cache=cache))
             self.masker = FrameMasker(self.engine, self.compositor, mask=mask, privacy=privacy, strategy=strategy,
@@ -171,7 +171,7 @@ class Pipeline:
             self.sources = open_stream_sources(sources, options, own=self._own)
             self.live = self.sources[0].live
             self._paced_for = None if self.live else paced_for  # said with the first frame written
-            origins = segment_origins(self.sources, self.archives, self.metadata)  # a file's own time, else None
+            origins = segment_origins(self.sources, self.archives, self.metadata) if segment_s else [None] * len(sources)
             self.sinks = [open_stream_sink(outs, src, SinkOptions(segment_s=segment_s, keep_s=keep_s, segment_origin=origin),
                                            audio=audio, compositor=self.compositor, max_frames=max_frames, own=self._own)
                           for outs, src, origin in zip(outputs, self.sources, origins, strict=True)]
