@@ -156,7 +156,7 @@ def test_the_stats_file_is_rewritten_while_a_live_run_goes_on(model_cache, tmp_p
     monkeypatch.setattr(stats_module, "STATS_EVERY_S", 0.2)
     camera, stats = MjpegServer(MEDIA / "carphone_pristine.mp4", fps=15), tmp_path / "stats.json"
     pipeline = Pipeline(camera.url, output="null", stats=stats, privacy=False, max_frames=40,
-                        source_options=SourceOptions(open_timeout=3, read_timeout=0.5))
+                        source_options=SourceOptions(open_timeout=3, read_timeout=5))
     run = threading.Thread(target=pipeline.run)
     run.start()
     seen: list[dict] = []
