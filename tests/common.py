@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import itertools
 import math
 import os
 import threading
@@ -404,6 +405,45 @@ def numbered_video(path: Path, times_s: list[float], size_wh: tuple[int, int] = 
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    return path
+
+
+def av1_copy(clip: Path, path: Path, frames: int) -> Path:
+    """The first ``frames`` frames of ``clip`` in AV1 (SVT-AV1, near lossless) at their own times: a file OpenCV's
+    wheel opens but cannot decode (it has no software AV1 decoder)."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(clip)) as source, av.open(str(path), "w") as container:
+        decoded = source.streams.video[0]
+        stream = container.add_stream("libsvtav1", rate=30, options={"crf": "4", "preset": "10"})
+        stream.width, stream.height, stream.pix_fmt = decoded.width, decoded.height, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for frame in itertools.islice(source.decode(decoded), frames):
+            copy = av.VideoFrame.from_ndarray(frame.to_ndarray(format="bgr24"), format="bgr24").reformat(
+                format="yuv420p")
+            copy.pts, copy.time_base = round(float(frame.time) * 1000), Fraction(1, 1000)
+            for packet in stream.encode(copy):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def rotated_copy(clip: Path, path: Path) -> Path:
+    """``clip`` (an MP4) with its first track's display matrix set to a quarter turn, as a phone held upright
+    writes it: the pixels are stored sideways and players (and OpenCV) turn them."""
+    import struct
+
+    data = bytearray(clip.read_bytes())
+    box = data.find(b"tkhd")
+    version = data[box + 4]
+    matrix = box + 8 + (32 if version == 1 else 20) + 16  # past the times, then layer, group, volume, reserved
+    data[matrix:matrix + 36] = struct.pack(">9i", 0, 0x10000, 0, -0x10000, 0, 0, 0, 0, 0x40000000)
+    width, height = struct.unpack(">II", data[matrix + 36:matrix + 44])
+    data[matrix + 36:matrix + 44] = struct.pack(">II", height, width)
+    path.write_bytes(data)
     return path
 
 

@@ -23,6 +23,7 @@ from engines.errors import SourceError
 from realtime.capture.base import Source
 from realtime.capture.live import redact
 from realtime.frame import Frame
+from realtime.video_decoding import PyAVCapture, decodable_by_pyav, undecodable_reason
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class VideoFileSource(Source):
             capture = cv2.VideoCapture(str(self._check_file(Path(path))))
         else:
             self.uri = redact(str(path))
-        self.capture: cv2.VideoCapture | None = capture
+        self.capture: cv2.VideoCapture | PyAVCapture | None = capture
         if not capture.isOpened():
             raise SourceError(f"cannot decode {self.path or self.uri} as video; give a file OpenCV/FFmpeg can read")
         self.fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
@@ -97,8 +98,11 @@ class VideoFileSource(Source):
             started = time.monotonic()  # the capture time: decoding is part of the frame's latency
             ok, bgr = self.capture.read()
             if not ok:
+                if index == 0 and self._switch_to_pyav():
+                    continue
                 if index == 0:
-                    raise SourceError(f"{self.path or self.uri} has no decodable frames")
+                    raise SourceError(undecodable_reason(self.path) if self.path else f"{self.uri} has no decodable "
+                                      "frames; give a video file OpenCV/FFmpeg can read")
                 if self.path is None and self.frame_count and index < self.frame_count - max(2.0, self.fps):
                     raise SourceError(f"{self.uri} ended at frame {index} of the {self.frame_count} it states: the "
                                       "connection was lost and could not be resumed; the output has the frames up "
@@ -115,6 +119,18 @@ class VideoFileSource(Source):
             position = position if position > 0 else index * period
             yield Frame(index, bgr, position, started)
             index += 1
+
+    def _switch_to_pyav(self) -> bool:
+        """Decode with PyAV a local file OpenCV opened but decoded no frame of (AV1: see ``realtime.video_decoding``)."""
+        if self.path is None or isinstance(self.capture, PyAVCapture):
+            return False
+        fallback = decodable_by_pyav(self.path)
+        if fallback is None:
+            return False
+        if self.capture is not None:
+            self.capture.release()
+        self.capture = fallback
+        return True
 
     def _warn_if_cut_short(self, frames: int, last_position: float) -> None:
         """Say so when a local file ends more than a second before the length its container states (a copy cut

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from engines.errors import SourceError
+from realtime.video_decoding import PyAVCapture, decodable_by_pyav
 
 FALLBACK_FPS = 25.0  # FFmpeg's own guess for a video that states no rate
 TOLERANCE_S = 0.001  # timestamps are rounded (to a container's time base, to ms): a frame due within this is due
@@ -33,7 +34,7 @@ class _Cursor:
     """Where one stream is in the background video: the frame shown and the one after it (read ahead), each with
     its time in the video, and the stream's time at which the video began (``origin``)."""
 
-    capture: cv2.VideoCapture
+    capture: cv2.VideoCapture | PyAVCapture
     shown: tuple[np.ndarray, float]
     ahead: tuple[np.ndarray, float] | None
     origin: float | None = None
@@ -60,6 +61,7 @@ class Background:
         self.duration: float | None = None  # seconds, learned at the end of the first pass
         self._cursors: dict[Hashable, _Cursor] = {}
         self._spare: _Cursor | None = None  # the reader opened to look: the first stream's
+        self._pyav = False  # decoded by PyAV: OpenCV opened it but decoded no frame (AV1)
         probe = self._open()
         if probe is not None and probe.ahead is not None:  # two frames at least: a video
             self._spare = probe
@@ -87,7 +89,8 @@ class Background:
 
     def _open(self) -> _Cursor | None:
         """A reader at the video's first frame with the second read ahead; None when no frame decodes."""
-        capture = cv2.VideoCapture(str(self.path))
+        capture: cv2.VideoCapture | PyAVCapture = PyAVCapture(self.path) if self._pyav else cv2.VideoCapture(
+            str(self.path))
         if not capture.isOpened():
             capture.release()
             return None
@@ -95,11 +98,16 @@ class Background:
         first = self._read(capture, 0, 0.0)
         if first is None:
             capture.release()
-            return None
+            fallback = None if self._pyav else decodable_by_pyav(self.path)
+            if fallback is None:
+                return None
+            self._pyav, capture = True, fallback
+            first = self._read(capture, 0, 0.0)
+            assert first is not None  # decodable_by_pyav read it
         start = first[1]  # times are counted from the first frame's
         return _Cursor(capture, (first[0], 0.0), self._read(capture, 1, start), start=start)
 
-    def _read(self, capture: cv2.VideoCapture, index: int, start: float) -> tuple[np.ndarray, float] | None:
+    def _read(self, capture: cv2.VideoCapture | PyAVCapture, index: int, start: float) -> tuple[np.ndarray, float] | None:
         """The next frame and its time from the first frame's (``start``, the first's own)."""
         ok, bgr = capture.read()
         if not ok:

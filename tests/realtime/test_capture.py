@@ -86,6 +86,51 @@ def test_video_file_frames_carry_index_and_timestamps():
     assert all(a.capture_ts <= b.capture_ts for a, b in itertools.pairwise(frames))
 
 
+def test_an_av1_file_opencv_cannot_decode_is_decoded_with_pyav_every_frame_in_time(model_cache, tmp_path):
+    """OpenCV's wheel opens an AV1 file (a YouTube download, an OBS or phone recording) but decodes no frame of it;
+    before, the run ended with "has no decodable frames". Now PyAV (dav1d) decodes it: the same frames at the
+    same times as the H.264 clip it was made from, masked by the run, and as a background video."""
+    need_shared()
+    from realtime.compositor.background import Background
+    from tests.common import av1_copy
+    from tests.realtime.test_cli_models import run_cli
+
+    clip = MEDIA / "carphone_pristine.mp4"
+    av1 = av1_copy(clip, tmp_path / "av1.mp4", 30)
+    assert not cv2.VideoCapture(str(av1)).read()[0]  # what OpenCV alone does with it
+    with open_source(str(clip)) as source:
+        original = list(itertools.islice(source, 30))
+    with open_source(str(av1)) as source:
+        frames = list(source)
+    assert [f.index for f in frames] == list(range(30))
+    assert [f.source_ts for f in frames] == pytest.approx([f.source_ts for f in original], abs=0.001)
+    assert max(np.abs(a.bgr.astype(int) - b.bgr).mean() for a, b in zip(frames, original, strict=True)) < 3
+    background = Background(av1)
+    assert background.is_video and background.frame_bgr(at=0.0) is not None  # the stream's clock starts at 0
+    assert np.abs(background.frame_bgr(at=original[10].source_ts).astype(int) - original[10].bgr).mean() < 3
+    result = run_cli("run", "-i", str(av1), "-o", str(tmp_path / "out.mkv"), "--mode", "replace", "--background", str(av1))
+    assert result.returncode == 0, result.stderr
+    assert cv2.VideoCapture(str(tmp_path / "out.mkv")).get(cv2.CAP_PROP_FRAME_COUNT) == 30
+
+
+def test_the_pyav_reader_turns_frames_upright_as_opencv_does(tmp_path):
+    """A phone's upright clip is stored sideways with a display matrix: PyAV's frames are turned as OpenCV turns
+    them (the masks are found on upright people), pixel for pixel, at the same times."""
+    need_shared()
+    from realtime.video_decoding import PyAVCapture
+    from tests.common import rotated_copy
+
+    rotated = rotated_copy(MEDIA / "carphone_pristine.mp4", tmp_path / "upright.mp4")
+    opencv, pyav = cv2.VideoCapture(str(rotated)), PyAVCapture(rotated)
+    for _ in range(20):
+        (ok, expected), (ok_pyav, frame) = opencv.read(), pyav.read()
+        assert ok and ok_pyav and frame.shape == expected.shape == (176, 144, 3)
+        assert np.array_equal(frame, expected)
+        assert pyav.get(cv2.CAP_PROP_POS_MSEC) == pytest.approx(opencv.get(cv2.CAP_PROP_POS_MSEC), abs=0.01)
+    pyav.release()
+    assert not pyav.read()[0]
+
+
 def test_a_local_file_cut_short_is_masked_to_its_end_and_said_so(model_cache, tmp_path):
     """A copy cut in half (its index, at the start, states 139.4 s): every frame it holds is masked, exit 0, and one
     warning says where it ends (before, nothing said the input was short). Whole files, a GIF and a clip of varying

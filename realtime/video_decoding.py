@@ -1,0 +1,128 @@
+"""A video file decoded by PyAV, for the codecs OpenCV's own FFmpeg cannot decode.
+
+OpenCV's wheel builds FFmpeg without a software AV1 decoder (its native ``av1`` decoder needs a hardware
+one), so an AV1 file — a YouTube download, an OBS or a phone recording — opens there but gives no frame. PyAV's
+wheel decodes AV1 with dav1d. ``PyAVCapture`` answers the part of ``cv2.VideoCapture`` a file source uses, with
+the same frames: BGR, turned upright as the file's display matrix says (as OpenCV turns them), each at its time
+from the stream's start.
+
+Example:
+    >>> from realtime.video_decoding import decodable_by_pyav
+    >>> capture = decodable_by_pyav("clip-av1.mp4")  # doctest: +SKIP
+    >>> ok, bgr = capture.read()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+NO_FRAME = np.empty((0, 0, 3), np.uint8)  # what ``read`` gives with False
+
+
+class PyAVCapture:
+    """The frames of a video file's first video stream, read as from ``cv2.VideoCapture``.
+
+    Args:
+        path: the video file.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        import av
+
+        self.path = str(path)
+        self._container: av.container.InputContainer | None = av.open(self.path)
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        self.codec = stream.codec_context.name
+        self._start = stream.start_time or 0
+        self._time_base = float(stream.time_base or 0)
+        self._fps = float(stream.average_rate or stream.guessed_rate or 0)
+        self._count = int(stream.frames or 0)
+        self._size = (stream.codec_context.width, stream.codec_context.height)
+        self._frames: Iterator[av.VideoFrame] = self._container.decode(stream)
+        self._position_ms = 0.0
+
+    def isOpened(self) -> bool:  # cv2.VideoCapture's name
+        return self._container is not None
+
+    def read(self) -> tuple[bool, np.ndarray]:
+        """The next frame, BGR and upright, as ``(True, frame)``; ``(False, empty)`` at the end or on a decode
+        error (as OpenCV ends a damaged file)."""
+        import av
+
+        if self._container is None:
+            return False, NO_FRAME
+        try:
+            frame = next(self._frames)
+        except (StopIteration, av.FFmpegError):
+            return False, NO_FRAME
+        if frame.pts is not None and self._time_base:
+            self._position_ms = (frame.pts - self._start) * self._time_base * 1000.0
+        bgr = frame.to_ndarray(format="bgr24")
+        turns = round((frame.rotation or 0) / 90) % 4  # counter-clockwise quarter turns, as np.rot90 counts them
+        return True, np.ascontiguousarray(np.rot90(bgr, turns)) if turns else bgr
+
+    def get(self, prop: int) -> float:
+        """The frame rate, frame count, size or the last frame's time (ms) — the properties a file source reads."""
+        width, height = self._size
+        values = {cv2.CAP_PROP_FPS: self._fps, cv2.CAP_PROP_FRAME_COUNT: float(self._count),
+                  cv2.CAP_PROP_POS_MSEC: self._position_ms, cv2.CAP_PROP_FRAME_WIDTH: float(width),
+                  cv2.CAP_PROP_FRAME_HEIGHT: float(height)}
+        return values.get(prop, 0.0)
+
+    def release(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+
+def decodable_by_pyav(path: str | Path) -> PyAVCapture | None:
+    """A PyAV reader at the first frame of ``path``, for a file OpenCV opened but decoded no frame of; None when
+    PyAV cannot decode it either.
+
+    Example:
+        >>> decodable_by_pyav("/nonexistent.mp4") is None
+        True
+    """
+    import av
+
+    try:
+        probe = PyAVCapture(path)
+    except (av.FFmpegError, OSError, IndexError):  # not a container, or no video stream
+        return None
+    ok, _ = probe.read()
+    probe.release()
+    if not ok:
+        return None
+    log.info("decoding %s with PyAV: OpenCV's FFmpeg has no decoder for its %s video", path, probe.codec)
+    return PyAVCapture(path)
+
+
+def undecodable_reason(path: str | Path) -> str:
+    """Why no frame of ``path`` decodes, naming its video codec where a container says it, and the fix.
+
+    Example:
+        >>> undecodable_reason("/nonexistent.mp4")
+        '/nonexistent.mp4 has no decodable frames; give a video file OpenCV/FFmpeg can read'
+    """
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            codec = stream.codec_context.name
+            packets = any(packet.size for packet in itertools.islice(container.demux(stream), 100))
+    except (av.FFmpegError, OSError, IndexError):
+        return f"{path} has no decodable frames; give a video file OpenCV/FFmpeg can read"
+    if not packets:
+        return f"{path} holds no video frames (its {codec} stream is empty); give a video that has frames"
+    return (f"{path} has no decodable frames: neither OpenCV's nor PyAV's FFmpeg decodes its {codec} video here; "
+            f"convert it to H.264 (ffmpeg -i {path} -c:v libx264 -c:a copy converted.mp4)")
