@@ -25,6 +25,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 NO_FRAME = np.empty((0, 0, 3), np.uint8)  # what ``read`` gives with False
+OPENCV_DECODES = {"h264", "hevc", "mpeg4", "mpeg2video", "mjpeg", "vp8", "vp9", "prores", "ffv1", "gif", "png",
+                  "rawvideo", "h263", "theora", "dnxhd"}  # video codecs OpenCV's own FFmpeg decodes (not AV1)
 
 
 class PyAVCapture:
@@ -41,7 +43,7 @@ class PyAVCapture:
         self._container: av.container.InputContainer | None = av.open(self.path)
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
-        self.codec = stream.codec_context.name
+        self.codec = stream.codec_context.codec.canonical_name
         self._start = stream.start_time or 0
         self._time_base = float(stream.time_base or 0)
         self._fps = float(stream.average_rate or stream.guessed_rate or 0)
@@ -106,8 +108,9 @@ def decodable_by_pyav(path: str | Path) -> PyAVCapture | None:
     return PyAVCapture(path)
 
 
-def undecodable_reason(path: str | Path) -> str:
-    """Why no frame of ``path`` decodes, naming its video codec where a container says it, and the fix.
+def undecodable_reason(path: str | Path, shown: str | None = None) -> str:
+    """Why no frame of ``path`` (a local file PyAV could not decode either, or a URL shown as ``shown``: credentials
+    redacted, which only OpenCV reads) decodes, naming its video codec where the container says it, and the fix.
 
     Example:
         >>> undecodable_reason("/nonexistent.mp4")
@@ -115,14 +118,37 @@ def undecodable_reason(path: str | Path) -> str:
     """
     import av
 
+    name = shown or str(path)
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), timeout=10.0) as container:
             stream = container.streams.video[0]
-            codec = stream.codec_context.name
+            codec = stream.codec_context.codec.canonical_name
             packets = any(packet.size for packet in itertools.islice(container.demux(stream), 100))
     except (av.FFmpegError, OSError, IndexError):
-        return f"{path} has no decodable frames; give a video file OpenCV/FFmpeg can read"
+        return f"{name} has no decodable frames; give a video file OpenCV/FFmpeg can read"
     if not packets:
-        return f"{path} holds no video frames (its {codec} stream is empty); give a video that has frames"
-    return (f"{path} has no decodable frames: neither OpenCV's nor PyAV's FFmpeg decodes its {codec} video here; "
-            f"convert it to H.264 (ffmpeg -i {path} -c:v libx264 -c:a copy converted.mp4)")
+        return f"{name} holds no video frames (its {codec} stream is empty); give a video that has frames"
+    if shown is not None and codec not in OPENCV_DECODES:
+        return (f"{name} has no decodable frames: OpenCV's FFmpeg, which reads files on a web server, has no decoder "
+                f"for its {codec} video; download it (a local {codec} file is decoded with PyAV) or convert it to H.264")
+    return (f"{name} has no decodable frames: the FFmpeg here does not decode its {codec} video; convert it to H.264 "
+            f"(ffmpeg -i INPUT -c:v libx264 -c:a copy converted.mp4)")
+
+
+def video_codec(data: bytes) -> str | None:
+    """The codec of the first video stream in ``data`` (the start of a stream: MPEG-TS, Matroska, ...); None when
+    FFmpeg cannot tell from it.
+
+    Example:
+        >>> video_codec(b"not video") is None
+        True
+    """
+    import io
+
+    import av
+
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            return str(container.streams.video[0].codec_context.codec.canonical_name)
+    except (av.FFmpegError, OSError, IndexError, ValueError):
+        return None

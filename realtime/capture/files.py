@@ -101,8 +101,7 @@ class VideoFileSource(Source):
                 if index == 0 and self._switch_to_pyav():
                     continue
                 if index == 0:
-                    raise SourceError(undecodable_reason(self.path) if self.path else f"{self.uri} has no decodable "
-                                      "frames; give a video file OpenCV/FFmpeg can read")
+                    raise self._no_frame()
                 if self.path is None and self.frame_count and index < self.frame_count - max(2.0, self.fps):
                     raise SourceError(f"{self.uri} ended at frame {index} of the {self.frame_count} it states: the "
                                       "connection was lost and could not be resumed; the output has the frames up "
@@ -119,6 +118,10 @@ class VideoFileSource(Source):
             position = position if position > 0 else index * period
             yield Frame(index, bgr, position, started)
             index += 1
+
+    def _no_frame(self) -> SourceError:
+        """The error for a source that gave no frame at all."""
+        return SourceError(undecodable_reason(self.location, shown=self.uri if self.path is None else None))
 
     def _switch_to_pyav(self) -> bool:
         """Decode with PyAV a local file OpenCV opened but decoded no frame of (AV1: see ``realtime.video_decoding``)."""

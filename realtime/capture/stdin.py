@@ -15,7 +15,6 @@ import contextlib
 import os
 import select
 import threading
-from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -23,12 +22,13 @@ import numpy as np
 from engines.errors import SourceError
 from realtime.capture.files import VideoFileSource
 from realtime.capture.live import LiveSource
-from realtime.frame import Frame
+from realtime.video_decoding import OPENCV_DECODES, video_codec
 
 NOT_VIDEO = "standard input is not video FFmpeg can read; pipe MPEG-TS, Matroska or another stream format " \
     "(ffmpeg ... -f mpegts -)"
 NO_FRAME = "standard input gave no frame FFmpeg could decode: an MP4 must have its index at the start to be piped " \
     "(ffmpeg -movflags +faststart), or pipe MPEG-TS or Matroska"
+HEAD_BYTES = 4 << 20  # what is kept of the input's start, to tell what it holds when no frame decodes
 
 
 class StdinPipe:
@@ -47,6 +47,7 @@ class StdinPipe:
         self._read_end, write_end = os.pipe()
         os.set_blocking(write_end, False)
         self._stopped = threading.Event()
+        self.head = bytearray()  # the input's first HEAD_BYTES
         self._relay = threading.Thread(target=self._copy, args=(write_end,), name="stdin-relay", daemon=True)
         self._relay.start()
 
@@ -66,6 +67,8 @@ class StdinPipe:
                 data = memoryview(os.read(0, 1 << 16))
                 if not data:
                     return
+                if len(self.head) < HEAD_BYTES:
+                    self.head += data[:HEAD_BYTES - len(self.head)]
                 while data and not self._stopped.is_set():
                     if select.select([], [write_end], [], 0.1)[1]:
                         with contextlib.suppress(BlockingIOError):
@@ -74,6 +77,16 @@ class StdinPipe:
             return  # standard input or our pipe failed: FFmpeg sees the end
         finally:
             os.close(write_end)
+
+    def no_frame(self) -> SourceError:
+        """The error for an input that gave no frame: its codec named when OpenCV's FFmpeg has no decoder for it
+        (AV1), else what usually causes it."""
+        codec = video_codec(bytes(self.head))
+        if codec is None or codec in OPENCV_DECODES:
+            return SourceError(NO_FRAME)
+        return SourceError(f"standard input's {codec} video gave no frame: the FFmpeg inside OpenCV has no decoder "
+                           f"for {codec}; convert it on the way in (ffmpeg -i INPUT -c:v libx264 -f mpegts - | "
+                           "realtime-mask run -i - ...)")
 
     def interrupt(self) -> None:
         """Stop copying: FFmpeg's read ends."""
@@ -109,11 +122,8 @@ class StdinSource(VideoFileSource):
             raise
         self.uri = "stdin://"
 
-    def __iter__(self) -> Iterator[Frame]:
-        try:
-            yield from super().__iter__()
-        except SourceError as exc:  # no frame at all
-            raise SourceError(NO_FRAME) from exc
+    def _no_frame(self) -> SourceError:
+        return self._pipe.no_frame()
 
     def interrupt(self) -> None:
         self._pipe.interrupt()
@@ -158,7 +168,7 @@ class LiveStdinSource(LiveSource):
         ok, bgr = self.capture.read()
         if not ok:
             if self.stats.captured == 0:
-                raise SourceError(NO_FRAME)
+                raise self._pipe.no_frame()
             return None
         return bgr, self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
 

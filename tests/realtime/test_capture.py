@@ -93,7 +93,7 @@ def test_an_av1_file_opencv_cannot_decode_is_decoded_with_pyav_every_frame_in_ti
     need_shared()
     from realtime.compositor.background import Background
     from tests.common import av1_copy
-    from tests.realtime.test_cli_models import run_cli
+    from tests.realtime.test_cli_models import assert_one_line_error, run_cli
 
     clip = MEDIA / "carphone_pristine.mp4"
     av1 = av1_copy(clip, tmp_path / "av1.mp4", 30)
@@ -111,6 +111,12 @@ def test_an_av1_file_opencv_cannot_decode_is_decoded_with_pyav_every_frame_in_ti
     result = run_cli("run", "-i", str(av1), "-o", str(tmp_path / "out.mkv"), "--mode", "replace", "--background", str(av1))
     assert result.returncode == 0, result.stderr
     assert cv2.VideoCapture(str(tmp_path / "out.mkv")).get(cv2.CAP_PROP_FRAME_COUNT) == 30
+    server = WebFileServer(av1)  # on a web server only OpenCV reads it: said so, with the fix
+    try:
+        result = run_cli("run", "-i", server.url.replace("://", "://viewer:secret@"), "-o", str(tmp_path / "web.mkv"))
+    finally:
+        server.stop()
+    assert_one_line_error(result, "http://***@127.0.0.1", "no decoder for its av1 video; download it")
 
 
 def test_the_pyav_reader_turns_frames_upright_as_opencv_does(tmp_path):

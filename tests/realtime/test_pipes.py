@@ -318,6 +318,10 @@ def test_a_pipe_in_refuses_a_terminal_what_is_not_video_and_copying_its_sound(tm
 
     with open(MEDIA / "carphone_pristine.mp4", "rb") as mp4:  # its index at the end: FFmpeg cannot read it from a pipe
         assert_one_line_error(run(mp4), "no frame FFmpeg could decode", "-movflags +faststart")
+    from tests.common import av1_copy
+
+    with open(av1_copy(MEDIA / "carphone_pristine.mp4", tmp_path / "av1.mkv", 10), "rb") as av1:
+        assert_one_line_error(run(av1), "standard input's av1 video gave no frame", "-c:v libx264 -f mpegts -")
     with open(tmp_path / "text.txt", "w+") as text:
         text.write("hello\n" * 100)
         text.seek(0)
