@@ -292,14 +292,16 @@ class HlsServer(_LoopbackHttp):
     start) every request is answered 503, a server that is away for a while. ``discontinuity``: the segment from
     which the stream is on another clock (a restarted encoder), marked ``#EXT-X-DISCONTINUITY``. The playlists are
     also served without their suffix (``/live``), and with ``playlist_type`` (a server that does not know HLS's type
-    says ``application/octet-stream``).
+    says ``application/octet-stream``). ``master``: the text of a master playlist served at ``/master.m3u8`` (and
+    ``/master``), listing renditions. ``asked`` lists the paths requested.
     """
 
     def __init__(self, folder: Path, segments: list[str], segment_s: float, window: int = 1000, ends: bool = True,
                  down: tuple[float, float] | None = None, discontinuity: int | None = None,
-                 playlist_type: str = "application/vnd.apple.mpegurl", port: int = 0):
+                 playlist_type: str = "application/vnd.apple.mpegurl", port: int = 0, master: str | None = None):
         outer = self
         self.started: float | None = None
+        self.asked: list[str] = []
 
         def playlist(live: bool) -> str:
             if live and outer.started is None:
@@ -318,12 +320,15 @@ class HlsServer(_LoopbackHttp):
         class Handler(_QuietHandler):
             def do_GET(self):
                 name = urllib.parse.urlsplit(self.path).path.lstrip("/")  # a query (a token) does not count
-                name = {"live": "live.m3u8", "vod": "vod.m3u8"}.get(name, name)  # served without a suffix too
+                name = {"live": "live.m3u8", "vod": "vod.m3u8", "master": "master.m3u8"}.get(name, name)  # no suffix too
+                outer.asked.append(name)
                 if down and outer.started and down[0] <= time.monotonic() - outer.started < down[1]:
                     self.send_error(503)
                     return
                 if name in ("live.m3u8", "vod.m3u8"):
                     body, kind = playlist(name == "live.m3u8").encode(), playlist_type
+                elif name == "master.m3u8" and master is not None:
+                    body, kind = master.encode(), playlist_type
                 elif name in segments:
                     body, kind = (folder / name).read_bytes(), "video/mp2t"
                 else:

@@ -44,7 +44,7 @@ from realtime.capture.files import (
     VideoFileSource,
     image_paths,
 )
-from realtime.capture.hls import HLS_TYPES, HlsSource, hls_playlist_type, is_hls
+from realtime.capture.hls import HLS_TYPES, HlsSource, hls_playlist_type, hls_variant, is_hls
 from realtime.capture.live import CaptureSource, LiveSource, SourceTimeoutError, open_stream, redact
 from realtime.capture.sample import SampleSource
 from realtime.capture.stdin import LiveStdinSource, StdinSource
@@ -109,8 +109,9 @@ def _web(location: str, o: SourceOptions, scheme: str) -> Source:
     order; a live HLS playlist, every frame until the event ends; anything else (an MJPEG camera) is a live
     stream, newest frame first."""
     url = f"{scheme}://{location}"
+    read = hls_variant(url, o.open_timeout)  # a master playlist: its largest rendition (FFmpeg reads them all)
     try:
-        capture = open_stream(url, o.open_timeout, o.read_timeout, resume=True)
+        capture = open_stream(read, o.open_timeout, o.read_timeout, resume=True)
     except SourceError as exc:
         kind = None if is_hls(url) else hls_playlist_type(url, o.open_timeout)
         if kind and kind not in HLS_TYPES:  # FFmpeg reads a playlist only by its name or its type
@@ -123,7 +124,9 @@ def _web(location: str, o: SourceOptions, scheme: str) -> Source:
             return _capture(location, o, scheme)
         raise
     if capture.get(cv2.CAP_PROP_FRAME_COUNT) > 0:
-        return VideoFileSource(url, realtime=bool(o.realtime), capture=capture)
+        source = VideoFileSource(read, realtime=bool(o.realtime), capture=capture)
+        source.uri = redact(url)  # named as given
+        return source
     capture.release()  # live: its reader thread opens it again, and handles its drops itself
     if is_hls(url) or hls_playlist_type(url, o.open_timeout):
         return HlsSource(url, open_timeout=o.open_timeout, read_timeout=o.read_timeout, reconnect=o.reconnect)

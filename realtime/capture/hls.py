@@ -28,16 +28,21 @@ from __future__ import annotations
 
 import base64
 import http.client
+import logging
+import re
 import ssl
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from engines.errors import SourceError
-from realtime.capture.live import CaptureSource, open_stream
+from realtime.capture.live import CaptureSource, open_stream, redact
 from realtime.frame import Clock
+
+log = logging.getLogger(__name__)
 
 HLS_SUFFIXES = (".m3u8", ".m3u")  # how RFC 8216 (section 4) names a playlist's URI
 HLS_TYPES = ("application/vnd.apple.mpegurl", "audio/mpegurl", "application/x-mpegurl", "audio/x-mpegurl")  # 4, 8
@@ -61,6 +66,82 @@ def hls_playlist_type(url: str, timeout: float) -> str | None:
         >>> hls_playlist_type("http://127.0.0.1:9/live", timeout=1) is None  # nothing listens there
         True
     """
+    answer = _fetch_playlist(url, timeout)
+    return None if answer is None else answer[0]
+
+
+def hls_variant(url: str, timeout: float) -> str:
+    """The playlist to read for ``url``: itself, or, for a master playlist (``#EXT-X-STREAM-INF``: the renditions
+    of an adaptive stream, as a CDN or a broadcaster serves them), its largest video rendition (most pixels, then
+    highest bandwidth), said once. FFmpeg alone reads a master playlist by downloading every rendition and OpenCV
+    masks the first listed, often the smallest. ``url`` itself when it is not a playlist (only its first bytes are
+    read: a camera's endless stream is not) or the server cannot be asked (FFmpeg then says why).
+
+    Example:
+        >>> hls_variant("http://127.0.0.1:9/live.m3u8", timeout=1)  # nothing listens there
+        'http://127.0.0.1:9/live.m3u8'
+    """
+    answer = _fetch_playlist(url, timeout)
+    if answer is None or b"#EXT-X-STREAM-INF" not in answer[1]:
+        return url
+    variants = parse_master_playlist(answer[1].decode("utf-8", "replace"))
+    if not variants:
+        return url
+    best = max(variants, key=lambda v: (v.pixels, v.video, v.bandwidth))
+    chosen = urllib.parse.urljoin(url, best.uri)
+    log.warning("%s is a master playlist of %d renditions; reading the largest, %s (%s at %.2f Mbit/s); give a "
+             "rendition's own playlist to read another", redact(url), len(variants), redact(chosen),
+             best.resolution or "size not stated", best.bandwidth / 1e6)
+    return chosen
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One rendition of a master playlist: its playlist's URI and what ``#EXT-X-STREAM-INF`` says of it."""
+
+    uri: str
+    bandwidth: int
+    resolution: str  # "1920x1080", or "" when not stated
+    video: bool  # False for an audio-only rendition (CODECS lists no video codec)
+
+    @property
+    def pixels(self) -> int:
+        width, _, height = self.resolution.partition("x")
+        return int(width) * int(height) if width.isdigit() and height.isdigit() else 0
+
+
+def parse_master_playlist(text: str) -> list[Variant]:
+    """The renditions a master playlist lists (RFC 8216, 4.3.4.2), in its order.
+
+    Example:
+        >>> parse_master_playlist('#EXTM3U\\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,CODECS="avc1.4d401e,'
+        ...                       'mp4a.40.2"\\nlow/index.m3u8\\n')
+        [Variant(uri='low/index.m3u8', bandwidth=800000, resolution='640x360', video=True)]
+    """
+    variants, attributes = [], None
+    for line in (line.strip() for line in text.splitlines()):
+        if line.startswith("#EXT-X-STREAM-INF:"):
+            attributes = dict(_ATTRIBUTE.findall(line.partition(":")[2]))
+        elif line and not line.startswith("#") and attributes is not None:
+            codecs = attributes.get("CODECS", "").strip('"').lower()
+            video = not codecs or any(c.strip().startswith(_VIDEO_CODECS) for c in codecs.split(","))
+            bandwidth = attributes.get("BANDWIDTH", "0")
+            variants.append(Variant(line, int(bandwidth) if bandwidth.isdigit() else 0,
+                                    attributes.get("RESOLUTION", "").lower(), video))
+            attributes = None
+    return variants
+
+
+_ATTRIBUTE = re.compile(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)')  # an attribute list's NAME=value pairs (RFC 8216, 4.2)
+_VIDEO_CODECS = ("avc", "hvc", "hev", "av01", "vp0", "vp8", "vp9", "mp4v", "dvh", "dva")
+
+
+def _fetch_playlist(url: str, timeout: float, limit: int = 1 << 20) -> tuple[str, bytes] | None:
+    """The type and the text (its first ``limit`` bytes, a byte-order mark taken off) of the HLS playlist the server
+    answers at ``url``: one of an HLS type, or whose body starts with ``#EXTM3U``; None for anything else (of which
+    16 bytes are read), or when the server does not answer within ``timeout`` s, fails or refuses. Credentials in
+    the URL go as HTTP Basic; the certificate is not checked (FFmpeg, which reads the stream, does not either by
+    default)."""
     parts = urllib.parse.urlsplit(url)
     request = urllib.request.Request(urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])))
     if parts.username is not None:
@@ -72,9 +153,11 @@ def hls_playlist_type(url: str, timeout: float) -> str | None:
         with urllib.request.urlopen(request, timeout=timeout, context=unchecked) as response:
             kind = response.headers.get_content_type()
             head = response.read(16).removeprefix(b"\xef\xbb\xbf")  # a byte-order mark, though RFC 8216 forbids one
+            if kind not in HLS_TYPES and not head.startswith(b"#EXTM3U"):
+                return None
+            return kind, head + response.read(limit)
     except (OSError, ValueError, http.client.HTTPException):
         return None
-    return kind if kind in HLS_TYPES or head.startswith(b"#EXTM3U") else None
 
 
 class HlsSource(CaptureSource):
@@ -88,8 +171,12 @@ class HlsSource(CaptureSource):
     _last_pts: float | None = None  # the last frame handed over, on the stream's own clock (in frames)
     _offset = 0.0  # frames added to the clock, so that it goes on from the last frame over a new timeline
     _reconnected = False
+    _playlist: str | None = None  # the URL given; ``target`` is the rendition read, when it is a master playlist
 
     def _open(self) -> None:
+        if self._playlist is None:
+            self._playlist = str(self.target)
+        self.target = hls_variant(self._playlist, self.open_timeout)  # asked again on each connection
         super()._open()
         self._reconnected = self._last_pts is not None
 

@@ -340,6 +340,49 @@ def test_a_live_hls_event_is_masked_every_frame_in_order_and_the_run_ends_with_i
     assert sum(1 for _ in iter(lambda: capture.read()[0], False)) == 60
 
 
+@pytest.mark.parametrize("path", ["master.m3u8", "master"], ids=["m3u8", "no-suffix"])
+def test_an_hls_master_playlist_is_read_at_its_largest_rendition_alone(model_cache, tmp_path, hls_event, path):
+    """A CDN's or broadcaster's master playlist lists renditions of one stream: FFmpeg alone downloaded every one
+    and OpenCV masked the first listed, here the smallest (a quarter-size copy: tried before the change). The
+    largest is read, every frame, and no other is asked for; live and ended."""
+    import av
+
+    from realtime.cli import main
+
+    folder, segments = hls_event
+    small = tmp_path / "small"
+    small.mkdir()
+    with av.open(str(small / "small.mkv"), "w") as container:  # the event at a quarter size: another rendition
+        stream = container.add_stream("ffv1", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 192, 108, "bgr0"
+        for name in segments:
+            capture = cv2.VideoCapture(str(folder / name))
+            while (read := capture.read())[0]:
+                frame = av.VideoFrame.from_ndarray(cv2.resize(read[1], (192, 108)), format="bgr24").reformat(format="bgr0")
+                container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    low = HlsServer(small, hls_segments(small / "small.mkv", small, 60, 10), segment_s=1.0)
+    high = HlsServer(*hls_event, segment_s=1.0)
+    try:
+        for kind in ("live", "vod"):
+            text = ("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=150000,RESOLUTION=192x108,CODECS=\"avc1.64000a\"\n"
+                    f"{low.url}/{kind}.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=600000,RESOLUTION=768x432\n{high.url}/{kind}.m3u8\n"
+                    "#EXT-X-STREAM-INF:BANDWIDTH=64000,CODECS=\"mp4a.40.2\"\naudio.m3u8\n")
+            master = HlsServer(*hls_event, segment_s=1.0, master=text)
+            try:
+                assert main(["run", "-i", f"{master.url}/{path}", "-o", str(tmp_path / f"{kind}.mp4"),
+                             "--max-frames", "100"]) == 0
+            finally:
+                master.stop()
+            out = cv2.VideoCapture(str(tmp_path / f"{kind}.mp4"))
+            assert (out.get(cv2.CAP_PROP_FRAME_WIDTH), out.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (768, 432)
+            assert out.get(cv2.CAP_PROP_FRAME_COUNT) == 60
+            assert low.asked == [] and set(master.asked) == {"master.m3u8"}, (low.asked, master.asked)
+    finally:
+        low.stop()
+        high.stop()
+
+
 def test_an_hls_playlist_is_known_by_what_the_server_answers(hls_event):
     """Its type, or ``#EXTM3U`` at the start of a body of no useful type; credentials in the URL go as HTTP Basic.
     A camera, a video file and a server that does not answer are not HLS. A playlist FFmpeg will not read (neither
