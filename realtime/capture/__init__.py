@@ -109,7 +109,9 @@ def _web(location: str, o: SourceOptions, scheme: str) -> Source:
     order; a live HLS playlist, every frame until the event ends; anything else (an MJPEG camera) is a live
     stream, newest frame first."""
     url = f"{scheme}://{location}"
-    read = hls_variant(url, o.open_timeout)  # a master playlist: its largest rendition (FFmpeg reads them all)
+    # a master playlist: its largest rendition (FFmpeg reads them all); a live one without .m3u8, known by its type
+    # only once open, is resolved by HlsSource (asking every URL first would be one more request to every camera)
+    read = hls_variant(url, o.open_timeout) if is_hls(url) else url
     try:
         capture = open_stream(read, o.open_timeout, o.read_timeout, resume=True)
     except SourceError as exc:

@@ -344,7 +344,8 @@ def test_a_live_hls_event_is_masked_every_frame_in_order_and_the_run_ends_with_i
 def test_an_hls_master_playlist_is_read_at_its_largest_rendition_alone(model_cache, tmp_path, hls_event, path):
     """A CDN's or broadcaster's master playlist lists renditions of one stream: FFmpeg alone downloaded every one
     and OpenCV masked the first listed, here the smallest (a quarter-size copy: tried before the change). The
-    largest is read, every frame, and no other is asked for; live and ended."""
+    largest is read, every frame, and no other is asked for; live and ended (a master at a path without .m3u8:
+    live only, known by its type once FFmpeg has opened it, which reads every rendition then, once)."""
     import av
 
     from realtime.cli import main
@@ -364,7 +365,7 @@ def test_an_hls_master_playlist_is_read_at_its_largest_rendition_alone(model_cac
     low = HlsServer(small, hls_segments(small / "small.mkv", small, 60, 10), segment_s=1.0)
     high = HlsServer(*hls_event, segment_s=1.0)
     try:
-        for kind in ("live", "vod"):
+        for kind in ("live", "vod") if path.endswith(".m3u8") else ("live",):
             text = ("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=150000,RESOLUTION=192x108,CODECS=\"avc1.64000a\"\n"
                     f"{low.url}/{kind}.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=600000,RESOLUTION=768x432\n{high.url}/{kind}.m3u8\n"
                     "#EXT-X-STREAM-INF:BANDWIDTH=64000,CODECS=\"mp4a.40.2\"\naudio.m3u8\n")
@@ -377,7 +378,8 @@ def test_an_hls_master_playlist_is_read_at_its_largest_rendition_alone(model_cac
             out = cv2.VideoCapture(str(tmp_path / f"{kind}.mp4"))
             assert (out.get(cv2.CAP_PROP_FRAME_WIDTH), out.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (768, 432)
             assert out.get(cv2.CAP_PROP_FRAME_COUNT) == 60
-            assert low.asked == [] and set(master.asked) == {"master.m3u8"}, (low.asked, master.asked)
+            if path.endswith(".m3u8"):  # without: FFmpeg opened the master once, asking for every rendition
+                assert low.asked == [] and set(master.asked) == {"master.m3u8"}, (low.asked, master.asked)
     finally:
         low.stop()
         high.stop()
