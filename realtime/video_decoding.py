@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -49,6 +50,7 @@ class PyAVCapture:
         self._fps = float(stream.average_rate or stream.guessed_rate or 0)
         self._count = int(stream.frames or 0)
         self._size = (stream.codec_context.width, stream.codec_context.height)
+        self._aspect = stream.sample_aspect_ratio or Fraction(0, 1)
         self._frames: Iterator[av.VideoFrame] = self._container.decode(stream)
         self._position_ms = 0.0
 
@@ -73,17 +75,34 @@ class PyAVCapture:
         return True, np.ascontiguousarray(np.rot90(bgr, turns)) if turns else bgr
 
     def get(self, prop: int) -> float:
-        """The frame rate, frame count, size or the last frame's time (ms) — the properties a file source reads."""
+        """The frame rate, frame count, size, pixel shape (SAR) or the last frame's time (ms) — what a file source
+        reads."""
         width, height = self._size
         values = {cv2.CAP_PROP_FPS: self._fps, cv2.CAP_PROP_FRAME_COUNT: float(self._count),
                   cv2.CAP_PROP_POS_MSEC: self._position_ms, cv2.CAP_PROP_FRAME_WIDTH: float(width),
-                  cv2.CAP_PROP_FRAME_HEIGHT: float(height)}
+                  cv2.CAP_PROP_FRAME_HEIGHT: float(height), cv2.CAP_PROP_SAR_NUM: float(self._aspect.numerator),
+                  cv2.CAP_PROP_SAR_DEN: float(self._aspect.denominator)}
         return values.get(prop, 0.0)
 
     def release(self) -> None:
         if self._container is not None:
             self._container.close()
             self._container = None
+
+
+def pixel_aspect(capture: cv2.VideoCapture | PyAVCapture) -> Fraction | None:
+    """The shape of a capture's pixels, width / height, when they are not square (an anamorphic recording: DVB's
+    720x576 at 16:9 is 64/45, HDV's 1440x1080 4/3); None for square ones or where the stream does not say.
+
+    Example:
+        >>> pixel_aspect(cv2.VideoCapture()) is None
+        True
+    """
+    numerator, denominator = (int(capture.get(p) or 0) for p in (cv2.CAP_PROP_SAR_NUM, cv2.CAP_PROP_SAR_DEN))
+    if numerator <= 0 or denominator <= 0 or numerator == denominator:
+        return None
+    aspect = Fraction(numerator, denominator)
+    return aspect if Fraction(1, 10) <= aspect <= 10 else None  # beyond: a damaged header, not a pixel
 
 
 def decodable_by_pyav(path: str | Path) -> PyAVCapture | None:

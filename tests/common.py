@@ -10,6 +10,7 @@ import os
 import threading
 import time
 import urllib.parse
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -433,6 +434,24 @@ def av1_copy(clip: Path, path: Path, frames: int) -> Path:
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    return path
+
+
+def anamorphic_copy(clip: Path, path: Path, frames: int, size_wh: tuple[int, int], sample_aspect: Fraction) -> Path:
+    """The first ``frames`` frames of ``clip`` squeezed to ``size_wh`` and stored (H.264 in MP4) with pixels of that
+    shape, as an anamorphic recording is (DVB's 720x576 at 16:9: 64/45): players stretch them back."""
+    import av
+
+    capture = cv2.VideoCapture(str(clip))
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = *size_wh, "yuv420p"
+        stream.codec_context.sample_aspect_ratio = sample_aspect
+        for _ in range(frames):
+            frame = av.VideoFrame.from_ndarray(cv2.resize(capture.read()[1], size_wh), format="bgr24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    capture.release()
     return path
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from fractions import Fraction
 
 from realtime.frame import Clock, Frame
 
@@ -32,6 +33,9 @@ class Source(ABC):
             recording in real time.
         recorded_at: when its ``source_ts`` 0 was, in seconds since the epoch, where the source says (a video file's
             ``creation_time``); None where it does not (live sources: their frames' capture times say it).
+        sample_aspect: the shape of its pixels, width / height, where they are not square (an anamorphic 16:9
+            recording stored 720x576 or 1440x1080: 64/45, 4/3), which video outputs state so that players show it
+            as wide as it is; None: square.
     """
 
     uri: str = ""
@@ -42,6 +46,7 @@ class Source(ABC):
     dropped: int = 0
     clock: Clock = "source_ts"
     recorded_at: float | None = None
+    sample_aspect: Fraction | None = None
 
     @abstractmethod
     def __iter__(self) -> Iterator[Frame]:

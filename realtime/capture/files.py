@@ -23,7 +23,7 @@ from engines.errors import SourceError
 from realtime.capture.base import Source
 from realtime.capture.live import redact
 from realtime.frame import Frame
-from realtime.video_decoding import PyAVCapture, decodable_by_pyav, undecodable_reason
+from realtime.video_decoding import PyAVCapture, decodable_by_pyav, pixel_aspect, undecodable_reason
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ class VideoFileSource(Source):
         if not capture.isOpened():
             raise SourceError(f"cannot decode {self.path or self.uri} as video; give a file OpenCV/FFmpeg can read")
         self.fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.sample_aspect = pixel_aspect(capture)
         count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count = count if count > 0 else None
         self.realtime = realtime

@@ -32,6 +32,7 @@ from engines.errors import SourceError
 from realtime.capture.base import Source
 from realtime.capture.camera import CameraMode
 from realtime.frame import Clock, Frame
+from realtime.video_decoding import pixel_aspect
 
 _FFMPEG_OPTIONS_LOCK = threading.Lock()
 DROP_WARNING_EVERY_S = 60.0  # a source's drops are warned of at most this often (the others: info, with -v)
@@ -357,6 +358,7 @@ class CaptureSource(LiveSource):
                 self.camera_mode.apply(capture, self.uri)
         self.capture = capture
         self.fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.sample_aspect = pixel_aspect(capture)
         if not 0 < self.fps < 1000:
             self.fps = 0.0
 

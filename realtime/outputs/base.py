@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import urllib.parse
 from abc import ABC, abstractmethod
+from fractions import Fraction
 
 import cv2
 import numpy as np
@@ -53,6 +54,21 @@ def to_even_sides(bgr: np.ndarray) -> np.ndarray:
     if not (width % 2 or height % 2):
         return bgr
     return cv2.copyMakeBorder(bgr, 0, height % 2, 0, width % 2, cv2.BORDER_REPLICATE)
+
+
+def square_pixels(image: np.ndarray, sample_aspect: Fraction | None) -> np.ndarray:
+    """The image scaled in width to square pixels (an even width), for an output that cannot say its pixels are not
+    square (a browser preview, a window, an RTSP stream, WebM): an anamorphic source shown as wide as it is.
+
+    Example:
+        >>> square_pixels(np.zeros((576, 720, 3), np.uint8), Fraction(64, 45)).shape
+        (576, 1024, 3)
+    """
+    if sample_aspect is None:
+        return image
+    height, width = image.shape[:2]
+    return cv2.resize(image, (max(2, round(width * sample_aspect / 2) * 2), height),
+                      interpolation=cv2.INTER_AREA if sample_aspect < 1 else cv2.INTER_LINEAR)
 
 
 class FirstSize:
@@ -132,6 +148,7 @@ class Sink(ABC):
     accepts_alpha: bool = False
     frame_limit: int | None = None  # the most frames it takes (one image: 1); None: any number
     live: bool = False  # its frames come from a live source (set by the pipeline): falling behind, it may skip some
+    sample_aspect: Fraction | None = None  # the source's pixel shape where not square (set by the pipeline): stated
     _first_size: FirstSize | None = None
 
     def fit_to_first_size(self, image: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from engines.errors import InputShapeError, OutputError
-from realtime.outputs.base import Sink, to_even_sides
+from realtime.outputs.base import Sink, square_pixels, to_even_sides
 from realtime.outputs.paths import check_writable
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ class VideoFormat:
     constant_rate: bool = False  # True: one frame per 1 / fps (AVI), a gap held as the frame before
     muxer: str | None = None  # FFmpeg's muxer; None: by the file's extension
     alpha_pix_fmt: str | None = None  # the pixel format of BGRA frames (cutout); None: the container cannot hold them
+    states_aspect: bool = True  # False: the video cannot say its pixels are not square (VP9 in WebM, through PyAV)
     audio_codec: str = "aac"  # what a sound the container cannot hold as it is gets encoded to (--audio copy)
     audio_rate: int | None = None  # that encoder's sample rate; None: the source's
 
@@ -63,8 +64,8 @@ VIDEO_FORMATS = {
     ".mov": VideoFormat("libx264", H264_OPTIONS, _MP4_CRASH_SAFE),
     ".mkv": VideoFormat("mpeg4", {"qmin": "3", "qmax": "3"}, _MKV_CRASH_SAFE),  # quantiser 3: XVID-sized files
     ".avi": VideoFormat("mjpeg", {"qmin": "4", "qmax": "4"}, _AVI, "yuvj420p", constant_rate=True),
-    ".webm": VideoFormat("libvpx-vp9", VP9_OPTIONS, _MKV_CRASH_SAFE, alpha_pix_fmt="yuva420p", audio_codec="libopus",
-                         audio_rate=48000),  # WebM takes Opus (at 48 kHz) or Vorbis only
+    ".webm": VideoFormat("libvpx-vp9", VP9_OPTIONS, _MKV_CRASH_SAFE, alpha_pix_fmt="yuva420p", states_aspect=False,
+                         audio_codec="libopus", audio_rate=48000),  # WebM takes Opus (at 48 kHz) or Vorbis only
 }
 
 
@@ -89,6 +90,9 @@ class PyAVWriter:
     """A video file through PyAV (FFmpeg's encoders and muxers). Frames have even sides
     (:func:`~realtime.outputs.base.to_even_sides`).
 
+    ``sample_aspect``: the pixels' width / height where they are not square (an anamorphic source's), stated so that
+    players show the video as wide as it is.
+
     With ``timed``, each frame is written at the time it is given (seconds on any clock, the first frame's at 0: a
     file's own timestamps, a camera's arrival times), not one period after the one before: a container with timestamps (MP4,
     MKV) holds them to the millisecond; a constant-rate one (AVI) holds each frame until the next, and of frames in
@@ -105,7 +109,7 @@ class PyAVWriter:
     """
 
     def __init__(self, path: str | Path | Any, fps: float, size_wh: tuple[int, int], video_format: VideoFormat,
-                 timed: bool = False, alpha: bool = False) -> None:
+                 timed: bool = False, alpha: bool = False, sample_aspect: Fraction | None = None) -> None:
         import av
 
         width, height = size_wh
@@ -126,6 +130,8 @@ class PyAVWriter:
         self.stream = stream
         self.stream.width, self.stream.height = width, height
         self.stream.pix_fmt = self.pix_fmt
+        if sample_aspect is not None:  # pixels that are not square: in the bitstream (H.264's VUI) and the container
+            self.stream.codec_context.sample_aspect_ratio = sample_aspect
         self.time_base = Fraction(1, 1000) if timed and not video_format.constant_rate else 1 / rate
         self.stream.codec_context.time_base = self.time_base
         self.timed = timed
@@ -178,7 +184,8 @@ class EncodedVideoSink(Sink):
     Frames written with ``present_ts`` are placed at those times from the first: a file's own timestamps (a phone's
     varying frame rate kept, and its sound with it), a camera's arrival times (real time kept however many frames
     were dropped and however the camera's rate changed); without it, the nth frame is at n / fps. The writer opens
-    on the first frame (its size fixes the video's).
+    on the first frame (its size fixes the video's). Pixels that are not square (``sample_aspect``) are stated, or,
+    where the video cannot say so (WebM), the frames are scaled to square ones.
     """
 
     def __init__(self, target: str | Path | Any, video_format: VideoFormat, fps: float, uri: str) -> None:
@@ -198,6 +205,8 @@ class EncodedVideoSink(Sink):
             raise InputShapeError(f"{self.uri} began with {'BGRA' if self.writer.alpha else 'BGR'} frames, got "
                                   f"{image.shape[2]} channels")
         image = self.fit_to_first_size(image)
+        if not self.format.states_aspect:
+            image = square_pixels(image, self.sample_aspect)
         self._before_write(image)
         if self.writer is None and (image.shape[0] % 2 or image.shape[1] % 2):
             log.info("%s: frames of odd size %dx%d get a copy of their last column or row: video takes even sides",
@@ -206,7 +215,8 @@ class EncodedVideoSink(Sink):
         try:
             if self.writer is None:  # timed by the first frame's present_ts; without one, frames are 1 / fps apart
                 self.writer = PyAVWriter(self.target, self.fps, (image.shape[1], image.shape[0]), self.format,
-                                         timed=present_ts is not None, alpha=image.shape[2] == 4)
+                                         timed=present_ts is not None, alpha=image.shape[2] == 4,
+                                         sample_aspect=self.sample_aspect if self.format.states_aspect else None)
             written = self.writer.write(image, present_ts)
         except OSError as exc:
             self._on_error(exc)

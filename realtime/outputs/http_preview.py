@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from engines.errors import OutputError
-from realtime.outputs.base import Sink
+from realtime.outputs.base import Sink, square_pixels
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>realtime-mask preview</title>
@@ -206,6 +206,7 @@ class HttpPreviewSink(Sink):
         return {"frames": self.frames_written, "fps": fps, "latency_ms": self._latency_ms}
 
     def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:
+        image = square_pixels(image, self.sample_aspect)  # a browser shows a JPEG's pixels square
         ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         if not ok:
             raise OutputError("cannot JPEG-encode a frame for the preview")

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.errors import InputShapeError, OutputError
-from realtime.outputs.base import Sink, split_viewer, to_even_sides
+from realtime.outputs.base import Sink, split_viewer, square_pixels, to_even_sides
 
 SERVER_SCRIPT = Path(__file__).with_name("rtsp_serve.py")
 GST_PYTHON = os.environ.get("REALTIME_MASK_GST_PYTHON", "/usr/bin/python3")
@@ -143,7 +143,9 @@ class RtspSink(Sink):
     def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise InputShapeError(f"RTSP output takes uint8 HxWx3 BGR frames, got {image.shape} {image.dtype}")
-        image = to_even_sides(self.fit_to_first_size(image))  # x264 would drop an odd last column or row
+        # x264 would drop an odd last column or row; the pixels' shape is not stated by every GStreamer encoder
+        # (openh264enc: not at all): made square
+        image = to_even_sides(self.fit_to_first_size(square_pixels(image, self.sample_aspect)))
         width, height = image.shape[1], image.shape[0]
         if self.server.send(self.path, (width, height, self.fps), np.ascontiguousarray(image).tobytes()):
             self.frames_written += 1

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from engines.errors import OutputError
-from realtime.outputs.base import Sink
+from realtime.outputs.base import Sink, square_pixels
 
 
 class StopRequested(Exception):
@@ -29,7 +29,7 @@ class DisplaySink(Sink):
             ) from exc
 
     def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:
-        cv2.imshow(self.title, image)
+        cv2.imshow(self.title, square_pixels(image, self.sample_aspect))
         self.frames_written += 1
         if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
             raise StopRequested

@@ -201,6 +201,61 @@ def test_rtsp_stream_keeps_the_size_of_its_first_frame(first_wh, later_wh):
         sink.close()
 
 
+def test_an_anamorphic_source_is_shown_as_wide_as_it_is_in_every_output(model_cache, tmp_path):
+    """A 16:9 recording stored with narrow pixels (DVB's 720x576, HDV's 1440x1080, a DVR's; here the surveillance
+    clip stored 576x432 with 4:3 pixels): before, every output dropped the pixels' shape and played squeezed to 4:3.
+    Video files and ``-o -`` state it (576x432 at 4:3, shown 768x432); WebM, a browser preview and an RTSP stream
+    (GStreamer's openh264enc cannot state it) get square pixels (768x432)."""
+    import subprocess
+    import sys
+    import urllib.request
+    from fractions import Fraction
+
+    import av
+
+    from tests.common import anamorphic_copy
+
+    need_shared()
+    clip = anamorphic_copy(MEDIA / "one-by-one-person-detection.mp4", tmp_path / "dvb.mp4", 20, (576, 432),
+                           Fraction(4, 3))
+    with open_source(str(clip)) as source, open_source(str(MEDIA / "one-by-one-person-detection.mp4")) as square:
+        assert source.sample_aspect == Fraction(4, 3) and square.sample_aspect is None
+    outputs = [tmp_path / f"out{suffix}" for suffix in (".mp4", ".mov", ".mkv", ".avi", ".webm")]
+    assert main(["run", "-i", str(clip), *[arg for out in outputs for arg in ("-o", str(out))]]) == 0
+    piped = subprocess.run([sys.executable, "-m", "realtime.cli", "run", "-i", str(clip), "-o", "-"],
+                           capture_output=True, timeout=300)
+    (tmp_path / "piped.ts").write_bytes(piped.stdout)
+    for path in [*outputs, tmp_path / "piped.ts"]:
+        with av.open(str(path)) as container:
+            video = container.streams.video[0]
+            shown = (video.width, video.height, video.sample_aspect_ratio or 1)
+            assert shown == ((768, 432, 1) if path.suffix == ".webm" else (576, 432, Fraction(4, 3))), (path, shown)
+            assert next(container.decode(video)).to_ndarray(format="bgr24").shape[:2] == (432, video.width)
+    frame = cv2.VideoCapture(str(clip)).read()[1]
+    port = free_port()
+    preview, stream = open_sink(f"http://127.0.0.1:{port}/cam/"), open_sink(f"rtsp://127.0.0.1:{free_port()}/dvb")
+    try:
+        for sink in (preview, stream):
+            sink.sample_aspect = Fraction(4, 3)  # as the pipeline sets it from the source
+        preview.write(frame)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/cam/frame.jpg", timeout=5) as response:
+            assert cv2.imdecode(np.frombuffer(response.read(), np.uint8), cv2.IMREAD_COLOR).shape == (432, 768, 3)
+        stop = threading.Event()
+        feeder = threading.Thread(target=lambda: [stream.write(frame) or time.sleep(0.04) for _ in iter(
+            lambda: stop.is_set(), True)], daemon=True)
+        feeder.start()
+        deadline = time.monotonic() + 20
+        while stream.frames_written < 30 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with open_source(stream.uri, SourceOptions(open_timeout=5, read_timeout=5)) as client:
+            assert next(iter(client)).bgr.shape == (432, 768, 3)
+        stop.set()
+        feeder.join(timeout=5)
+    finally:
+        preview.close()
+        stream.close()
+
+
 @pytest.mark.parametrize("scheme", ["http", "rtsp"])
 def test_a_port_already_in_use_is_one_line_and_no_table(model_cache, scheme):
     need_shared()
