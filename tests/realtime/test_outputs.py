@@ -229,10 +229,13 @@ def test_an_anamorphic_source_is_shown_as_wide_as_it_is_in_every_output(model_ca
         assert qcif.sample_aspect == Fraction(128, 117)
     outputs = [tmp_path / f"out{suffix}" for suffix in (".mp4", ".mov", ".mkv", ".avi", ".webm")]
     assert main(["run", "-i", str(clip), *[arg for out in outputs for arg in ("-o", str(out))]]) == 0
+    assert main(["run", "-i", str(clip), "-o", str(tmp_path / "cut" / "dvb.mkv"), "--segment", "1"]) == 0
+    segments = sorted((tmp_path / "cut").iterdir())
     piped = subprocess.run([sys.executable, "-m", "realtime.cli", "run", "-i", str(clip), "-o", "-"],
                            capture_output=True, timeout=300)
     (tmp_path / "piped.ts").write_bytes(piped.stdout)
-    for path in [*outputs, tmp_path / "piped.ts"]:
+    assert len(segments) == 2
+    for path in [*outputs, *segments, tmp_path / "piped.ts"]:
         with av.open(str(path)) as container:
             video = container.streams.video[0]
             shown = (video.width, video.height, video.sample_aspect_ratio or 1)
