@@ -1,4 +1,5 @@
-"""A video file decoded by PyAV, for the codecs OpenCV's own FFmpeg cannot decode.
+"""Where OpenCV's decoding falls short: a video file decoded by PyAV for the codecs OpenCV's own FFmpeg cannot decode,
+the shape of a video's pixels, and why a file gives no frame.
 
 OpenCV's wheel builds FFmpeg without a software AV1 decoder (its native ``av1`` decoder needs a hardware
 one), so an AV1 file — a YouTube download, an OBS or a phone recording — opens there but gives no frame. PyAV's
@@ -25,7 +26,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-NO_FRAME = np.empty((0, 0, 3), np.uint8)  # what ``read`` gives with False
+_NO_IMAGE = np.empty((0, 0, 3), np.uint8)  # what ``read`` gives with False
 OPENCV_DECODES = {"h264", "hevc", "mpeg4", "mpeg2video", "mjpeg", "vp8", "vp9", "prores", "ffv1", "gif", "png",
                   "rawvideo", "h263", "theora", "dnxhd"}  # video codecs OpenCV's own FFmpeg decodes (not AV1)
 
@@ -63,11 +64,11 @@ class PyAVCapture:
         import av
 
         if self._container is None:
-            return False, NO_FRAME
+            return False, _NO_IMAGE
         try:
             frame = next(self._frames)
         except (StopIteration, av.FFmpegError):
-            return False, NO_FRAME
+            return False, _NO_IMAGE
         if frame.pts is not None and self._time_base:
             self._position_ms = (frame.pts - self._start) * self._time_base * 1000.0
         bgr = frame.to_ndarray(format="bgr24")
