@@ -1,5 +1,5 @@
 """Where OpenCV's decoding falls short: a video file decoded by PyAV for the codecs OpenCV's own FFmpeg cannot decode,
-the shape of a video's pixels, and why a file gives no frame.
+the shape of a video's pixels, its colour tags, and why a file gives no frame.
 
 OpenCV's wheel builds FFmpeg without a software AV1 decoder (its native ``av1`` decoder needs a hardware
 one), so an AV1 file — a YouTube download, an OBS or a phone recording — opens there but gives no frame. PyAV's
@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -89,6 +90,47 @@ class PyAVCapture:
         if self._container is not None:
             self._container.close()
             self._container = None
+
+
+UNSPECIFIED = 2  # FFmpeg's AVCOL_*_UNSPECIFIED, for matrix, primaries and transfer alike
+BT2020_MATRICES = (9, 10)  # AVCOL_SPC_BT2020_NCL, _CL: OpenCV's FFmpeg decodes them off by 10 levels; PyAV does not
+
+
+@dataclass(frozen=True)
+class ColorTags:
+    """What a video says of its colours (FFmpeg's enum values): the matrix of its YUV, the primaries of its RGB and
+    its transfer function (1: BT.709; 9, 9, 16: BT.2020 with PQ, HDR10; 18: HLG, a phone's HDR).
+
+    Example:
+        >>> ColorTags(matrix=1, primaries=1, transfer=1).stated
+        True
+    """
+
+    matrix: int = UNSPECIFIED
+    primaries: int = UNSPECIFIED
+    transfer: int = UNSPECIFIED
+
+    @property
+    def stated(self) -> bool:
+        """True where the video says its matrix: a decoder uses it, not a guess by frame size."""
+        return self.matrix != UNSPECIFIED
+
+
+def color_tags(path: str | Path) -> ColorTags | None:
+    """A video file's colour tags (its first video stream's); None when it cannot be read.
+
+    Example:
+        >>> color_tags("/nonexistent.mp4") is None
+        True
+    """
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            context = container.streams.video[0].codec_context
+            return ColorTags(int(context.colorspace), int(context.color_primaries), int(context.color_trc))
+    except (av.FFmpegError, OSError, IndexError):
+        return None
 
 
 def pixel_aspect(capture: cv2.VideoCapture | PyAVCapture) -> Fraction | None:

@@ -455,6 +455,36 @@ def anamorphic_copy(clip: Path, path: Path, frames: int, size_wh: tuple[int, int
     return path
 
 
+CHART_BGR = [(40, 40, 200), (40, 200, 40), (200, 60, 30), (90, 140, 220), (200, 200, 40), (150, 40, 180)]
+
+
+def color_tagged_copy(clip: Path, path: Path, frames: int, size_wh: tuple[int, int], tags: tuple[int, int, int],
+                      matrix: str, codec: str = "libx264", pix_fmt: str = "yuv420p", chart: bool = False) -> Path:
+    """The first ``frames`` frames of ``clip`` at ``size_wh``, converted to YUV by ``matrix`` (PyAV's name:
+    ``"ITU709"``, ``"BT2020"``) and tagged ``tags`` (FFmpeg's matrix, primaries, transfer: 1, 1, 1 is BT.709, as an
+    HD camera's; 9, 9, 16 BT.2020 with PQ, HDR10 as ``libx265`` at ``yuv420p10le``). ``chart``: a colour chart in
+    the scene, the :data:`CHART_BGR` patches side by side across its top sixth (``chart_centres`` finds them)."""
+    import av
+
+    capture = cv2.VideoCapture(str(clip))
+    options = {"x265-params": "log-level=error"} if codec == "libx265" else {"crf": "12"}
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=10, options=options)
+        stream.width, stream.height, stream.pix_fmt = *size_wh, pix_fmt
+        context = stream.codec_context
+        context.colorspace, context.color_primaries, context.color_trc = tags
+        context.color_range = 1
+        for _ in range(frames):
+            bgr = cv2.resize(capture.read()[1], size_wh, interpolation=cv2.INTER_AREA)
+            for k, color in enumerate(CHART_BGR) if chart else ():
+                bgr[:size_wh[1] // 6, k * size_wh[0] // 6:(k + 1) * size_wh[0] // 6] = color
+            frame = av.VideoFrame.from_ndarray(bgr, format="bgr24").reformat(format=pix_fmt, dst_colorspace=matrix)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    capture.release()
+    return path
+
+
 def rotated_copy(clip: Path, path: Path) -> Path:
     """``clip`` (an MP4) with its first track's display matrix set to a quarter turn, as a phone held upright
     writes it: the pixels are stored sideways and players (and OpenCV) turn them."""

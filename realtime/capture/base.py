@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from fractions import Fraction
 
 from realtime.frame import Clock, Frame
+from realtime.video_decoding import ColorTags
 
 
 class Source(ABC):
@@ -36,6 +37,8 @@ class Source(ABC):
         sample_aspect: the shape of its pixels, width / height, where they are not square (an anamorphic 16:9
             recording stored 720x576 or 1440x1080: 64/45, 4/3), which video outputs state so that players show it
             as wide as it is; None: square.
+        color: what a video file says of its colours (:class:`~realtime.video_decoding.ColorTags`), which video
+            outputs carry on (an HDR clip stays HDR); None where it is not known (live sources).
     """
 
     uri: str = ""
@@ -47,6 +50,7 @@ class Source(ABC):
     clock: Clock = "source_ts"
     recorded_at: float | None = None
     sample_aspect: Fraction | None = None
+    color: ColorTags | None = None
 
     @abstractmethod
     def __iter__(self) -> Iterator[Frame]:

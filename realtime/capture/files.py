@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import glob
 import logging
@@ -23,7 +24,14 @@ from engines.errors import SourceError
 from realtime.capture.base import Source
 from realtime.capture.live import redact
 from realtime.frame import Frame
-from realtime.video_decoding import PyAVCapture, decodable_by_pyav, pixel_aspect, undecodable_reason
+from realtime.video_decoding import (
+    BT2020_MATRICES,
+    PyAVCapture,
+    color_tags,
+    decodable_by_pyav,
+    pixel_aspect,
+    undecodable_reason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +56,19 @@ class VideoFileSource(Source):
     def __init__(self, path: str | Path, realtime: bool = False, capture: cv2.VideoCapture | None = None) -> None:
         self.path = Path(path) if capture is None else None  # a local file (what a run must not write over)
         self.location = str(path)  # to open it again (its audio): the URL unredacted
+        opened: cv2.VideoCapture | PyAVCapture
         if capture is None:
             self.uri = f"file://{path}"
-            capture = cv2.VideoCapture(str(self._check_file(Path(path))))
+            self.color = color_tags(self._check_file(Path(path)))
+            opened = self._open_file(Path(path))
         else:
-            self.uri = redact(str(path))
-        self.capture: cv2.VideoCapture | PyAVCapture | None = capture
-        if not capture.isOpened():
+            self.uri, opened = redact(str(path)), capture
+        self.capture: cv2.VideoCapture | PyAVCapture | None = opened
+        if not opened.isOpened():
             raise SourceError(f"cannot decode {self.path or self.uri} as video; give a file OpenCV/FFmpeg can read")
-        self.fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
-        self.sample_aspect = pixel_aspect(capture)
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.fps = float(opened.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.sample_aspect = pixel_aspect(opened)
+        count = int(opened.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count = count if count > 0 else None
         self.realtime = realtime
 
@@ -82,6 +92,14 @@ class VideoFileSource(Source):
         except ValueError:
             return None
         return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp() if at.year >= 1990 else None
+
+    def _open_file(self, path: Path) -> cv2.VideoCapture | PyAVCapture:
+        """OpenCV's capture of a local file; PyAV's for BT.2020 (HDR) video, whose colours OpenCV's FFmpeg decodes
+        off by 10 levels on average (see :mod:`realtime.video_decoding`)."""
+        if self.color is not None and self.color.matrix in BT2020_MATRICES:
+            with contextlib.suppress(Exception):
+                return PyAVCapture(path)
+        return cv2.VideoCapture(str(path))
 
     @staticmethod
     def _check_file(path: Path) -> Path:

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from engines.errors import OutputError
+from realtime.video_decoding import ColorTags
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,7 @@ class Sink(ABC):
     frame_limit: int | None = None  # the most frames it takes (one image: 1); None: any number
     live: bool = False  # its frames come from a live source (set by the pipeline): falling behind, it may skip some
     sample_aspect: Fraction | None = None  # the source's pixel shape where not square (set by the pipeline): stated
+    color: ColorTags | None = None  # the source's colour tags where known (set by the pipeline): carried on
     _first_size: FirstSize | None = None
 
     def fit_to_first_size(self, image: np.ndarray) -> np.ndarray:

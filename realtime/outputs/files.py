@@ -21,9 +21,11 @@ import numpy as np
 from engines.errors import InputShapeError, OutputError
 from realtime.outputs.base import Sink, square_pixels, to_even_sides
 from realtime.outputs.paths import check_writable
+from realtime.video_decoding import UNSPECIFIED, ColorTags
 
 log = logging.getLogger(__name__)
 
+BT601_MATRIX = 6  # AVCOL_SPC_SMPTE170M: the matrix of OpenCV's BGR2YUV_I420 and of FFmpeg's default conversion
 H264_OPTIONS = {"preset": "veryfast", "crf": "20"}  # 65 fps at 1080p on two cores (benchmarks/video_writers.py)
 # Every file is written in pieces of at most a second, each on disk as it closes: a run killed outright (kill -9, the
 # OOM killer, a crash) leaves a file that plays up to about its last second or two, where a plain MP4 - its index
@@ -86,12 +88,34 @@ def to_planes(bgr: np.ndarray, pix_fmt: str) -> np.ndarray:
     return np.concatenate([plane.ravel() for plane in (luma, *chroma)]).reshape(height * 3 // 2, width)
 
 
+def tag_colors(context: Any, pix_fmt: str, source: ColorTags) -> None:
+    """Tag an encoder's video with the matrix its frames are converted with (BT.601: :func:`to_planes`, FFmpeg's
+    default for BGRA) and the source's primaries and transfer, for a source that states its matrix: its decoder
+    turned its YUV to BGR by that matrix, so a player must turn ours back by ours. Untagged, an HD video is shown
+    as BT.709 — an HD source's greens 27 levels darker in Chromium (test_browser_preview.py) — and an HDR one as
+    SDR. A source that states none is written untagged: players then guess alike for both.
+
+    Example:
+        >>> import av
+        >>> context = av.CodecContext.create("libx264", "w")
+        >>> tag_colors(context, "yuv420p", ColorTags(matrix=9, primaries=9, transfer=16))
+        >>> int(context.colorspace), int(context.color_primaries), int(context.color_trc), int(context.color_range)
+        (6, 9, 16, 1)
+    """
+    context.colorspace = BT601_MATRIX
+    context.color_range = 2 if pix_fmt == "yuvj420p" else 1  # full range (JPEG's) or limited
+    if source.primaries != UNSPECIFIED:
+        context.color_primaries = source.primaries
+    if source.transfer != UNSPECIFIED:
+        context.color_trc = source.transfer
+
+
 class PyAVWriter:
     """A video file through PyAV (FFmpeg's encoders and muxers). Frames have even sides
     (:func:`~realtime.outputs.base.to_even_sides`).
 
     ``sample_aspect``: the pixels' width / height where they are not square (an anamorphic source's), stated so that
-    players show the video as wide as it is.
+    players show the video as wide as it is. ``color``: the source's colour tags, carried on (:func:`tag_colors`).
 
     With ``timed``, each frame is written at the time it is given (seconds on any clock, the first frame's at 0: a
     file's own timestamps, a camera's arrival times), not one period after the one before: a container with timestamps (MP4,
@@ -109,7 +133,8 @@ class PyAVWriter:
     """
 
     def __init__(self, path: str | Path | Any, fps: float, size_wh: tuple[int, int], video_format: VideoFormat,
-                 timed: bool = False, alpha: bool = False, sample_aspect: Fraction | None = None) -> None:
+                 timed: bool = False, alpha: bool = False, sample_aspect: Fraction | None = None,
+                 color: ColorTags | None = None) -> None:
         import av
 
         width, height = size_wh
@@ -132,6 +157,8 @@ class PyAVWriter:
         self.stream.pix_fmt = self.pix_fmt
         if sample_aspect is not None:  # pixels that are not square: in the bitstream (H.264's VUI) and the container
             self.stream.codec_context.sample_aspect_ratio = sample_aspect
+        if color is not None and color.stated:
+            tag_colors(self.stream.codec_context, self.pix_fmt, color)
         self.time_base = Fraction(1, 1000) if timed and not video_format.constant_rate else 1 / rate
         self.stream.codec_context.time_base = self.time_base
         self.timed = timed
@@ -216,7 +243,8 @@ class EncodedVideoSink(Sink):
             if self.writer is None:  # timed by the first frame's present_ts; without one, frames are 1 / fps apart
                 self.writer = PyAVWriter(self.target, self.fps, (image.shape[1], image.shape[0]), self.format,
                                          timed=present_ts is not None, alpha=image.shape[2] == 4,
-                                         sample_aspect=self.sample_aspect if self.format.states_aspect else None)
+                                         sample_aspect=self.sample_aspect if self.format.states_aspect else None,
+                                         color=self.color)
             written = self.writer.write(image, present_ts)
         except OSError as exc:
             self._on_error(exc)

@@ -100,7 +100,7 @@ class RtmpSink(Sink):
     def _send(self, image: np.ndarray, present_ts: float | None) -> None:
         if self._writer is None:
             self._writer = PyAVWriter(self.url, self.fps, (image.shape[1], image.shape[0]), self.format,
-                                      timed=present_ts is not None, sample_aspect=self.sample_aspect)
+                                      timed=present_ts is not None, sample_aspect=self.sample_aspect, color=self.color)
         self._writer.write(image, present_ts)
         self.frames_written += 1
 

@@ -315,7 +315,8 @@ class SegmentedVideoSink(Sink):
         if (name := self.segments.next_file(at, capture_ts, room=room)) is not None or self._current is None:
             self._finish()
             self._current = VideoFileSink(name or self.files[-1], self.fps)
-            self._current.live, self._current.sample_aspect = self.live, self.sample_aspect
+            self._current.live, self._current.sample_aspect, self._current.color = self.live, self.sample_aspect, \
+                self.color
         self._current.write(image, capture_ts, present_ts)
         self.frames_written += 1
 

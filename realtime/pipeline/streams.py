@@ -160,7 +160,7 @@ def open_stream_sink(outputs: list[str | Sink], source: Source, options: SinkOpt
     sinks = [out if isinstance(out, Sink) else own(open_sink(
         out, replace(options, audio_from=sound if video_file_path(out) else None))) for out in outputs]
     for sink in sinks:
-        sink.live, sink.sample_aspect = not source.keeps_every_frame, source.sample_aspect
+        sink.live, sink.sample_aspect, sink.color = not source.keeps_every_frame, source.sample_aspect, source.color
         if sink.frame_limit is not None and min(max_frames or math.inf, source.frame_count or math.inf) \
                 > sink.frame_limit:
             has = f"has {source.frame_count} frames" if source.frame_count else "is live" if source.live else \

@@ -175,3 +175,41 @@ def test_an_mp4_output_plays_and_seeks_in_chromium(model_cache, tmp_path):
     # shown as wide as the clip is: its 176 pixels are 128/117 wide (QCIF at 4:3), which the MP4 states as the clip does
     assert abs(seen["duration"] - 60 / 29.97) < 0.1 and seen["time"] == 1.0 and seen["size"] == [193, 144]
     assert 0.05 < seen["magenta"] < 0.8, seen  # the person, filled
+
+
+def test_an_hd_clips_colours_play_in_chromium_as_the_clips_do(model_cache, tmp_path):
+    """An HD clip that states BT.709 (as cameras, phones and encoders do), a colour chart in its scene: OpenCV
+    decodes it by BT.709, and the output, written by BT.601, was untagged, so Chromium showed it by BT.709: the
+    green patch 27 levels darker, the red one yellower (the test, run before the change). Now the output says its
+    matrix and plays in Chromium as the clip does."""
+    need_shared()
+    from realtime.cli import main
+    from tests.common import CHART_BGR, color_tagged_copy
+
+    clip = color_tagged_copy(MEDIA / "car-detection.mp4", tmp_path / "hd.mp4", 20, (1280, 720), (1, 1, 1), "ITU709",
+                             chart=True)
+    out = tmp_path / "out.mp4"
+    assert main(["run", "-i", str(clip), "-o", str(out)]) == 0
+    shown = []
+    for path in (clip, out):
+        server = WebFileServer(path)
+        try:
+            with chromium_page() as page:
+                page.goto(server.url.replace("/clip", "/"))
+                page.set_content(f'<video id="v" src="{server.url}" muted></video>')
+                shown.append(page.evaluate("""() => new Promise(done => {
+                    const v = document.getElementById('v');
+                    const grab = () => { v.onseeked = () => {
+                        const c = document.createElement('canvas'); c.width = v.videoWidth; c.height = v.videoHeight;
+                        const g = c.getContext('2d'); g.drawImage(v, 0, 0); const patches = [];
+                        for (let k = 0; k < 6; k++) patches.push(Array.from(g.getImageData(
+                            Math.floor((k + 0.5) * c.width / 6), Math.floor(c.height / 12), 1, 1).data.slice(0, 3)));
+                        done(patches); }; v.currentTime = 0.5; };
+                    if (v.readyState >= 2) grab(); else v.onloadeddata = grab;
+                    setTimeout(() => done(null), 20000); })"""))
+        finally:
+            server.stop()
+    assert shown[0] is not None and shown[1] is not None, shown
+    clip_rgb, out_rgb = np.array(shown[0]), np.array(shown[1])
+    assert np.abs(clip_rgb - np.array(CHART_BGR)[:, ::-1]).max() <= 10, clip_rgb  # Chromium shows the chart
+    assert np.abs(out_rgb - clip_rgb).max() <= 6, (out_rgb, clip_rgb)  # and the output as the clip

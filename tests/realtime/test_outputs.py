@@ -266,6 +266,34 @@ def test_an_anamorphic_source_is_shown_as_wide_as_it_is_in_every_output(model_ca
         stream.close()
 
 
+def test_an_hdr_clips_colours_are_carried_on_as_a_player_decodes_them(model_cache, tmp_path):
+    """An HDR10 clip (HEVC 10-bit, BT.2020, PQ: a phone's or a camera's HDR recording): OpenCV's FFmpeg decodes
+    BT.2020 off by about 10 levels, and the outputs were untagged, so players showed them as SDR BT.601/709. Now it
+    is decoded by PyAV, and every video output states the matrix it was written with and the clip's primaries and
+    transfer: FFmpeg, decoding by the tags as a player does, sees the clip's colours (the parking lot, no people)."""
+    import av
+
+    from tests.common import color_tagged_copy
+
+    need_shared()
+    clip = color_tagged_copy(MEDIA / "car-detection.mp4", tmp_path / "hdr.mkv", 10, (768, 432), (9, 9, 16), "BT2020",
+                             codec="libx265", pix_fmt="yuv420p10le")
+    outputs = [tmp_path / f"out{suffix}" for suffix in (".mp4", ".mkv", ".webm")]
+    assert main(["run", "-i", str(clip), *[arg for out in outputs for arg in ("-o", str(out))]]) == 0
+
+    def shown(path: Path) -> tuple[tuple[int, int, int], np.ndarray]:  # as FFmpeg decodes it, by its tags
+        with av.open(str(path)) as container:
+            context = container.streams.video[0].codec_context
+            frame = next(container.decode(video=0))
+            return (int(context.colorspace), int(context.color_primaries), int(context.color_trc)), \
+                frame.to_ndarray(format="bgr24").astype(int)
+
+    tags, expected = shown(clip)
+    for out in outputs:
+        tags, image = shown(out)
+        assert tags == (6, 9, 16) and np.abs(image - expected).mean() < 2.5, (out, tags, np.abs(image - expected).mean())
+
+
 @pytest.mark.parametrize("scheme", ["http", "rtsp"])
 def test_a_port_already_in_use_is_one_line_and_no_table(model_cache, scheme):
     need_shared()
