@@ -280,6 +280,8 @@ def test_an_hdr_clips_colours_are_carried_on_as_a_player_decodes_them(model_cach
                              codec="libx265", pix_fmt="yuv420p10le")
     outputs = [tmp_path / f"out{suffix}" for suffix in (".mp4", ".mkv", ".webm")]
     assert main(["run", "-i", str(clip), *[arg for out in outputs for arg in ("-o", str(out))]]) == 0
+    assert main(["run", "-i", str(clip), "-o", str(tmp_path / "cut" / "hdr.mp4"), "--segment", "1"]) == 0
+    outputs += sorted((tmp_path / "cut").iterdir())
 
     def shown(path: Path) -> tuple[tuple[int, int, int], np.ndarray]:  # as FFmpeg decodes it, by its tags
         with av.open(str(path)) as container:
