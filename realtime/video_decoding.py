@@ -116,6 +116,11 @@ class ColorTags:
         return self.matrix != UNSPECIFIED
 
 
+# Frames that are RGB as they are to be shown (images, a webcam's, the test pattern): sRGB, whose primaries are
+# BT.709's; the matrix, BT.601, is the one their own decoding used (JPEG's; a webcam's YUYV's)
+TRUE_COLOR = ColorTags(matrix=6, primaries=1, transfer=1)
+
+
 def color_tags(path: str | Path) -> ColorTags | None:
     """A video file's colour tags (its first video stream's); None when it cannot be read.
 

@@ -38,7 +38,8 @@ class Source(ABC):
             recording stored 720x576 or 1440x1080: 64/45, 4/3), which video outputs state so that players show it
             as wide as it is; None: square.
         color: what a video file says of its colours (:class:`~realtime.video_decoding.ColorTags`), which video
-            outputs carry on (an HDR clip stays HDR); None where it is not known (live sources).
+            outputs carry on (an HDR clip stays HDR); ``TRUE_COLOR`` for frames that are RGB as they are to be shown
+            (images, a webcam's, the test pattern); None where it is not known (network streams, a pipe).
     """
 
     uri: str = ""

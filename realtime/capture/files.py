@@ -26,6 +26,7 @@ from realtime.capture.live import redact
 from realtime.frame import Frame
 from realtime.video_decoding import (
     BT2020_MATRICES,
+    TRUE_COLOR,
     PyAVCapture,
     color_tags,
     decodable_by_pyav,
@@ -192,6 +193,7 @@ class ImageFolderSource(Source):
             )
         self.paths = paths
         self.uri = f"images://{text}"
+        self.color = TRUE_COLOR
         self.fps = fps
         self.frame_count = len(paths)
 

@@ -32,7 +32,7 @@ from engines.errors import SourceError
 from realtime.capture.base import Source
 from realtime.capture.camera import CameraMode
 from realtime.frame import Clock, Frame
-from realtime.video_decoding import pixel_aspect
+from realtime.video_decoding import TRUE_COLOR, pixel_aspect
 
 _FFMPEG_OPTIONS_LOCK = threading.Lock()
 DROP_WARNING_EVERY_S = 60.0  # a source's drops are warned of at most this often (the others: info, with -v)
@@ -334,6 +334,7 @@ class CaptureSource(LiveSource):
                  **options: float) -> None:
         self.target, self.camera_mode = target, camera_mode
         self.is_stream = isinstance(target, str) and "://" in target
+        self.color = None if self.is_stream else TRUE_COLOR  # a camera's frames: its own YUYV or JPEG decoded
         super().__init__(read_timeout=read_timeout, reconnect=self.is_stream if reconnect is None else reconnect,
                          **options)  # type: ignore[arg-type]
         self.uri = redact(str(target)) if self.is_stream else f"camera://{target}"

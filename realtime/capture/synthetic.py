@@ -25,6 +25,7 @@ from engines.errors import ConfigError
 from realtime.capture.base import Source
 from realtime.capture.live import LiveSource
 from realtime.frame import Frame
+from realtime.video_decoding import TRUE_COLOR
 
 _SIZE = re.compile(r"^(?:(\d+)x(\d+))?(?:@(\d+(?:\.\d+)?))?$")
 
@@ -77,6 +78,8 @@ def render(index: int, width: int, height: int, fps: float) -> np.ndarray:
 class SyntheticSource(Source):
     """The test pattern as a file-like source (every frame, in order; paced with ``realtime``)."""
 
+    color = TRUE_COLOR
+
     def __init__(self, location: str = "", realtime: bool = False) -> None:
         self.width, self.height, self.fps, self.frame_count, live = parse_synthetic(location)
         if live:
@@ -99,6 +102,8 @@ class SyntheticSource(Source):
 
 class LiveSyntheticSource(LiveSource):
     """The test pattern produced in real time by its own thread, like a camera (newest frame only)."""
+
+    color = TRUE_COLOR
 
     def __init__(self, location: str = "", read_timeout: float = 5.0) -> None:
         super().__init__(read_timeout=read_timeout)

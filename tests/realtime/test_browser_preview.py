@@ -177,39 +177,55 @@ def test_an_mp4_output_plays_and_seeks_in_chromium(model_cache, tmp_path):
     assert 0.05 < seen["magenta"] < 0.8, seen  # the person, filled
 
 
-def test_an_hd_clips_colours_play_in_chromium_as_the_clips_do(model_cache, tmp_path):
-    """An HD clip that states BT.709 (as cameras, phones and encoders do), a colour chart in its scene: OpenCV
-    decodes it by BT.709, and the output, written by BT.601, was untagged, so Chromium showed it by BT.709: the
-    green patch 27 levels darker, the red one yellower (the test, run before the change). Now the output says its
-    matrix and plays in Chromium as the clip does."""
+def _chart_in_chromium(path) -> np.ndarray:
+    """The colour chart of a :func:`~tests.common.color_tagged_copy` as Chromium shows the video at ``path`` (RGB)."""
+    server = WebFileServer(path)
+    try:
+        with chromium_page() as page:
+            page.goto(server.url.replace("/clip", "/"))  # the server's origin: the video is same-origin, readable
+            page.set_content(f'<video id="v" src="{server.url}" muted></video>')
+            patches = page.evaluate("""() => new Promise(done => {
+                const v = document.getElementById('v');
+                const grab = () => { v.onseeked = () => {
+                    const c = document.createElement('canvas'); c.width = v.videoWidth; c.height = v.videoHeight;
+                    const g = c.getContext('2d'); g.drawImage(v, 0, 0); const patches = [];
+                    for (let k = 0; k < 6; k++) patches.push(Array.from(g.getImageData(
+                        Math.floor((k + 0.5) * c.width / 6), Math.floor(c.height / 12), 1, 1).data.slice(0, 3)));
+                    done(patches); }; v.currentTime = 0.5; };
+                if (v.readyState >= 2) grab(); else v.onloadeddata = grab;
+                setTimeout(() => done(null), 20000); })""")
+    finally:
+        server.stop()
+    assert patches is not None, f"Chromium did not show {path}"
+    return np.array(patches)
+
+
+@pytest.mark.parametrize("kind", ["bt709-clip", "png-folder"])
+def test_an_outputs_colours_play_in_chromium_as_its_sources_do(model_cache, tmp_path, kind):
+    """An HD clip that states BT.709 (as cameras, phones and encoders do) and a folder of PNGs (as a webcam's and
+    the test pattern's, frames whose RGB is as shown), a colour chart in their scene: the output, written by
+    BT.601, was untagged, so Chromium showed it by BT.709: the green patch 25-27 levels darker, the red one
+    yellower (the test, run before the change). Now the output says its matrix and plays in Chromium as the clip
+    does, and as the images are."""
     need_shared()
     from realtime.cli import main
     from tests.common import CHART_BGR, color_tagged_copy
 
     clip = color_tagged_copy(MEDIA / "car-detection.mp4", tmp_path / "hd.mp4", 20, (1280, 720), (1, 1, 1), "ITU709",
                              chart=True)
-    out = tmp_path / "out.mp4"
-    assert main(["run", "-i", str(clip), "-o", str(out)]) == 0
-    shown = []
-    for path in (clip, out):
-        server = WebFileServer(path)
-        try:
-            with chromium_page() as page:
-                page.goto(server.url.replace("/clip", "/"))
-                page.set_content(f'<video id="v" src="{server.url}" muted></video>')
-                shown.append(page.evaluate("""() => new Promise(done => {
-                    const v = document.getElementById('v');
-                    const grab = () => { v.onseeked = () => {
-                        const c = document.createElement('canvas'); c.width = v.videoWidth; c.height = v.videoHeight;
-                        const g = c.getContext('2d'); g.drawImage(v, 0, 0); const patches = [];
-                        for (let k = 0; k < 6; k++) patches.push(Array.from(g.getImageData(
-                            Math.floor((k + 0.5) * c.width / 6), Math.floor(c.height / 12), 1, 1).data.slice(0, 3)));
-                        done(patches); }; v.currentTime = 0.5; };
-                    if (v.readyState >= 2) grab(); else v.onloadeddata = grab;
-                    setTimeout(() => done(null), 20000); })"""))
-        finally:
-            server.stop()
-    assert shown[0] is not None and shown[1] is not None, shown
-    clip_rgb, out_rgb = np.array(shown[0]), np.array(shown[1])
-    assert np.abs(clip_rgb - np.array(CHART_BGR)[:, ::-1]).max() <= 10, clip_rgb  # Chromium shows the chart
-    assert np.abs(out_rgb - clip_rgb).max() <= 6, (out_rgb, clip_rgb)  # and the output as the clip
+    source, out = clip, tmp_path / "out.mp4"
+    if kind == "png-folder":
+        source = tmp_path / "frames"
+        source.mkdir()
+        capture = cv2.VideoCapture(str(clip))
+        for index in range(20):
+            frame = capture.read()[1]
+            for k, color in enumerate(CHART_BGR):  # the chart as drawn, not as H.264 kept it
+                frame[:120, k * 1280 // 6:(k + 1) * 1280 // 6] = color
+            cv2.imwrite(str(source / f"{index:03d}.png"), frame)
+    assert main(["run", "-i", str(source), "-o", str(out)]) == 0
+    chart, clip_shown = np.array(CHART_BGR)[:, ::-1], _chart_in_chromium(clip)
+    assert np.abs(clip_shown - chart).max() <= 10  # Chromium shows the chart
+    expected = clip_shown if kind == "bt709-clip" else chart
+    shown = _chart_in_chromium(out)
+    assert np.abs(shown - expected).max() <= 6, (shown, expected)
