@@ -138,6 +138,33 @@ def color_tags(path: str | Path) -> ColorTags | None:
         return None
 
 
+PROBED_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https")  # servers that take a second viewer
+
+
+def stream_color_tags(url: str, timeout: float, tcp: bool = True) -> ColorTags | None:
+    """A network stream's colour tags, read by PyAV over a second, short connection (OpenCV, which reads the
+    stream, does not say them: 0.4 s for an RTSP camera on loopback); None when it cannot tell, or for a scheme
+    whose server may take one client only (``udp://``, ``tcp://``).
+
+    Example:
+        >>> stream_color_tags("udp://239.0.0.1:1234", timeout=1) is None
+        True
+    """
+    import av
+
+    if url.partition("://")[0].lower() not in PROBED_SCHEMES:
+        return None
+    options = {"analyzeduration": "500000", "probesize": "200000"}
+    if url.lower().startswith("rtsp"):
+        options["rtsp_transport"] = "tcp" if tcp else "udp"
+    try:
+        with av.open(url, options=options, timeout=timeout) as container:
+            context = container.streams.video[0].codec_context
+            return ColorTags(int(context.colorspace), int(context.color_primaries), int(context.color_trc))
+    except (av.FFmpegError, OSError, IndexError):
+        return None
+
+
 def pixel_aspect(capture: cv2.VideoCapture | PyAVCapture) -> Fraction | None:
     """The shape of a capture's pixels, width / height, when they are not square (an anamorphic recording: DVB's
     720x576 at 16:9 is 64/45, HDV's 1440x1080 4/3); None for square ones or where the stream does not say.

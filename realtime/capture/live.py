@@ -32,7 +32,7 @@ from engines.errors import SourceError
 from realtime.capture.base import Source
 from realtime.capture.camera import CameraMode
 from realtime.frame import Clock, Frame
-from realtime.video_decoding import TRUE_COLOR, pixel_aspect
+from realtime.video_decoding import TRUE_COLOR, pixel_aspect, stream_color_tags
 
 _FFMPEG_OPTIONS_LOCK = threading.Lock()
 DROP_WARNING_EVERY_S = 60.0  # a source's drops are warned of at most this often (the others: info, with -v)
@@ -335,6 +335,7 @@ class CaptureSource(LiveSource):
         self.target, self.camera_mode = target, camera_mode
         self.is_stream = isinstance(target, str) and "://" in target
         self.color = None if self.is_stream else TRUE_COLOR  # a camera's frames: its own YUYV or JPEG decoded
+        self._color_asked = False  # a stream's colour tags, asked for at its first connection
         super().__init__(read_timeout=read_timeout, reconnect=self.is_stream if reconnect is None else reconnect,
                          **options)  # type: ignore[arg-type]
         self.uri = redact(str(target)) if self.is_stream else f"camera://{target}"
@@ -360,6 +361,11 @@ class CaptureSource(LiveSource):
         self.capture = capture
         self.fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
         self.sample_aspect = pixel_aspect(capture)
+        if self.is_stream and not self._color_asked:  # once: a reconnect is to the same stream
+            self._color_asked = True
+            jpeg = int(capture.get(cv2.CAP_PROP_FOURCC)) == cv2.VideoWriter.fourcc(*"MJPG")  # an HTTP camera's
+            self.color = TRUE_COLOR if jpeg else stream_color_tags(str(self.target), min(self.open_timeout, 5.0),
+                                                                    self.tcp)
         if not 0 < self.fps < 1000:
             self.fps = 0.0
 

@@ -200,13 +200,13 @@ def _chart_in_chromium(path) -> np.ndarray:
     return np.array(patches)
 
 
-@pytest.mark.parametrize("kind", ["bt709-clip", "png-folder"])
+@pytest.mark.parametrize("kind", ["bt709-clip", "png-folder", "rtsp-camera"])
 def test_an_outputs_colours_play_in_chromium_as_its_sources_do(model_cache, tmp_path, kind):
-    """An HD clip that states BT.709 (as cameras, phones and encoders do) and a folder of PNGs (as a webcam's and
-    the test pattern's, frames whose RGB is as shown), a colour chart in their scene: the output, written by
-    BT.601, was untagged, so Chromium showed it by BT.709: the green patch 25-27 levels darker, the red one
-    yellower (the test, run before the change). Now the output says its matrix and plays in Chromium as the clip
-    does, and as the images are."""
+    """An HD clip that states BT.709 (as cameras, phones and encoders do), the same clip from an RTSP camera, and a
+    folder of PNGs (as a webcam's and the test pattern's, frames whose RGB is as shown), a colour chart in their
+    scene: the output, written by BT.601, was untagged, so Chromium showed it by BT.709: the green patch 25-27
+    levels darker, the red one yellower (the test, run before the change). Now the output says its matrix and plays
+    in Chromium as the clip does, and as the images are."""
     need_shared()
     from realtime.cli import main
     from tests.common import CHART_BGR, color_tagged_copy
@@ -223,7 +223,18 @@ def test_an_outputs_colours_play_in_chromium_as_its_sources_do(model_cache, tmp_
             for k, color in enumerate(CHART_BGR):  # the chart as drawn, not as H.264 kept it
                 frame[:120, k * 1280 // 6:(k + 1) * 1280 // 6] = color
             cv2.imwrite(str(source / f"{index:03d}.png"), frame)
-    assert main(["run", "-i", str(source), "-o", str(out)]) == 0
+    camera = None
+    if kind == "rtsp-camera":
+        from tests.common import RtspServer
+
+        if (why := RtspServer.available()) is not None:
+            pytest.skip(why)
+        camera = RtspServer(clip)
+    try:
+        assert main(["run", "-i", camera.url if camera else str(source), "-o", str(out), "--max-frames", "20"]) == 0
+    finally:
+        if camera is not None:
+            camera.kill()
     chart, clip_shown = np.array(CHART_BGR)[:, ::-1], _chart_in_chromium(clip)
     assert np.abs(clip_shown - chart).max() <= 10  # Chromium shows the chart
     expected = clip_shown if kind == "bt709-clip" else chart
