@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -110,6 +111,11 @@ class ColorTags:
     primaries: int = UNSPECIFIED
     transfer: int = UNSPECIFIED
 
+    @classmethod
+    def of(cls, context: Any) -> ColorTags:
+        """The tags of a PyAV video codec context (a decoder's, once it has read the stream's header)."""
+        return cls(int(context.colorspace), int(context.color_primaries), int(context.color_trc))
+
     @property
     def stated(self) -> bool:
         """True where the video says its matrix: a decoder uses it, not a guess by frame size."""
@@ -132,8 +138,7 @@ def color_tags(path: str | Path) -> ColorTags | None:
 
     try:
         with av.open(str(path)) as container:
-            context = container.streams.video[0].codec_context
-            return ColorTags(int(context.colorspace), int(context.color_primaries), int(context.color_trc))
+            return ColorTags.of(container.streams.video[0].codec_context)
     except (av.FFmpegError, OSError, IndexError):
         return None
 
@@ -159,8 +164,7 @@ def stream_color_tags(url: str, timeout: float, tcp: bool = True) -> ColorTags |
         options["rtsp_transport"] = "tcp" if tcp else "udp"
     try:
         with av.open(url, options=options, timeout=timeout) as container:
-            context = container.streams.video[0].codec_context
-            return ColorTags(int(context.colorspace), int(context.color_primaries), int(context.color_trc))
+            return ColorTags.of(container.streams.video[0].codec_context)
     except (av.FFmpegError, OSError, IndexError):
         return None
 
