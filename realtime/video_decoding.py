@@ -113,8 +113,10 @@ class ColorTags:
 
     @classmethod
     def of(cls, context: Any) -> ColorTags:
-        """The tags of a PyAV video codec context (a decoder's, once it has read the stream's header)."""
-        return cls(int(context.colorspace), int(context.color_primaries), int(context.color_trc))
+        """The tags of a PyAV video codec context (a decoder's, once it has read the stream's header); an image
+        codec's frames (GIF, PNG, Motion JPEG) that state none are true colour (:data:`TRUE_COLOR`)."""
+        tags = cls(int(context.colorspace), int(context.color_primaries), int(context.color_trc))
+        return TRUE_COLOR if not tags.stated and context.codec.canonical_name in IMAGE_CODECS else tags
 
     @property
     def stated(self) -> bool:
@@ -122,9 +124,12 @@ class ColorTags:
         return self.matrix != UNSPECIFIED
 
 
+
+
 # Frames that are RGB as they are to be shown (images, a webcam's, the test pattern): sRGB, whose primaries are
 # BT.709's; the matrix, BT.601, is the one their own decoding used (JPEG's; a webcam's YUYV's)
 TRUE_COLOR = ColorTags(matrix=6, primaries=1, transfer=1)
+IMAGE_CODECS = ("gif", "png", "apng", "mjpeg", "bmp", "webp")  # video of images: decoded as the images are
 
 
 def color_tags(path: str | Path) -> ColorTags | None:

@@ -365,7 +365,7 @@ class CaptureSource(LiveSource):
             self._color_asked = True
             jpeg = int(capture.get(cv2.CAP_PROP_FOURCC)) == cv2.VideoWriter.fourcc(*"MJPG")  # an HTTP camera's
             self.color = TRUE_COLOR if jpeg else stream_color_tags(str(self.target), min(self.open_timeout, 5.0),
-                                                                    self.tcp)
+                                                                    self.tcp)  # (no second connection for it)
         if not 0 < self.fps < 1000:
             self.fps = 0.0
 

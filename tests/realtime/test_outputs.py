@@ -296,6 +296,28 @@ def test_an_hdr_clips_colours_are_carried_on_as_a_player_decodes_them(model_cach
         assert tags == (6, 9, 16) and np.abs(image - expected).mean() < 2.5, (out, tags, np.abs(image - expected).mean())
 
 
+def test_frames_of_images_are_written_as_true_colour(model_cache, tmp_path):
+    """A GIF's frames, the test pattern's (and a webcam's, an image folder's: test_browser_preview.py) are RGB as
+    they are to be shown: their video outputs say so (the BT.601 matrix they are written with, sRGB's BT.709
+    primaries), where they were untagged and an HD player took them for BT.709 YUV. A clip that states nothing
+    stays untagged (players then guess alike for it and its output)."""
+    import av
+
+    from realtime.video_decoding import TRUE_COLOR
+
+    need_shared()
+    cases = {"head-pose-face-detection-female-and-male.gif": (6, 1, 1), "synthetic:1280x720@10?frames=5": (6, 1, 1),
+             "carphone_pristine.mp4": (2, 2, 2)}
+    for source, tags in cases.items():
+        given = source if source.startswith("synthetic:") else str(MEDIA / source)
+        with open_source(given) as opened:
+            assert (opened.color == TRUE_COLOR) == (tags != (2, 2, 2)), source
+        assert main(["run", "-i", given, "-o", str(tmp_path / "out.mp4"), "--max-frames", "5"]) == 0
+        with av.open(str(tmp_path / "out.mp4")) as container:
+            context = container.streams.video[0].codec_context
+            assert (int(context.colorspace), int(context.color_primaries), int(context.color_trc)) == tags, source
+
+
 @pytest.mark.parametrize("scheme", ["http", "rtsp"])
 def test_a_port_already_in_use_is_one_line_and_no_table(model_cache, scheme):
     need_shared()
