@@ -448,8 +448,8 @@ def anamorphic_copy(clip: Path, path: Path, frames: int, size_wh: tuple[int, int
         stream.width, stream.height, stream.pix_fmt = *size_wh, "yuv420p"
         stream.codec_context.sample_aspect_ratio = sample_aspect
         for _ in range(frames):
-            frame = av.VideoFrame.from_ndarray(cv2.resize(capture.read()[1], size_wh), format="bgr24")
-            container.mux(stream.encode(frame))
+            bgr = np.asarray(cv2.resize(capture.read()[1], size_wh), np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(bgr, format="bgr24")))
         container.mux(stream.encode())
     capture.release()
     return path
@@ -463,19 +463,20 @@ def color_tagged_copy(clip: Path, path: Path, frames: int, size_wh: tuple[int, i
     """The first ``frames`` frames of ``clip`` at ``size_wh``, converted to YUV by ``matrix`` (PyAV's name:
     ``"ITU709"``, ``"BT2020"``) and tagged ``tags`` (FFmpeg's matrix, primaries, transfer: 1, 1, 1 is BT.709, as an
     HD camera's; 9, 9, 16 BT.2020 with PQ, HDR10 as ``libx265`` at ``yuv420p10le``). ``chart``: a colour chart in
-    the scene, the :data:`CHART_BGR` patches side by side across its top sixth (``chart_centres`` finds them)."""
+    the scene, the :data:`CHART_BGR` patches side by side across its top sixth."""
     import av
 
     capture = cv2.VideoCapture(str(clip))
     options = {"x265-params": "log-level=error"} if codec == "libx265" else {"crf": "12"}
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=10, options=options)
+        assert isinstance(stream, av.VideoStream)
         stream.width, stream.height, stream.pix_fmt = *size_wh, pix_fmt
         context = stream.codec_context
         context.colorspace, context.color_primaries, context.color_trc = tags
         context.color_range = 1
         for _ in range(frames):
-            bgr = cv2.resize(capture.read()[1], size_wh, interpolation=cv2.INTER_AREA)
+            bgr = np.asarray(cv2.resize(capture.read()[1], size_wh, interpolation=cv2.INTER_AREA), np.uint8)
             for k, color in enumerate(CHART_BGR) if chart else ():
                 bgr[:size_wh[1] // 6, k * size_wh[0] // 6:(k + 1) * size_wh[0] // 6] = color
             frame = av.VideoFrame.from_ndarray(bgr, format="bgr24").reformat(format=pix_fmt, dst_colorspace=matrix)
