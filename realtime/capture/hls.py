@@ -89,10 +89,15 @@ def hls_variant(url: str, timeout: float) -> str:
         return url
     best = max(variants, key=lambda v: (v.pixels, v.video, v.bandwidth))
     chosen = urllib.parse.urljoin(url, best.uri)
-    log.warning("%s is a master playlist of %d renditions; reading the largest, %s (%s at %.2f Mbit/s); give a "
-             "rendition's own playlist to read another", redact(url), len(variants), redact(chosen),
-             best.resolution or "size not stated", best.bandwidth / 1e6)
+    if (url, chosen) not in _SAID:  # asked again at each connection: said once
+        _SAID.add((url, chosen))
+        log.warning("%s is a master playlist of %d renditions; reading the largest, %s (%s at %.2f Mbit/s); give a "
+                    "rendition's own playlist to read another", redact(url), len(variants), redact(chosen),
+                    best.resolution or "size not stated", best.bandwidth / 1e6)
     return chosen
+
+
+_SAID: set[tuple[str, str]] = set()  # the master playlists whose rendition was said, with it
 
 
 @dataclass(frozen=True)

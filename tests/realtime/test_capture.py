@@ -341,7 +341,8 @@ def test_a_live_hls_event_is_masked_every_frame_in_order_and_the_run_ends_with_i
 
 
 @pytest.mark.parametrize("path", ["master.m3u8", "master"], ids=["m3u8", "no-suffix"])
-def test_an_hls_master_playlist_is_read_at_its_largest_rendition_alone(model_cache, tmp_path, hls_event, path):
+def test_an_hls_master_playlist_is_read_at_its_largest_rendition_alone(model_cache, tmp_path, hls_event, path,
+                                                                        caplog):
     """A CDN's or broadcaster's master playlist lists renditions of one stream: FFmpeg alone downloaded every one
     and OpenCV masked the first listed, here the smallest (a quarter-size copy: tried before the change). The
     largest is read, every frame, and no other is asked for; live and ended (a master at a path without .m3u8:
@@ -370,11 +371,14 @@ def test_an_hls_master_playlist_is_read_at_its_largest_rendition_alone(model_cac
                     f"{low.url}/{kind}.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=600000,RESOLUTION=768x432\n{high.url}/{kind}.m3u8\n"
                     "#EXT-X-STREAM-INF:BANDWIDTH=64000,CODECS=\"mp4a.40.2\"\naudio.m3u8\n")
             master = HlsServer(*hls_event, segment_s=1.0, master=text)
+            caplog.clear()
             try:
                 assert main(["run", "-i", f"{master.url}/{path}", "-o", str(tmp_path / f"{kind}.mp4"),
                              "--max-frames", "100"]) == 0
             finally:
                 master.stop()
+            said = [r.getMessage() for r in caplog.records if "is a master playlist of 3 renditions" in r.getMessage()]
+            assert len(said) == 1 and f"reading the largest, {high.url}/{kind}.m3u8 (768x432" in said[0], said
             out = cv2.VideoCapture(str(tmp_path / f"{kind}.mp4"))
             assert (out.get(cv2.CAP_PROP_FRAME_WIDTH), out.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (768, 432)
             assert out.get(cv2.CAP_PROP_FRAME_COUNT) == 60
