@@ -181,8 +181,10 @@ def test_metadata_and_stats_on_stdout_are_json_and_nothing_else(model_cache):
     stats = subprocess.run([*COMMAND, "-i", clip, "-o", "null", "--max-frames", "5", "--stats", "-"],
                            capture_output=True, text=True, timeout=300).stdout
     assert json.loads(stats)["frames"] == 5
-    head = subprocess.run(f"{' '.join(COMMAND)} -i {clip} -o null --metadata - | head -n 2", shell=True,
-                          capture_output=True, text=True, timeout=300)  # jq, head: a reader that goes early
+    # jq, head: a reader that goes early; more lines than a pipe holds (64 kB), so that the run sees it gone however
+    # late head is scheduled (the clip's 120 lines fitted: under load the run ended before head did, CI 2026-12-01)
+    head = subprocess.run(f"{' '.join(COMMAND)} -i 'synthetic:64x48@10?frames=400' -o null --metadata - | head -n 2",
+                          shell=True, capture_output=True, text=True, timeout=300)
     assert len(head.stdout.splitlines()) == 2 and "Traceback" not in head.stderr and "Exception" not in head.stderr
     assert "the reader of --metadata's standard output went away" in head.stderr
 
@@ -376,7 +378,9 @@ def test_a_live_stream_piped_in_with_live_is_read_as_a_camera(model_cache, tmp_p
     stats = json.loads((tmp_path / "s.json").read_text())
     assert indices == sorted(set(indices))
     if live:  # the stale frames dropped and counted, each frame written within a few frames' time
-        assert stats["dropped"] > 40 and len(indices) + stats["dropped"] >= 230, stats
+        # how many are dropped depends on the writer's pace against the run's, both slower on a loaded machine (31 of
+        # 240 when CI shared the machine with another test run, 2026-12-01); that each frame written is fresh does not
+        assert stats["dropped"] > 0 and len(indices) + stats["dropped"] >= 230, stats
         assert stats["source"] == "stdin://?live" and len(ages) > 10, len(ages)  # a machine busy elsewhere masks fewer
         assert max(ages[10:]) < 500, max(ages)
     else:  # every frame of the 240 packets, in order
