@@ -233,7 +233,9 @@ def test_a_fast_camera_never_pushes_out_a_slow_ones_frames(engine):
 
     from engines.strategies import StrategySettings
 
-    sources = ["synthetic:640x360@30?live=1", "synthetic:640x360@5?live=1"]
+    # the slow one at 2 fps: its own next frame comes 500 ms later, so that only a machine slower than that per round
+    # of the engine replaces its waiting frame by its own (at 5 fps, 4 of 41 were, on a loaded CI run, 2026-12-01)
+    sources = ["synthetic:640x360@30?live=1", "synthetic:640x360@2?live=1"]
     written = [0, 0]
     tiles = StrategySettings(name="tiles", tiles=(3, 3))  # 10 model calls a frame: the engine is the slow stage
     with Pipeline(sources, engine, "blur", None, strategy=tiles) as pipeline:
@@ -244,5 +246,5 @@ def test_a_fast_camera_never_pushes_out_a_slow_ones_frames(engine):
                 break
     slow = pipeline.sources[1].stats
     # the one in flight when it stopped, and a margin for a loaded machine (the old code lost 7-13 of 51 in 10 s)
-    assert slow.captured >= 30 and written[1] >= slow.captured - 3
+    assert slow.captured >= 12 and written[1] >= slow.captured - 2
     assert written[0] > written[1]  # the fast one went on too (what the engine had left: less on a loaded machine)

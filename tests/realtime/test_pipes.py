@@ -181,10 +181,11 @@ def test_metadata_and_stats_on_stdout_are_json_and_nothing_else(model_cache):
     stats = subprocess.run([*COMMAND, "-i", clip, "-o", "null", "--max-frames", "5", "--stats", "-"],
                            capture_output=True, text=True, timeout=300).stdout
     assert json.loads(stats)["frames"] == 5
-    # jq, head: a reader that goes early; more lines than a pipe holds (64 kB), so that the run sees it gone however
-    # late head is scheduled (the clip's 120 lines fitted: under load the run ended before head did, CI 2026-12-01)
-    head = subprocess.run(f"{' '.join(COMMAND)} -i 'synthetic:64x48@10?frames=400' -o null --metadata - | head -n 2",
-                          shell=True, capture_output=True, text=True, timeout=300)
+    # jq, head: a reader that goes early; 8 s of frames at their pace, so that the run is still going when head has
+    # gone (unpaced, a loaded CI run wrote all its lines, 120 of the clip's or 400 of the pattern's, before it saw
+    # head gone, 2026-12-01)
+    head = subprocess.run(f"{' '.join(COMMAND)} -i 'synthetic:64x48@50?frames=400' --realtime -o null --metadata - "
+                          "| head -n 2", shell=True, capture_output=True, text=True, timeout=300)
     assert len(head.stdout.splitlines()) == 2 and "Traceback" not in head.stderr and "Exception" not in head.stderr
     assert "the reader of --metadata's standard output went away" in head.stderr
 
