@@ -152,56 +152,52 @@ def test_an_mp4_output_plays_and_seeks_in_chromium(model_cache, tmp_path):
     out = tmp_path / "out.mp4"
     assert main(["run", "-i", str(MEDIA / "carphone_pristine.mp4"), "-o", str(out), "--max-frames", "60",
                  "--mode", "fill", "--color", "255,0,255"]) == 0
-    server = WebFileServer(out)
-    try:
-        with chromium_page() as page:
-            page.goto(server.url.replace("/clip", "/"))  # the server's origin: the video is same-origin, readable
-            page.set_content(f'<video id="v" src="{server.url}" muted></video>')
-            seen = page.evaluate("""() => new Promise(done => {
-                const v = document.getElementById('v');
-                const seek = () => { v.onseeked = () => {
-                    const c = document.createElement('canvas'); c.width = v.videoWidth; c.height = v.videoHeight;
-                    const g = c.getContext('2d'); g.drawImage(v, 0, 0);
-                    const d = g.getImageData(0, 0, c.width, c.height).data; let magenta = 0;
-                    for (let i = 0; i < d.length; i += 4) magenta += d[i] > 200 && d[i + 1] < 60 && d[i + 2] > 200;
-                    done({duration: v.duration, time: v.currentTime, size: [v.videoWidth, v.videoHeight],
-                          magenta: magenta / (d.length / 4)}); }; v.currentTime = 1.0; };
-                v.onerror = () => done({error: v.error && v.error.code});
-                if (v.readyState >= 2) seek(); else v.onloadeddata = seek;
-                setTimeout(() => done({timeout: v.readyState}), 20000); })""")
-    finally:
-        server.stop()
+    seen = _seen_in_chromium(out, 1.0, """
+        const d = g.getImageData(0, 0, c.width, c.height).data; let magenta = 0;
+        for (let i = 0; i < d.length; i += 4) magenta += d[i] > 200 && d[i + 1] < 60 && d[i + 2] > 200;
+        return {duration: v.duration, time: v.currentTime, size: [v.videoWidth, v.videoHeight],
+                magenta: magenta / (d.length / 4)};""")
     assert "error" not in seen and "timeout" not in seen, seen
     # shown as wide as the clip is: its 176 pixels are 128/117 wide (QCIF at 4:3), which the MP4 states as the clip does
     assert abs(seen["duration"] - 60 / 29.97) < 0.1 and seen["time"] == 1.0 and seen["size"] == [193, 144]
     assert 0.05 < seen["magenta"] < 0.8, seen  # the person, filled
 
 
-def _chart_in_chromium(path) -> np.ndarray:
-    """The colour chart of a :func:`~tests.common.color_tagged_copy` as Chromium shows the video at ``path`` (RGB,
-    each patch's mean: a GIF's are dithered)."""
+def _seen_in_chromium(path, at_s: float, measure: str):
+    """What the JavaScript ``measure`` returns of the frame Chromium shows at ``at_s`` of the video at ``path`` (served
+    by a web server, as a browser gets it: range requests), drawn on a canvas: ``c`` the canvas, ``g`` its context,
+    ``v`` the video; ``{error}`` or ``{timeout}`` when it does not play."""
     server = WebFileServer(path)
     try:
         with chromium_page() as page:
             page.goto(server.url.replace("/clip", "/"))  # the server's origin: the video is same-origin, readable
             page.set_content(f'<video id="v" src="{server.url}" muted></video>')
-            patches = page.evaluate("""() => new Promise(done => {
+            return page.evaluate("""() => new Promise(done => {
                 const v = document.getElementById('v');
-                const grab = () => { v.onseeked = () => {
+                const seek = () => { v.onseeked = () => {
                     const c = document.createElement('canvas'); c.width = v.videoWidth; c.height = v.videoHeight;
-                    const g = c.getContext('2d'); g.drawImage(v, 0, 0); const patches = [];
-                    for (let k = 0; k < 6; k++) {  // the mean of 32x32 pixels at the patch's centre
-                        const d = g.getImageData(Math.floor((k + 0.5) * c.width / 6) - 16, Math.floor(c.height / 12) - 16,
-                                                 32, 32).data;
-                        const mean = [0, 0, 0];
-                        for (let i = 0; i < d.length; i += 4) for (let j = 0; j < 3; j++) mean[j] += d[i + j] / 1024;
-                        patches.push(mean); }
-                    done(patches); }; v.currentTime = 0.5; };
-                if (v.readyState >= 2) grab(); else v.onloadeddata = grab;
-                setTimeout(() => done(null), 20000); })""")
+                    const g = c.getContext('2d'); g.drawImage(v, 0, 0);
+                    done((() => {""" + measure + """})()); }; v.currentTime = """ + str(at_s) + """; };
+                v.onerror = () => done({error: v.error && v.error.code});
+                if (v.readyState >= 2) seek(); else v.onloadeddata = seek;
+                setTimeout(() => done({timeout: v.readyState}), 20000); })""")
     finally:
         server.stop()
-    assert patches is not None, f"Chromium did not show {path}"
+
+
+def _chart_in_chromium(path) -> np.ndarray:
+    """The colour chart of a :func:`~tests.common.color_tagged_copy` as Chromium shows the video at ``path`` (RGB,
+    each patch's mean of 32x32 pixels at its centre)."""
+    patches = _seen_in_chromium(path, 0.5, """
+        const patches = [];
+        for (let k = 0; k < 6; k++) {
+            const d = g.getImageData(Math.floor((k + 0.5) * c.width / 6) - 16, Math.floor(c.height / 12) - 16, 32,
+                                     32).data;
+            const mean = [0, 0, 0];
+            for (let i = 0; i < d.length; i += 4) for (let j = 0; j < 3; j++) mean[j] += d[i + j] / 1024;
+            patches.push(mean); }
+        return patches;""")
+    assert isinstance(patches, list), f"Chromium did not show {path}: {patches}"
     return np.array(patches)
 
 
