@@ -363,9 +363,10 @@ class CaptureSource(LiveSource):
         self.sample_aspect = pixel_aspect(capture)
         if self.is_stream and not self._color_asked:  # once: a reconnect is to the same stream
             self._color_asked = True
-            jpeg = int(capture.get(cv2.CAP_PROP_FOURCC)) == cv2.VideoWriter.fourcc(*"MJPG")  # an HTTP camera's
+            # an HTTP camera's JPEGs are true colour: no second connection to it is needed to tell
+            jpeg = int(capture.get(cv2.CAP_PROP_FOURCC)) == cv2.VideoWriter.fourcc(*"MJPG")
             self.color = TRUE_COLOR if jpeg else stream_color_tags(str(self.target), min(self.open_timeout, 5.0),
-                                                                    self.tcp)  # (no second connection for it)
+                                                                    self.tcp)
         if not 0 < self.fps < 1000:
             self.fps = 0.0
 
