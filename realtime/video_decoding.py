@@ -132,17 +132,20 @@ TRUE_COLOR = ColorTags(matrix=6, primaries=1, transfer=1)
 IMAGE_CODECS = ("gif", "png", "apng", "mjpeg", "bmp", "webp")  # video of images: decoded as the images are
 
 
-def color_tags(path: str | Path) -> ColorTags | None:
-    """A video file's colour tags (its first video stream's); None when it cannot be read.
+def color_tags(video: str | Path | bytes) -> ColorTags | None:
+    """A video file's colour tags (its first video stream's), or those of a stream's first bytes (what came through
+    a pipe: MPEG-TS, Matroska, ...); None when they cannot be read.
 
     Example:
-        >>> color_tags("/nonexistent.mp4") is None
-        True
+        >>> color_tags("/nonexistent.mp4") is None, color_tags(b"not video") is None
+        (True, True)
     """
+    import io
+
     import av
 
     try:
-        with av.open(str(path)) as container:
+        with av.open(io.BytesIO(video) if isinstance(video, bytes) else str(video)) as container:
             return ColorTags.of(container.streams.video[0].codec_context)
     except (av.FFmpegError, OSError, IndexError):
         return None

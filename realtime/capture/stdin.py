@@ -22,7 +22,7 @@ import numpy as np
 from engines.errors import SourceError
 from realtime.capture.files import VideoFileSource
 from realtime.capture.live import LiveSource
-from realtime.video_decoding import OPENCV_DECODES, video_codec
+from realtime.video_decoding import OPENCV_DECODES, ColorTags, color_tags, video_codec
 
 NOT_VIDEO = "standard input is not video FFmpeg can read; pipe MPEG-TS, Matroska or another stream format " \
     "(ffmpeg ... -f mpegts -)"
@@ -78,6 +78,11 @@ class StdinPipe:
         finally:
             os.close(write_end)
 
+    def color(self) -> ColorTags | None:
+        """The colour tags of the stream that came (read from its first bytes, which FFmpeg has probed once the
+        capture is open): OpenCV decodes by them, so the outputs state them too."""
+        return color_tags(bytes(self.head))
+
     def no_frame(self) -> SourceError:
         """The error for an input that gave no frame: its codec named when OpenCV's FFmpeg has no decoder for it
         (AV1), else what usually causes it."""
@@ -120,7 +125,7 @@ class StdinSource(VideoFileSource):
         except BaseException:
             self._pipe.close()
             raise
-        self.uri = "stdin://"
+        self.uri, self.color = "stdin://", self._pipe.color()
 
     def _no_frame(self) -> SourceError:
         return self._pipe.no_frame()
@@ -159,6 +164,7 @@ class LiveStdinSource(LiveSource):
 
     def _open(self) -> None:
         self.capture = self._pipe.open_capture()
+        self.color = self._pipe.color()
         fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 0 < fps < 1000 else 0.0
 

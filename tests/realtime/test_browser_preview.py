@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import subprocess
+import sys
 import threading
 import time
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -185,10 +188,10 @@ def _seen_in_chromium(path, at_s: float, measure: str):
         server.stop()
 
 
-def _chart_in_chromium(path) -> np.ndarray:
-    """The colour chart of a :func:`~tests.common.color_tagged_copy` as Chromium shows the video at ``path`` (RGB,
-    each patch's mean of 32x32 pixels at its centre)."""
-    patches = _seen_in_chromium(path, 0.5, """
+def _chart_in_chromium(path, at_s: float = 0.5) -> np.ndarray:
+    """The colour chart of a :func:`~tests.common.color_tagged_copy` as Chromium shows the video at ``path`` at
+    ``at_s`` (RGB, each patch's mean of 32x32 pixels at its centre)."""
+    patches = _seen_in_chromium(path, at_s, """
         const patches = [];
         for (let k = 0; k < 6; k++) {
             const d = g.getImageData(Math.floor((k + 0.5) * c.width / 6) - 16, Math.floor(c.height / 12) - 16, 32,
@@ -201,13 +204,14 @@ def _chart_in_chromium(path) -> np.ndarray:
     return np.array(patches)
 
 
-@pytest.mark.parametrize("kind", ["bt709-clip", "png-folder", "rtsp-camera"])
+@pytest.mark.parametrize("kind", ["bt709-clip", "png-folder", "rtsp-camera", "web-file", "pipe", "live-pipe"])
 def test_an_outputs_colours_play_in_chromium_as_its_sources_do(model_cache, tmp_path, kind):
-    """An HD clip that states BT.709 (as cameras, phones and encoders do), the same clip from an RTSP camera, and a
-    folder of PNGs (as a webcam's, a GIF's and the test pattern's, frames whose RGB is as shown), a colour chart in
-    their scene: the output, written by BT.601, was untagged, so Chromium showed it by BT.709: the green patch 25-27
-    levels darker, the red one yellower (the test, run before the change). Now the output says its matrix and plays
-    in Chromium as the clip does, and as the images are."""
+    """An HD clip that states BT.709 (as cameras, phones and encoders do), the same clip from an RTSP camera, on a web
+    server and piped in (``ffmpeg ... -c copy -f mpegts - |``), and a folder of PNGs (as a webcam's, a GIF's and the
+    test pattern's, frames whose RGB is as shown), a colour chart in their scene: the output, written by BT.601, was
+    untagged, so Chromium showed it by BT.709: the green patch 25-27 levels darker, the red one yellower (the test,
+    run before the change; the web file and the pipes until 2026-12-01). Now the output says its matrix and plays in
+    Chromium as the clip does, and as the images are."""
     need_shared()
     from realtime.cli import main
     from tests.common import CHART_BGR, color_tagged_copy
@@ -231,13 +235,30 @@ def test_an_outputs_colours_play_in_chromium_as_its_sources_do(model_cache, tmp_
         if (why := RtspServer.available()) is not None:
             pytest.skip(why)
         camera = RtspServer(clip)
+    if kind == "web-file":
+        camera = WebFileServer(clip)
     try:
-        assert main(["run", "-i", camera.url if camera else str(source), "-o", str(out), "--max-frames", "20"]) == 0
+        if kind.endswith("pipe"):
+            with av.open(str(clip)) as tagged, av.open(str(tmp_path / "hd.ts"), "w", format="mpegts") as ts:
+                video = ts.add_stream_from_template(tagged.streams.video[0])
+                for packet in tagged.demux(tagged.streams.video[0]):
+                    if packet.dts is not None:
+                        packet.stream = video
+                        ts.mux(packet)
+            with open(tmp_path / "hd.ts", "rb") as piped:
+                run = subprocess.run([sys.executable, "-m", "realtime.cli", "run", "-i", "-", "-o", str(out),
+                                      *(["--live"] if kind == "live-pipe" else [])], stdin=piped, capture_output=True,
+                                     text=True, timeout=300)
+            assert run.returncode == 0, run.stderr
+        else:
+            assert main(["run", "-i", camera.url if camera else str(source), "-o", str(out), "--max-frames", "20"]) == 0
     finally:
-        if camera is not None:
+        if isinstance(camera, WebFileServer):
+            camera.stop()
+        elif camera is not None:
             camera.kill()
     chart, clip_shown = np.array(CHART_BGR)[:, ::-1], _chart_in_chromium(clip)
     assert np.abs(clip_shown - chart).max() <= 10  # Chromium shows the chart
     expected = chart if kind == "png-folder" else clip_shown
-    shown = _chart_in_chromium(out)
+    shown = _chart_in_chromium(out, 0.0 if kind == "live-pipe" else 0.5)  # a live pipe's: a frame or more
     assert np.abs(shown - expected).max() <= 6, (shown, expected)
