@@ -154,18 +154,35 @@ def color_tags(video: str | Path | bytes) -> ColorTags | None:
 PROBED_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https")  # servers that take a second viewer
 
 
+def _takes_a_second_viewer(url: str) -> bool:
+    """A server's stream (RTSP, RTMP, HTTP), or UDP to a multicast group, which every socket joined to it receives
+    (FFmpeg's UDP sockets share a multicast port); not UDP to one host, whose datagrams one socket gets, nor a TCP
+    sender, which may serve one client."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme.lower() in PROBED_SCHEMES:
+        return True
+    try:
+        return parts.scheme.lower() == "udp" and ipaddress.ip_address(parts.hostname or "").is_multicast
+    except ValueError:
+        return False  # a host name: it may be one host
+
+
 def stream_color_tags(url: str, timeout: float, tcp: bool = True) -> ColorTags | None:
     """A network stream's colour tags, read by PyAV over a second, short connection (OpenCV, which reads the
-    stream, does not say them: 0.4 s for an RTSP camera on loopback); None when it cannot tell, or for a scheme
-    whose server may take one client only (``udp://``, ``tcp://``).
+    stream, does not say them: 0.4 s for an RTSP camera on loopback, 1.7 s for a multicast MPEG-TS stream, which is
+    listened to until its next key frame); None when it cannot tell, or for a stream a second connection could take
+    from the first (UDP to one host, a TCP sender).
 
     Example:
-        >>> stream_color_tags("udp://239.0.0.1:1234", timeout=1) is None
+        >>> stream_color_tags("udp://127.0.0.1:1234", timeout=1) is None
         True
     """
     import av
 
-    if url.partition("://")[0].lower() not in PROBED_SCHEMES:
+    if not _takes_a_second_viewer(url):
         return None
     options = {"analyzeduration": "500000", "probesize": "200000"}
     if url.lower().startswith("rtsp"):

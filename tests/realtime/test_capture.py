@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from engines.errors import ConfigError, SourceError
 from realtime.capture import SourceNotFoundError, normalise_uri, open_source, redact, source_files
 from realtime.capture.camera import CameraMode
 from realtime.frame import Frame
+from realtime.video_decoding import ColorTags, color_tags
 from tests.common import MEDIA, HlsServer, MjpegServer, TsStreamSender, WebFileServer, hls_segments, need_shared
 
 
@@ -527,3 +529,8 @@ def test_an_encoders_mpeg_ts_stream_over_udp_or_tcp_is_masked_live(model_cache, 
     assert sum(mask.tobytes() in of_clip for mask in live) >= 25  # UDP joins mid-stream: its first frames may be partial
     capture = cv2.VideoCapture(str(out))
     assert sum(1 for _ in iter(lambda: capture.read()[0], False)) == 30
+    # the clip's colour tags (BT.601's) carried on where a second listener does not take the stream from the first:
+    # a multicast group (untagged before 2026-12-01); UDP to one host and a TCP sender stay untagged
+    with av.open(str(out)) as written:
+        tags = ColorTags.of(written.streams.video[0].codec_context)
+    assert tags == (color_tags(clip) if host.startswith("239.") else ColorTags()), tags
