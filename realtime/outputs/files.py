@@ -1,4 +1,4 @@
-"""Video file sinks: .mp4, .mov, .mkv, .avi, .webm (image folders and single images: :mod:`realtime.outputs.images`).
+"""Video file sinks: .mp4, .m4v, .mov, .ts, .mkv, .avi, .webm (image folders and single images: :mod:`realtime.outputs.images`).
 
 Example:
     >>> with VideoFileSink("/tmp/out.mp4", fps=25) as sink:  # doctest: +SKIP
@@ -56,14 +56,20 @@ class VideoFormat:
     states_aspect: bool = True  # False: the video cannot say its pixels are not square (VP9 in WebM, through PyAV)
     audio_codec: str = "aac"  # what a sound the container cannot hold as it is gets encoded to (--audio copy)
     audio_rate: int | None = None  # that encoder's sample rate; None: the source's
+    key_frame_s: float | None = None  # a key frame this often (a stream's viewer joins, a player seeks, at one); None:
+    # the encoder's choice (x264: every 250 frames), which a file with an index (MP4, MKV) seeks in all the same
 
 
-# .mp4/.mov: H.264, which browsers and phones play; .mkv: MPEG-4 Part 2, the fast one; .avi: Motion JPEG, each frame
-# a JPEG (quantiser 4: OpenCV's MJPG size or less, up to 1.3 dB closer, 1.7-1.8x its speed; benchmarks/video_writers.py);
-# .webm: VP9, with an alpha channel for cutout's BGRA frames (transparent video that browsers play)
+# .mp4/.m4v/.mov: H.264, which browsers and phones play; .ts: H.264 in MPEG-TS, as recorders, broadcast and HLS keep it;
+# .mkv: MPEG-4 Part 2, the fast one; .avi: Motion JPEG, each frame a JPEG (quantiser 4: OpenCV's MJPG size or less, up
+# to 1.3 dB closer, 1.7-1.8x its speed; benchmarks/video_writers.py); .webm: VP9, with an alpha channel for cutout's
+# BGRA frames (transparent video that browsers play)
 VIDEO_FORMATS = {
     ".mp4": VideoFormat("libx264", H264_OPTIONS, _MP4_CRASH_SAFE),
+    ".m4v": VideoFormat("libx264", H264_OPTIONS, _MP4_CRASH_SAFE, muxer="mp4"),  # Apple's name for an MP4
     ".mov": VideoFormat("libx264", H264_OPTIONS, _MP4_CRASH_SAFE),
+    # no index, so nothing to finalise: a player seeks to the key frames it finds
+    ".ts": VideoFormat("libx264", H264_OPTIONS, {"flush_packets": "1"}, muxer="mpegts", key_frame_s=2.0),
     ".mkv": VideoFormat("mpeg4", {"qmin": "3", "qmax": "3"}, _MKV_CRASH_SAFE),  # quantiser 3: XVID-sized files
     ".avi": VideoFormat("mjpeg", {"qmin": "4", "qmax": "4"}, _AVI, "yuvj420p", constant_rate=True),
     ".webm": VideoFormat("libvpx-vp9", VP9_OPTIONS, _MKV_CRASH_SAFE, alpha_pix_fmt="yuva420p", states_aspect=False,
@@ -149,7 +155,9 @@ class PyAVWriter:
         # when the recording began (its first frame), in UTC: MP4 keeps it to the second, MKV to the microsecond
         self.container.metadata["creation_time"] = datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
         rate = Fraction(fps).limit_denominator(1001)  # 29.97 as 30000/1001
-        stream = self.container.add_stream(video_format.codec, rate=rate, options=video_format.options)
+        options = video_format.options if video_format.key_frame_s is None else \
+            {**video_format.options, "g": str(max(1, round(video_format.key_frame_s * fps)))}
+        stream = self.container.add_stream(video_format.codec, rate=rate, options=options)
         if not isinstance(stream, av.VideoStream):
             raise OutputError(f"{video_format.codec} is not a video encoder")
         self.stream = stream

@@ -36,8 +36,8 @@ from realtime.outputs.screen import StopRequested
 log = logging.getLogger(__name__)
 
 STDOUT = "-"  # the output string (and --metadata / --stats value) that means standard output
-STDOUT_FORMAT = VideoFormat("libx264", {**H264_OPTIONS, "tune": "zerolatency"},
-                            {"flush_packets": "1"}, muxer="mpegts")  # each packet to the pipe as muxed
+STDOUT_FORMAT = VideoFormat("libx264", {**H264_OPTIONS, "tune": "zerolatency"},  # each packet to the pipe as muxed;
+                            {"flush_packets": "1"}, muxer="mpegts", key_frame_s=2.0)  # a relay's viewers join at 2 s
 LIVE_BACKLOG_S = 0.5  # a live source's frames are skipped while what the reader has not taken is older than this
 FILE_BACKLOG = 8 << 20  # bytes not yet taken beyond which a file's frames wait for the reader (memory stays bounded)
 _PIPE_BUF = 4096  # a pipe that select() says is writable takes this much without blocking (POSIX)

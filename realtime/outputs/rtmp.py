@@ -17,7 +17,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import threading
 import urllib.parse
@@ -32,8 +31,8 @@ from realtime.outputs.screen import StopRequested
 log = logging.getLogger(__name__)
 
 RTMP_FORMAT = VideoFormat("libx264", {**H264_OPTIONS, "tune": "zerolatency"},
-                          {"flvflags": "no_duration_filesize"}, muxer="flv")  # a stream has no end to seek back to
-KEY_FRAME_S = 2.0
+                          {"flvflags": "no_duration_filesize"}, muxer="flv",  # a stream has no end to seek back to
+                          key_frame_s=2.0)
 BACKOFF_S = (0.5, 4.0)  # the first wait before opening a lost connection again, and the longest
 
 
@@ -51,8 +50,7 @@ class RtmpSink(Sink):
             raise OutputError(f"RTMP output needs rtmp://SERVER/APP/STREAM_KEY, got {self.shown(url)}")
         self.url, self.uri = url, self.shown(url)
         self.fps = fps if 0 < fps <= 1000 else 25.0
-        self.format = dataclasses.replace(RTMP_FORMAT, options={**RTMP_FORMAT.options,
-                                                                "g": str(max(1, round(KEY_FRAME_S * self.fps)))})
+        self.format = RTMP_FORMAT
         self.frames_written = self.skipped = self.reconnects = 0
         self._writer: PyAVWriter | None = None
         self._pending: tuple[np.ndarray, float | None] | None = None  # the frame the sender takes next

@@ -115,7 +115,7 @@ def audio_source(source: Source, outputs: list[str | Sink], copy: bool) -> str |
     writes_video, output = bool(videos), ", ".join(videos or [str(o) for o in outputs])
     from_file = isinstance(source, VideoFileSource) and source.rereadable
     if copy and not writes_video:
-        raise ConfigError(f"--audio copy writes sound into a video file output (.mp4 .mov .mkv .avi), got {output}")
+        raise ConfigError(f"--audio copy writes sound into a video file output ({' '.join(VIDEO_FORMATS)}), got {output}")
     if copy and isinstance(source, VideoFileSource) and not from_file:
         raise ConfigError(f"--audio copy cannot take the sound of {source.uri}: it is read once, for its video; give "
                           "the file, or add the sound to the output afterwards")

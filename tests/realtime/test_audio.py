@@ -55,7 +55,7 @@ def test_audio_is_left_out_by_default_and_said_so(model_cache, tmp_path):
     assert _audio(tmp_path / "o.mp4") is None and _frames(tmp_path / "o.mp4") == 10
 
 
-@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".mkv", ".avi"])
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".ts", ".mkv", ".avi"])
 def test_audio_copy_puts_the_sources_packets_in_cut_to_the_video(model_cache, tmp_path, suffix):
     """50 frames at 12.5 fps: 4 s of the source's AAC, its packets as they were (not encoded again), in sync with the
     video as in the source (before: in an MP4 the video came 160 ms after its sound, H.264's reorder delay)."""
@@ -65,9 +65,12 @@ def test_audio_copy_puts_the_sources_packets_in_cut_to_the_video(model_cache, tm
     codec, seconds, packets = _audio(out)
     source_packets = _audio(MEDIA / CLIP)[2]
     assert codec == "aac" and abs(seconds - 4.0) < 0.05
+    if suffix == ".ts":  # MPEG-TS carries each AAC packet behind its 7-byte ADTS header
+        assert all(packet[:2] == b"\xff\xf1" for packet in packets)
+        packets = [packet[7:] for packet in packets]
     assert packets == source_packets[:len(packets)]
     assert _frames(out) == 50
-    if suffix != ".avi":  # when the recording began, kept through the remux (AVI has no such field)
+    if suffix not in (".avi", ".ts"):  # when the recording began, kept through the remux (AVI, MPEG-TS: no such field)
         with av.open(str(out)) as container:
             began = datetime.fromisoformat(container.metadata["creation_time"].replace("Z", "+00:00")).timestamp()
         assert time.time() - 300 < began <= time.time()

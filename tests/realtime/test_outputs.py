@@ -61,6 +61,7 @@ def test_video_file_takes_a_new_frame_size_letterboxed(tmp_path, caplog):
 
 
 @pytest.mark.parametrize("suffix,size_wh,codec", [(".mp4", (176, 144), "h264"), (".mov", (176, 144), "h264"),
+                                                   (".m4v", (176, 144), "h264"), (".ts", (175, 143), "h264"),
                                                    (".mp4", (175, 143), "h264"), (".mkv", (176, 144), "mpeg4"),
                                                    (".mkv", (175, 143), "mpeg4"), (".avi", (176, 144), "mjpeg"),
                                                    (".avi", (173, 141), "mjpeg"), (".webm", (176, 144), "vp9"),
@@ -89,7 +90,7 @@ def test_video_files_hold_the_codec_of_their_container_and_every_frame(tmp_path,
     assert min(cv2.PSNR(frame, out) for frame, out in zip(padded, written, strict=True)) > 30
 
 
-@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".avi", ".webm"])
+@pytest.mark.parametrize("suffix", [".mp4", ".ts", ".mkv", ".avi", ".webm"])
 def test_frames_given_times_are_written_at_those_times(tmp_path, suffix):
     """Times (a camera's arrival times) from the first frame: MP4 and MKV hold them to the millisecond, also a clock
     that stood still (one millisecond on); AVI, one frame per period, holds each frame until the next and keeps the
