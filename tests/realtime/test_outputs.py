@@ -90,6 +90,27 @@ def test_video_files_hold_the_codec_of_their_container_and_every_frame(tmp_path,
     assert min(cv2.PSNR(frame, out) for frame, out in zip(padded, written, strict=True)) > 30
 
 
+@pytest.mark.parametrize("kind", ["rtmp", "stdout", ".ts"])
+def test_streams_have_a_key_frame_every_two_seconds(tmp_path, kind):
+    """What a viewer joins (an RTMP stream, a relay behind ``-o -``) or a player seeks to without an index (MPEG-TS):
+    a key frame every 2 s, as streaming services ask; x264 on its own makes one each 250 frames."""
+    need_shared()
+    import av
+
+    from realtime.outputs.files import VIDEO_FORMATS, PyAVWriter
+    from realtime.outputs.pipe import STDOUT_FORMAT
+    from realtime.outputs.rtmp import RTMP_FORMAT
+
+    video_format = {"rtmp": RTMP_FORMAT, "stdout": STDOUT_FORMAT, ".ts": VIDEO_FORMATS[".ts"]}[kind]
+    path = tmp_path / f"out.{video_format.muxer}"  # the stream, as a file
+    writer = PyAVWriter(path, 10.0, (176, 144), video_format)
+    for frame in _clip_frames(50):
+        writer.write(frame)
+    writer.release()
+    with av.open(str(path)) as container:
+        assert [k for k, packet in enumerate(container.demux(video=0)) if packet.is_keyframe] == [0, 20, 40]
+
+
 @pytest.mark.parametrize("suffix", [".mp4", ".ts", ".mkv", ".avi", ".webm"])
 def test_frames_given_times_are_written_at_those_times(tmp_path, suffix):
     """Times (a camera's arrival times) from the first frame: MP4 and MKV hold them to the millisecond, also a clock
