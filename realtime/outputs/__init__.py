@@ -1,7 +1,7 @@
 """Sinks. One string picks the kind: :func:`open_sink`.
 
 ====================================================  ==========================================
-``out.mp4``, ``out.avi``, ``out.mkv``, ``out.mov``      video file (codec by extension, source fps)
+``out.mp4`` (.m4v .mov .ts .mkv .avi .webm)             video file (codec by extension, source fps)
 ``frames/``, ``frames/%05d.png``                        image folder (lossless PNG per frame; photos: their names)
 ``masked.jpg``, ``masked.png`` (.webp .bmp .tif)        one image (a photo's source; a stream: ``--max-frames 1``)
 ``http://127.0.0.1:8080/[PATH/]``                        browser preview: MJPEG + a page with fps/latency
