@@ -17,13 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from engines import zoo
 from engines.backends.base import Engine
 from engines.errors import BackendError, ConfigError, ModelFormatError, ModelNotFoundError
 from engines.spec import ModelSpec, load_spec_file
+
+if TYPE_CHECKING:
+    import torch  # imported where a torch engine is made: a second of every start otherwise
 
 BACKENDS = ("onnxruntime", "torch", "tensorrt")
 PRECISIONS = ("fp32", "fp16")

@@ -16,13 +16,16 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
-import torch
 from onnx import helper, numpy_helper
 
 from engines.errors import ModelFormatError, OutputError
+
+if TYPE_CHECKING:
+    import torch  # imported by export_onnx alone: a cached model's run need not load it
 
 OPSET = 18
 EXPORTER_VERSION = "5"
@@ -135,6 +138,8 @@ def export_onnx(module: torch.nn.Module, out: str | Path, source_sha256: str,
     Returns:
         The written path.
     """
+    import torch
+
     out = Path(out)
     height, width = input_hw or module.input_hw  # type: ignore[misc]
     example = torch.rand(2, 3, height, width)

@@ -261,3 +261,16 @@ def test_a_video_file_to_a_watched_output_plays_at_its_own_pace(model_cache, tmp
                                        (["null", str(tmp_path / "o.mp4")], None, False)]:
         with Pipeline(clip, engine, "blur", outputs, source_options=options) as pipeline:
             assert pipeline.sources[0].realtime is paced_on, outputs
+
+
+def test_a_run_on_onnx_runtime_does_not_load_torch(model_cache):
+    """torch is a second of every start (1.8 s for a one-frame run, 0.45 s without it: 2-core dev machine,
+    2026-12-01); a run on ONNX Runtime with its model converted already never needs it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from realtime.cli import main; "
+            "code = main(['run', '-i', 'synthetic:64x48@10?frames=2', '-o', 'null']); "
+            "print(code, 'torch' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.stdout.split() == ["0", "False"], run.stderr
