@@ -12,7 +12,7 @@ import time
 import urllib.parse
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import flatbuffers
@@ -172,6 +172,23 @@ class _LoopbackHttp:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+class FolderServer(_LoopbackHttp):
+    """A web server on loopback serving the files of a folder as they are now (an HLS output's playlist and
+    segments, as nginx would); ``url`` is its root, ending in ``/``."""
+
+    def __init__(self, folder: Path):
+        import functools
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            extensions_map: ClassVar[dict[str, str]] = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t",
+                                                        ".html": "text/html"}
+
+            def log_message(self, *args):
+                pass
+
+        self.url = f"http://127.0.0.1:{self._serve(functools.partial(Handler, directory=str(folder)))}/"  # type: ignore[arg-type]
 
 
 class MjpegServer(_LoopbackHttp):

@@ -8,6 +8,7 @@
 ``rtsp://127.0.0.1:8554/masked`` (``rtsp://@:8554/x``)  H.264 RTSP stream served by a supervised GStreamer process
 ``display``, ``display://TITLE``                        an OpenCV window (q / Esc quits); one per title
 ``rtmp://server/app/KEY`` (``rtmps://``)               published to an RTMP server (a streaming service's ingest)
+``/var/www/cam1/live.m3u8``                              HLS: a playlist and 2 s H.264 segments, for a web server
 ``-``                                                   standard output: MPEG-TS H.264 (``| ffplay -``)
 ``null``                                                nothing (benchmarks)
 ====================================================  ==========================================
@@ -30,7 +31,7 @@ from realtime.outputs.images import IMAGE_FORMATS, ImageFileSink, ImageFolderSin
 from realtime.outputs.screen import DisplaySink, NullSink, StopRequested
 
 FORMS_HELP = (f"a video file ({' '.join(VIDEO_FORMATS)}), an image folder (frames/ or frames/%05d.png), "
-              f"one image ({' '.join(IMAGE_FORMATS)}), "
+              f"one image ({' '.join(IMAGE_FORMATS)}), an HLS playlist (live.m3u8), "
               "http://127.0.0.1:8080/ (browser preview), rtsp://127.0.0.1:8554/masked, rtmp://server/app/KEY, display, "
               "- (standard output, for a player or ffmpeg), null")
 
@@ -79,6 +80,7 @@ SINKS: dict[str, Callable[[str, SinkOptions], Sink]] = {
     "display": lambda location, o: DisplaySink(location or "realtime-mask"),
     "null": lambda location, o: NullSink(),
     "stdout": lambda location, o: _stdout(o.fps),
+    "hls": lambda location, o: _hls(location, o.fps),
 }
 RELAYED = ("srt", "rist")  # stream protocols the FFmpeg inside PyAV's wheels cannot write: relayed from -o -
 
@@ -93,6 +95,12 @@ def _http_preview(location: str) -> Sink:
         raise OutputError(f"preview output needs http://HOST:PORT/[PATH/] with a port 0..65535 (0: any free one), "
                           f"got http://{'***@' if viewer else ''}{address}/{path}")
     return HttpPreviewSink(host or "127.0.0.1", int(port), path=path, viewer=viewer)
+
+
+def _hls(location: str, fps: float) -> Sink:
+    from realtime.outputs.hls import HlsSink
+
+    return HlsSink(location, fps)
 
 
 def _stdout(fps: float) -> Sink:
@@ -131,6 +139,8 @@ def normalise_sink(text: str) -> str:
     suffix = Path(text).suffix.lower()
     if suffix in VIDEO_FORMATS:
         return f"file://{text}"
+    if suffix == ".m3u8":
+        return f"hls://{text}"
     if suffix in IMAGE_FORMATS and "%" not in text and not text.endswith("/") and not Path(text).is_dir():
         return f"image://{text}"
     if "%" in text or text.endswith("/") or not suffix or Path(text).is_dir():
@@ -188,7 +198,7 @@ def sink_path(output: object) -> Path | None:
     if not isinstance(output, str):
         return None
     scheme, location = normalise_sink(output).split("://", 1)
-    if scheme in ("file", "image"):
+    if scheme in ("file", "image", "hls"):
         return Path(location)
     if scheme == "images":
         return Path(location).parent if "%" in location else Path(location)

@@ -56,8 +56,9 @@ class VideoFormat:
     states_aspect: bool = True  # False: the video cannot say its pixels are not square (VP9 in WebM, through PyAV)
     audio_codec: str = "aac"  # what a sound the container cannot hold as it is gets encoded to (--audio copy)
     audio_rate: int | None = None  # that encoder's sample rate; None: the source's
-    key_frame_s: float | None = None  # a key frame this often (a stream's viewer joins, a player seeks, at one); None:
-    # the encoder's choice (x264: every 250 frames), which a file with an index (MP4, MKV) seeks in all the same
+    key_frame_s: float | None = None  # a key frame this often on the video's clock, whatever the real frame rate (a
+    # stream's viewer joins, a player seeks, an HLS segment begins, at one); None: the encoder's choice (x264: every 250
+    # frames), which a file with an index (MP4, MKV) seeks in all the same
 
 
 # .mp4/.m4v/.mov: H.264, which browsers and phones play; .ts: H.264 in MPEG-TS, as recorders, broadcast and HLS keep it;
@@ -155,9 +156,7 @@ class PyAVWriter:
         # when the recording began (its first frame), in UTC: MP4 keeps it to the second, MKV to the microsecond
         self.container.metadata["creation_time"] = datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
         rate = Fraction(fps).limit_denominator(1001)  # 29.97 as 30000/1001
-        options = video_format.options if video_format.key_frame_s is None else \
-            {**video_format.options, "g": str(max(1, round(video_format.key_frame_s * fps)))}
-        stream = self.container.add_stream(video_format.codec, rate=rate, options=options)
+        stream = self.container.add_stream(video_format.codec, rate=rate, options=video_format.options)
         if not isinstance(stream, av.VideoStream):
             raise OutputError(f"{video_format.codec} is not a video encoder")
         self.stream = stream
@@ -171,10 +170,11 @@ class PyAVWriter:
         self.stream.codec_context.time_base = self.time_base
         self.timed = timed
         self.period = max(1, round(1 / (rate * self.time_base)))  # one frame period, in ticks of the time base
-        self.video_frame = av.VideoFrame
+        self.video_frame, self.key_frame_type = av.VideoFrame, av.video.frame.PictureType.I
         self.frames = self.merged = 0
         self.last_pts = -self.period
         self.origin: float | None = None  # the clock's time at the video's 0 (moved on when the clock goes back)
+        self.next_key_pts = 0  # with key_frame_s: the first frame at or after this is made a key frame
 
     def write(self, bgr: np.ndarray, at_s: float | None = None) -> bool:
         """Encode one frame (BGR, or BGRA with ``alpha``) at ``at_s`` (with ``timed``; None: one period after the
@@ -194,6 +194,9 @@ class PyAVWriter:
         else:
             frame = self.video_frame.from_ndarray(to_planes(bgr, self.pix_fmt), format=self.pix_fmt)
         frame.pts = self.last_pts = pts
+        if self.format.key_frame_s is not None and pts >= self.next_key_pts:  # by time: a camera's real rate may be
+            frame.pict_type = self.key_frame_type  # far from the one it states, so a count of frames would not do
+            self.next_key_pts = pts + round(self.format.key_frame_s / self.time_base)
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
         self.frames += 1
@@ -274,13 +277,14 @@ class VideoFileSink(EncodedVideoSink):
     (:func:`realtime.outputs.audio.add_audio`) when given.
     """
 
-    def __init__(self, path: str | Path, fps: float = 25.0, audio_from: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path, fps: float = 25.0, audio_from: str | Path | None = None,
+                 video_format: VideoFormat | None = None) -> None:
         self.path = check_writable(path)
         self.audio_from = audio_from  # a video file (or URL) whose audio track close() copies in
         suffix = self.path.suffix.lower()
-        if suffix not in VIDEO_FORMATS:
+        if video_format is None and suffix not in VIDEO_FORMATS:
             raise OutputError(f"unknown video type {suffix!r} for {self.path}; use one of {', '.join(VIDEO_FORMATS)}")
-        super().__init__(self.path, VIDEO_FORMATS[suffix], fps, f"file://{self.path}")
+        super().__init__(self.path, video_format or VIDEO_FORMATS[suffix], fps, f"file://{self.path}")
 
     def _on_error(self, exc: OSError) -> None:
         if self.writer is None:
