@@ -12,7 +12,7 @@ import time
 import urllib.parse
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import cv2
 import flatbuffers
@@ -182,8 +182,9 @@ class FolderServer(_LoopbackHttp):
         import functools
 
         class Handler(http.server.SimpleHTTPRequestHandler):
-            extensions_map: ClassVar[dict[str, str]] = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t",
-                                                        ".html": "text/html"}
+            def guess_type(self, path):
+                types = {".m3u8": "application/vnd.apple.mpegurl", ".ts": "video/mp2t"}
+                return types.get(Path(str(path)).suffix, "text/html")
 
             def log_message(self, *args):
                 pass
