@@ -33,18 +33,27 @@ OPENCV_DECODES = {"h264", "hevc", "mpeg4", "mpeg2video", "mjpeg", "vp8", "vp9", 
                   "rawvideo", "h263", "theora", "dnxhd"}  # video codecs OpenCV's own FFmpeg decodes (not AV1)
 
 
+# FFmpeg's HTTP options that resume a file on a web server where a dropped connection left it (a range request), for
+# up to 8 s: OpenCV's capture of such a file and PyAV's alike
+WEB_RESUME = {"reconnect": "1", "reconnect_on_network_error": "1", "reconnect_delay_max": "8"}
+
+
 class PyAVCapture:
     """The frames of a video file's first video stream, read as from ``cv2.VideoCapture``.
 
     Args:
-        path: the video file.
+        path: the video file, or the URL of one on a web server.
+        options: FFmpeg's options for opening it (:data:`WEB_RESUME` for a web server's file).
+        timeout: seconds to open it, and to wait for each read.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, options: dict[str, str] | None = None,
+                 timeout: tuple[float, float] | None = None) -> None:
         import av
 
         self.path = str(path)
-        self._container: av.container.InputContainer | None = av.open(self.path)
+        self._container: av.container.InputContainer | None = av.open(self.path, options=options or {},
+                                                                      timeout=timeout)
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         self.codec = stream.codec_context.codec.canonical_name
@@ -209,9 +218,11 @@ def pixel_aspect(capture: cv2.VideoCapture | PyAVCapture) -> Fraction | None:
     return aspect if Fraction(1, 10) <= aspect <= 10 else None  # beyond: a damaged header, not a pixel
 
 
-def decodable_by_pyav(path: str | Path) -> PyAVCapture | None:
-    """A PyAV reader at the first frame of ``path``, for a file OpenCV opened but decoded no frame of; None when
-    PyAV cannot decode it either.
+def decodable_by_pyav(path: str | Path, options: dict[str, str] | None = None,
+                      timeout: tuple[float, float] | None = None, shown: str | None = None) -> PyAVCapture | None:
+    """A PyAV reader at the first frame of ``path`` (opened with ``options`` and ``timeout``, as
+    :class:`PyAVCapture`), for a file OpenCV opened but decoded no frame of; None when PyAV cannot decode it either.
+    ``shown``: how the log names it (a URL, its credentials redacted).
 
     Example:
         >>> decodable_by_pyav("/nonexistent.mp4") is None
@@ -220,20 +231,20 @@ def decodable_by_pyav(path: str | Path) -> PyAVCapture | None:
     import av
 
     try:
-        probe = PyAVCapture(path)
+        probe = PyAVCapture(path, options, timeout)
     except (av.FFmpegError, OSError, IndexError):  # not a container, or no video stream
         return None
     ok, _ = probe.read()
     probe.release()
     if not ok:
         return None
-    log.info("decoding %s with PyAV: OpenCV's FFmpeg has no decoder for its %s video", path, probe.codec)
-    return PyAVCapture(path)
+    log.info("decoding %s with PyAV: OpenCV's FFmpeg has no decoder for its %s video", shown or path, probe.codec)
+    return PyAVCapture(path, options, timeout)
 
 
 def undecodable_reason(path: str | Path, shown: str | None = None) -> str:
-    """Why no frame of ``path`` (a local file PyAV could not decode either, or a URL shown as ``shown``: credentials
-    redacted, which only OpenCV reads) decodes, naming its video codec where the container says it, and the fix.
+    """Why no frame of ``path`` (a file, local or on a web server, that PyAV could not decode either; a URL shown as
+    ``shown``, its credentials redacted) decodes, naming its video codec where the container says it, and the fix.
 
     Example:
         >>> undecodable_reason("/nonexistent.mp4")
@@ -251,9 +262,6 @@ def undecodable_reason(path: str | Path, shown: str | None = None) -> str:
         return f"{name} has no decodable frames; give a video file OpenCV/FFmpeg can read"
     if not packets:
         return f"{name} holds no video frames (its {codec} stream is empty); give a video that has frames"
-    if shown is not None and codec not in OPENCV_DECODES:
-        return (f"{name} has no decodable frames: OpenCV's FFmpeg, which reads files on a web server, has no decoder "
-                f"for its {codec} video; download it (a local {codec} file is decoded with PyAV) or convert it to H.264")
     return (f"{name} has no decodable frames: the FFmpeg here does not decode its {codec} video; convert it to H.264 "
             f"(ffmpeg -i INPUT -c:v libx264 -c:a copy converted.mp4)")
 

@@ -49,7 +49,6 @@ from realtime.capture.live import CaptureSource, LiveSource, SourceTimeoutError,
 from realtime.capture.sample import SampleSource
 from realtime.capture.stdin import LiveStdinSource, StdinSource
 from realtime.capture.synthetic import LiveSyntheticSource, SyntheticSource, parse_synthetic
-from realtime.video_decoding import stream_color_tags
 
 FORMS_HELP = ("video file, image folder or glob, camera index or /dev/videoN, rtsp://, rtmp://, udp://, tcp:// or http(s):// "
               "stream, - (a stream piped in), synthetic:[WxH@FPS], sample:carphone")
@@ -127,9 +126,9 @@ def _web(location: str, o: SourceOptions, scheme: str) -> Source:
             return _capture(location, o, scheme)
         raise
     if capture.get(cv2.CAP_PROP_FRAME_COUNT) > 0:
-        source = VideoFileSource(read, realtime=bool(o.realtime), capture=capture)
+        source = VideoFileSource(read, realtime=bool(o.realtime), capture=capture, timeout=(o.open_timeout,
+                                                                                             o.read_timeout))
         source.uri = redact(url)  # named as given
-        source.color = stream_color_tags(read, o.open_timeout)  # OpenCV decodes by them: the outputs state them
         return source
     capture.release()  # live: its reader thread opens it again, and handles its drops itself
     if is_hls(url) or hls_playlist_type(url, o.open_timeout):

@@ -8,7 +8,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import glob
 import logging
@@ -27,10 +26,12 @@ from realtime.frame import Frame
 from realtime.video_decoding import (
     BT2020_MATRICES,
     TRUE_COLOR,
+    WEB_RESUME,
     PyAVCapture,
     color_tags,
     decodable_by_pyav,
     pixel_aspect,
+    stream_color_tags,
     undecodable_reason,
 )
 
@@ -54,9 +55,11 @@ class VideoFileSource(Source):
 
     rereadable = True  # it can be opened again (for its sound)
 
-    def __init__(self, path: str | Path, realtime: bool = False, capture: cv2.VideoCapture | None = None) -> None:
+    def __init__(self, path: str | Path, realtime: bool = False, capture: cv2.VideoCapture | None = None,
+                 timeout: tuple[float, float] = (10.0, 10.0)) -> None:
         self.path = Path(path) if capture is None else None  # a local file (what a run must not write over)
         self.location = str(path)  # to open it again (its audio): the URL unredacted
+        self.timeout = timeout  # a web server's: to open, and to wait for a read
         opened: cv2.VideoCapture | PyAVCapture
         if capture is None:
             self.uri = f"file://{path}"
@@ -64,6 +67,9 @@ class VideoFileSource(Source):
             opened = self._open_file(Path(path))
         else:
             self.uri, opened = redact(str(path)), capture
+            if self._on_web:  # its colours, which OpenCV decodes by and does not say: the outputs state them
+                self.color = stream_color_tags(self.location, timeout[0])
+                opened = self._decoded_by_pyav(opened)
         self.capture: cv2.VideoCapture | PyAVCapture | None = opened
         if not opened.isOpened():
             raise SourceError(f"cannot decode {self.path or self.uri} as video; give a file OpenCV/FFmpeg can read")
@@ -94,13 +100,25 @@ class VideoFileSource(Source):
             return None
         return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp() if at.year >= 1990 else None
 
+    @property
+    def _on_web(self) -> bool:
+        return self.path is None and self.location.startswith(("http://", "https://"))
+
     def _open_file(self, path: Path) -> cv2.VideoCapture | PyAVCapture:
-        """OpenCV's capture of a local file; PyAV's for BT.2020 (HDR) video, whose colours OpenCV's FFmpeg decodes
-        off by 10 levels on average (see :mod:`realtime.video_decoding`)."""
-        if self.color is not None and self.color.matrix in BT2020_MATRICES:
-            with contextlib.suppress(Exception):
-                return PyAVCapture(path)
-        return cv2.VideoCapture(str(path))
+        """OpenCV's capture of a local file; PyAV's for BT.2020 (HDR) video (:meth:`_decoded_by_pyav`)."""
+        return self._decoded_by_pyav(cv2.VideoCapture(str(path)))
+
+    def _decoded_by_pyav(self, opened: cv2.VideoCapture) -> cv2.VideoCapture | PyAVCapture:
+        """PyAV's capture in place of OpenCV's for BT.2020 (HDR) video, whose colours OpenCV's FFmpeg decodes off by
+        10 levels on average (see :mod:`realtime.video_decoding`); OpenCV's for the rest."""
+        if self.color is None or self.color.matrix not in BT2020_MATRICES:
+            return opened
+        try:
+            replacement = PyAVCapture(self.location, WEB_RESUME if self._on_web else None, self.timeout)
+        except Exception:  # OpenCV's colours, off, rather than no frames
+            return opened
+        opened.release()
+        return replacement
 
     @staticmethod
     def _check_file(path: Path) -> Path:
@@ -144,10 +162,11 @@ class VideoFileSource(Source):
         return SourceError(undecodable_reason(self.location, shown=self.uri if self.path is None else None))
 
     def _switch_to_pyav(self) -> bool:
-        """Decode with PyAV a local file OpenCV opened but decoded no frame of (AV1: see ``realtime.video_decoding``)."""
-        if self.path is None or isinstance(self.capture, PyAVCapture):
-            return False
-        fallback = decodable_by_pyav(self.path)
+        """Decode with PyAV a file (local, or on a web server: resumed as OpenCV's is) that OpenCV opened but decoded
+        no frame of (AV1: see ``realtime.video_decoding``)."""
+        if (self.path is None and not self._on_web) or isinstance(self.capture, PyAVCapture):
+            return False  # a pipe: read once, by OpenCV
+        fallback = decodable_by_pyav(self.location, WEB_RESUME if self._on_web else None, self.timeout, self.uri)
         if fallback is None:
             return False
         if self.capture is not None:

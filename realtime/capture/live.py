@@ -32,7 +32,7 @@ from engines.errors import SourceError
 from realtime.capture.base import Source
 from realtime.capture.camera import CameraMode
 from realtime.frame import Clock, Frame
-from realtime.video_decoding import TRUE_COLOR, pixel_aspect, stream_color_tags
+from realtime.video_decoding import TRUE_COLOR, WEB_RESUME, pixel_aspect, stream_color_tags
 
 _FFMPEG_OPTIONS_LOCK = threading.Lock()
 DROP_WARNING_EVERY_S = 60.0  # a source's drops are warned of at most this often (the others: info, with -v)
@@ -85,7 +85,7 @@ def open_stream(url: str, open_timeout: float = 10.0, read_timeout: float = 10.0
         # then read behind); half a second is plenty for one H.264/H.265 video stream and makes reconnects fast.
         options.append("analyzeduration;500000|probesize;200000")
     if resume:
-        options.append("reconnect;1|reconnect_on_network_error;1|reconnect_delay_max;8")
+        options.append("|".join(f"{key};{value}" for key, value in WEB_RESUME.items()))
     with _FFMPEG_OPTIONS_LOCK:
         previous = os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS")
         if options:

@@ -113,12 +113,29 @@ def test_an_av1_file_opencv_cannot_decode_is_decoded_with_pyav_every_frame_in_ti
     result = run_cli("run", "-i", str(av1), "-o", str(tmp_path / "out.mkv"), "--mode", "replace", "--background", str(av1))
     assert result.returncode == 0, result.stderr
     assert cv2.VideoCapture(str(tmp_path / "out.mkv")).get(cv2.CAP_PROP_FRAME_COUNT) == 30
-    server = WebFileServer(av1)  # on a web server only OpenCV reads it: said so, with the fix
+    # on a web server too (before 2026-12-01: an error, "download it"), a dropped connection resumed as for OpenCV
+    for cut in [(), (4,)]:
+        server = WebFileServer(av1, cut=cut)
+        try:
+            with open_source(server.url.replace("://", "://viewer:secret@")) as source:
+                web = list(source)
+        finally:
+            server.stop()
+        assert [f.source_ts for f in web] == [f.source_ts for f in frames] and source.uri.startswith("http://***@")
+        assert all(np.array_equal(a.bgr, b.bgr) for a, b in zip(web, frames, strict=True))
+        assert len(server.ranges) > 4 if cut else True, server.ranges  # the cut response resumed with a range
+    undecodable = tmp_path / "undecodable.mp4"  # its frames' bytes zeroed: neither decodes a frame
+    data = bytearray(av1.read_bytes())
+    mdat = data.find(b"mdat")
+    end = mdat - 4 + int.from_bytes(data[mdat - 4:mdat], "big")
+    data[mdat + 4:end] = bytes(end - mdat - 4)
+    undecodable.write_bytes(data)
+    server = WebFileServer(undecodable)
     try:
         result = run_cli("run", "-i", server.url.replace("://", "://viewer:secret@"), "-o", str(tmp_path / "web.mkv"))
     finally:
         server.stop()
-    assert_one_line_error(result, "http://***@127.0.0.1", "no decoder for its av1 video; download it")
+    assert_one_line_error(result, "http://***@127.0.0.1", "does not decode its av1 video; convert it to H.264")
 
 
 def test_the_pyav_reader_turns_frames_upright_as_opencv_does(tmp_path):

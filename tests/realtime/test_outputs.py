@@ -17,7 +17,7 @@ from realtime.capture import SourceOptions, open_source
 from realtime.cli import main
 from realtime.outputs import SinkOptions, open_sink
 from realtime.outputs.base import letterbox
-from tests.common import MEDIA, RtspServer, free_port, need_shared
+from tests.common import MEDIA, RtspServer, WebFileServer, free_port, need_shared
 
 
 def _clip_frames(count):
@@ -304,6 +304,12 @@ def test_an_hdr_clips_colours_are_carried_on_as_a_player_decodes_them(model_cach
     assert main(["run", "-i", str(clip), *[arg for out in outputs for arg in ("-o", str(out))]]) == 0
     assert main(["run", "-i", str(clip), "-o", str(tmp_path / "cut" / "hdr.mp4"), "--segment", "1"]) == 0
     outputs += sorted((tmp_path / "cut").iterdir())
+    server = WebFileServer(clip)  # on a web server too (decoded by OpenCV, and outputs untagged, before 2026-12-01)
+    try:
+        assert main(["run", "-i", server.url, "-o", str(tmp_path / "web.mp4")]) == 0
+    finally:
+        server.stop()
+    outputs.append(tmp_path / "web.mp4")
 
     def shown(path: Path) -> tuple[tuple[int, int, int], np.ndarray]:  # as FFmpeg decodes it, by its tags
         with av.open(str(path)) as container:
