@@ -1,7 +1,7 @@
 """HLS output (``-o /var/www/cam1/live.m3u8``): the masked video as a playlist and H.264 segments of 2 s in MPEG-TS,
 written by FFmpeg's HLS muxer (through PyAV) into the playlist's folder, for any web server to serve to browsers
-(Safari, Chromium and Chrome play it natively), phones, TVs and players: H.264 to many viewers, where the browser
-preview sends each one JPEGs.
+(Safari and Chrome play it natively, Firefox through hls.js), phones, TVs and players: H.264 to many viewers, where
+the browser preview sends each one JPEGs.
 
 From a camera or stream the playlist is a window of the last 6 segments (12 s): older segments are deleted as new
 ones are listed, each segment carries its wall-clock time (``#EXT-X-PROGRAM-DATE-TIME``), and a viewer joins at the
