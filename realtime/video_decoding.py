@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import cv2
 import numpy as np
@@ -42,19 +42,19 @@ class PyAVCapture:
     """The frames of a video file's first video stream, read as from ``cv2.VideoCapture``.
 
     Args:
-        path: the video file, or the URL of one on a web server.
+        path: the video file, the URL of one on a web server, or a readable file object (a pipe).
         options: FFmpeg's options for opening it (:data:`WEB_RESUME` for a web server's file).
         timeout: seconds to open it, and to wait for each read.
     """
 
-    def __init__(self, path: str | Path, options: dict[str, str] | None = None,
+    def __init__(self, path: str | Path | BinaryIO, options: dict[str, str] | None = None,
                  timeout: tuple[float, float] | None = None) -> None:
         import av
 
-        self.path = str(path)
-        self._container: av.container.InputContainer | None = av.open(self.path, options=options or {},
-                                                                      timeout=timeout)
-        stream = self._container.streams.video[0]
+        container = av.open(str(path) if isinstance(path, str | Path) else path, "r", options=options or {},
+                            timeout=timeout)
+        self._container: av.container.InputContainer | None = container
+        stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         self.codec = stream.codec_context.codec.canonical_name
         self._start = stream.start_time or 0

@@ -55,7 +55,7 @@ class VideoFileSource(Source):
 
     rereadable = True  # it can be opened again (for its sound)
 
-    def __init__(self, path: str | Path, realtime: bool = False, capture: cv2.VideoCapture | None = None,
+    def __init__(self, path: str | Path, realtime: bool = False, capture: cv2.VideoCapture | PyAVCapture | None = None,
                  timeout: tuple[float, float] = (10.0, 10.0)) -> None:
         self.path = Path(path) if capture is None else None  # a local file (what a run must not write over)
         self.location = str(path)  # to open it again (its audio): the URL unredacted
@@ -108,7 +108,7 @@ class VideoFileSource(Source):
         """OpenCV's capture of a local file; PyAV's for BT.2020 (HDR) video (:meth:`_decoded_by_pyav`)."""
         return self._decoded_by_pyav(cv2.VideoCapture(str(path)))
 
-    def _decoded_by_pyav(self, opened: cv2.VideoCapture) -> cv2.VideoCapture | PyAVCapture:
+    def _decoded_by_pyav(self, opened: cv2.VideoCapture | PyAVCapture) -> cv2.VideoCapture | PyAVCapture:
         """PyAV's capture in place of OpenCV's for BT.2020 (HDR) video, whose colours OpenCV's FFmpeg decodes off by
         10 levels on average (see :mod:`realtime.video_decoding`); OpenCV's for the rest."""
         if self.color is None or self.color.matrix not in BT2020_MATRICES:

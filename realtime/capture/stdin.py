@@ -2,7 +2,8 @@
 (:class:`StdinSource`), or with ``--live`` as a camera, the newest frame kept (:class:`LiveStdinSource`).
 
 FFmpeg reads through a pipe of ours that a thread fills from standard input (:class:`StdinPipe`), so that a run can
-stop at once: FFmpeg blocked on standard input itself would hold a stop signal until the writer sent more.
+stop at once: FFmpeg blocked on standard input itself would hold a stop signal until the writer sent more. OpenCV's
+FFmpeg reads it, or PyAV's for a codec OpenCV's cannot decode (AV1), told from the stream's first bytes.
 
 Example:
     >>> with StdinSource() as source:  # doctest: +SKIP
@@ -15,20 +16,24 @@ import contextlib
 import os
 import select
 import threading
+import time
 
+import av
 import cv2
 import numpy as np
 
 from engines.errors import SourceError
 from realtime.capture.files import VideoFileSource
 from realtime.capture.live import LiveSource
-from realtime.video_decoding import OPENCV_DECODES, ColorTags, color_tags, video_codec
+from realtime.video_decoding import OPENCV_DECODES, ColorTags, PyAVCapture, color_tags, video_codec
 
 NOT_VIDEO = "standard input is not video FFmpeg can read; pipe MPEG-TS, Matroska or another stream format " \
     "(ffmpeg ... -f mpegts -)"
 NO_FRAME = "standard input gave no frame FFmpeg could decode: an MP4 must have its index at the start to be piped " \
     "(ffmpeg -movflags +faststart), or pipe MPEG-TS or Matroska"
 HEAD_BYTES = 4 << 20  # what is kept of the input's start, to tell what it holds when no frame decodes
+CODEC_BYTES = 64 << 10  # what is read of it before its codec is told (MPEG-TS and Matroska say it in their first kB)
+CODEC_WAIT_S = 5.0  # the longest a slow writer is waited for, to tell the codec
 
 
 class StdinPipe:
@@ -48,16 +53,46 @@ class StdinPipe:
         os.set_blocking(write_end, False)
         self._stopped = threading.Event()
         self.head = bytearray()  # the input's first HEAD_BYTES
+        self._head_grew = threading.Condition()  # notified as the head grows, and when the input ends
+        self._ended = False
         self._relay = threading.Thread(target=self._copy, args=(write_end,), name="stdin-relay", daemon=True)
         self._relay.start()
 
-    def open_capture(self) -> cv2.VideoCapture:
-        """FFmpeg reading the pipe; raises SourceError when what comes is not video."""
-        capture = cv2.VideoCapture(f"pipe:{self._read_end}", cv2.CAP_FFMPEG)
+    def open_capture(self) -> cv2.VideoCapture | PyAVCapture:
+        """FFmpeg reading the pipe: OpenCV's, or PyAV's for a codec OpenCV's cannot decode (AV1); raises SourceError
+        when what comes is not video."""
+        codec = self._codec()
+        if codec is not None and codec not in OPENCV_DECODES:
+            try:
+                return PyAVCapture(os.fdopen(self._read_fd(), "rb", closefd=False))
+            except (av.FFmpegError, OSError, IndexError):  # its first bytes said video: none of it came
+                raise self.no_frame() from None
+        capture = cv2.VideoCapture(f"pipe:{self._read_fd()}", cv2.CAP_FFMPEG)
         if not capture.isOpened():
             capture.release()
             raise SourceError(NOT_VIDEO)
         return capture
+
+    def _read_fd(self) -> int:
+        if self._read_end is None:
+            raise SourceError("standard input was closed")
+        return self._read_end
+
+    def _codec(self) -> str | None:
+        """The input's video codec, told from its first bytes as they come (MPEG-TS and Matroska say it in their
+        first kB); None when its first :data:`CODEC_BYTES`, all of it if shorter, or what came in
+        :data:`CODEC_WAIT_S` if slower, do not say."""
+        deadline, tried = time.monotonic() + CODEC_WAIT_S, 0
+        while True:
+            with self._head_grew:
+                while len(self.head) == tried and not self._ended and (left := deadline - time.monotonic()) > 0:
+                    self._head_grew.wait(left)
+                data, ended = bytes(self.head), self._ended
+            tried = len(data)
+            if (codec := video_codec(data)) is not None or ended or tried >= CODEC_BYTES or \
+                    time.monotonic() >= deadline:
+                return codec
+            time.sleep(0.02)  # a writer sending little at a time: asked again once more has come
 
     def _copy(self, write_end: int) -> None:
         try:
@@ -68,7 +103,9 @@ class StdinPipe:
                 if not data:
                     return
                 if len(self.head) < HEAD_BYTES:
-                    self.head += data[:HEAD_BYTES - len(self.head)]
+                    with self._head_grew:
+                        self.head += data[:HEAD_BYTES - len(self.head)]
+                        self._head_grew.notify_all()
                 while data and not self._stopped.is_set():
                     if select.select([], [write_end], [], 0.1)[1]:
                         with contextlib.suppress(BlockingIOError):
@@ -77,6 +114,9 @@ class StdinPipe:
             return  # standard input or our pipe failed: FFmpeg sees the end
         finally:
             os.close(write_end)
+            with self._head_grew:
+                self._ended = True
+                self._head_grew.notify_all()
 
     def color(self) -> ColorTags | None:
         """The colour tags of the stream that came (read from its first bytes, which FFmpeg has probed once the
@@ -84,13 +124,13 @@ class StdinPipe:
         return color_tags(bytes(self.head))
 
     def no_frame(self) -> SourceError:
-        """The error for an input that gave no frame: its codec named when OpenCV's FFmpeg has no decoder for it
-        (AV1), else what usually causes it."""
+        """The error for an input that gave no frame: its codec named when neither OpenCV's FFmpeg nor PyAV's
+        decodes it, else what usually causes it."""
         codec = video_codec(bytes(self.head))
         if codec is None or codec in OPENCV_DECODES:
             return SourceError(NO_FRAME)
-        return SourceError(f"standard input's {codec} video gave no frame: the FFmpeg inside OpenCV has no decoder "
-                           f"for {codec}; convert it on the way in (ffmpeg -i INPUT -c:v libx264 -f mpegts - | "
+        return SourceError(f"standard input's {codec} video gave no frame (neither OpenCV's FFmpeg nor PyAV's "
+                           "decoded one); convert it on the way in (ffmpeg -i INPUT -c:v libx264 -f mpegts - | "
                            "realtime-mask run -i - ...)")
 
     def interrupt(self) -> None:
@@ -154,7 +194,7 @@ class LiveStdinSource(LiveSource):
     def __init__(self, read_timeout: float = 10.0) -> None:
         super().__init__(read_timeout=read_timeout, reconnect=False)
         self.uri = "stdin://?live"
-        self.capture: cv2.VideoCapture | None = None
+        self.capture: cv2.VideoCapture | PyAVCapture | None = None
         self._pipe = StdinPipe()
         try:
             self.start()

@@ -316,6 +316,31 @@ def test_a_pipeline_reading_a_pipe_closes_with_no_thread_left_while_the_writer_h
     assert process.returncode == 0 and int(frames) >= 20 and alive.strip() == "[]", process.stderr.read().decode()
 
 
+@pytest.mark.parametrize("live", [False, True], ids=["every-frame", "live"])
+def test_av1_piped_in_is_decoded_by_pyav(model_cache, tmp_path, live):
+    """AV1 in Matroska piped in (``ffmpeg -i ... -c copy -f matroska - |``), which OpenCV's FFmpeg cannot decode (before
+    2026-12-01: an error), is told by its first bytes and decoded by PyAV: masked as the same file is, every frame
+    (with ``--live``, the newest frames)."""
+    need_shared()
+    from tests.common import av1_copy
+
+    av1 = av1_copy(MEDIA / "carphone_pristine.mp4", tmp_path / "av1.mkv", 30)
+    with open(av1, "rb") as piped:
+        run = subprocess.run([*COMMAND, "-i", "-", *(["--live"] if live else []), "-o", str(tmp_path / "out.mkv"),
+                              "--save-masks", str(tmp_path / "piped.npz")], stdin=piped, capture_output=True,
+                             text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert subprocess.run([*COMMAND, "-i", str(av1), "-o", "null", "--save-masks", str(tmp_path / "file.npz")],
+                          timeout=300).returncode == 0
+    piped_masks, file_masks = np.load(tmp_path / "piped.npz")["masks"], np.load(tmp_path / "file.npz")["masks"]
+    if live:
+        assert len(piped_masks) >= 1 and all(any(np.array_equal(mask, of_file) for of_file in file_masks)
+                                             for mask in piped_masks)
+    else:
+        np.testing.assert_array_equal(piped_masks, file_masks)
+        assert len(piped_masks) == 30
+
+
 def test_a_pipe_in_refuses_a_terminal_what_is_not_video_and_copying_its_sound(tmp_path):
     need_shared()
 
@@ -327,7 +352,10 @@ def test_a_pipe_in_refuses_a_terminal_what_is_not_video_and_copying_its_sound(tm
         assert_one_line_error(run(mp4), "no frame FFmpeg could decode", "-movflags +faststart")
     from tests.common import av1_copy
 
-    with open(av1_copy(MEDIA / "carphone_pristine.mp4", tmp_path / "av1.mkv", 10), "rb") as av1:
+    data = av1_copy(MEDIA / "carphone_pristine.mp4", tmp_path / "av1.mkv", 10).read_bytes()
+    cluster = data.find(b"\x1f\x43\xb6\x75")  # cut off in its first frame: AV1, and no whole frame in it
+    (tmp_path / "broken.mkv").write_bytes(data[:cluster + 200])
+    with open(tmp_path / "broken.mkv", "rb") as av1:
         assert_one_line_error(run(av1), "standard input's av1 video gave no frame", "-c:v libx264 -f mpegts -")
     with open(tmp_path / "text.txt", "w+") as text:
         text.write("hello\n" * 100)
