@@ -127,3 +127,30 @@ def test_a_live_hls_output_is_watched_in_chromium_as_the_run_goes(model_cache, t
     shown = np.array(played["pixels"], np.float64).reshape(54, 96, 3)
     magenta = np.all(np.abs(shown - (255, 0, 255)) < 60, axis=2).mean()
     assert 0.05 < magenta < 0.9, magenta  # the person, filled
+
+
+def test_a_live_hls_output_is_read_by_another_run_as_a_live_hls_source(model_cache, tmp_path):
+    """Two boxes chained: one masks a camera to HLS, a web server serves the folder, a second run reads that playlist
+    as a live HLS source, every frame in order, and ends when the first run does (``#EXT-X-ENDLIST``)."""
+    import json
+    import subprocess
+    import sys
+
+    folder = tmp_path / "www"
+    folder.mkdir()
+    writer = subprocess.Popen([sys.executable, "-m", "realtime.cli", "run", "-i", "synthetic:320x240@10?live=1",
+                               "-o", str(folder / "live.m3u8"), "--max-frames", "100"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = FolderServer(folder)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (folder / "live.m3u8").exists():
+            time.sleep(0.2)
+        meta = tmp_path / "second.jsonl"
+        assert main(["run", "-i", server.url + "live.m3u8", "-o", "null", "--metadata", str(meta)]) == 0
+    finally:
+        writer.wait(timeout=60)
+        server.stop()
+    assert writer.returncode == 0, writer.stderr.read()
+    indexes = [json.loads(line)["index"] for line in meta.read_text().splitlines()]
+    assert indexes == list(range(len(indexes))) and len(indexes) >= 80, indexes  # joined at the window's start
