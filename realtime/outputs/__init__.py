@@ -80,7 +80,7 @@ SINKS: dict[str, Callable[[str, SinkOptions], Sink]] = {
     "display": lambda location, o: DisplaySink(location or "realtime-mask"),
     "null": lambda location, o: NullSink(),
     "stdout": lambda location, o: _stdout(o.fps),
-    "hls": lambda location, o: _hls(location, o.fps),
+    "hls": lambda location, o: _hls(location, o.fps, o.audio_from),
 }
 RELAYED = ("srt", "rist")  # stream protocols the FFmpeg inside PyAV's wheels cannot write: relayed from -o -
 
@@ -97,10 +97,10 @@ def _http_preview(location: str) -> Sink:
     return HttpPreviewSink(host or "127.0.0.1", int(port), path=path, viewer=viewer)
 
 
-def _hls(location: str, fps: float) -> Sink:
+def _hls(location: str, fps: float, audio_from: str | Path | None) -> Sink:
     from realtime.outputs.hls import HlsSink
 
-    return HlsSink(location, fps)
+    return HlsSink(location, fps, audio_from)
 
 
 def _stdout(fps: float) -> Sink:
@@ -163,7 +163,7 @@ def open_sink(text: str, options: SinkOptions | None = None) -> Sink:
                           f"'{text.partition('?')[0]}{'?...' if '?' in text else ''}'")
     if scheme not in SINKS:
         raise OutputError(f"unknown output scheme '{scheme}://'; accepted: {FORMS_HELP}")
-    if o.audio_from is not None and scheme != "file":
+    if o.audio_from is not None and scheme not in ("file", "hls"):
         raise OutputError(f"{text} cannot hold sound; --audio copy writes it into a video file output")
     return SINKS[scheme](location, o)
 

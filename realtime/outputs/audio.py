@@ -160,3 +160,56 @@ def add_audio(video: str | Path, source: str | Path, seconds: float) -> None:
                           f"it{': free space, or write elsewhere' if full else ''}") from exc
     finally:
         partial.unlink(missing_ok=True)
+
+
+STREAMED_AS_IS = ("aac", "mp3")  # what MPEG-TS (HLS's segments) carries as it is; the rest is encoded to AAC
+
+
+class AudioFeed:
+    """The first audio track of a video file, muxed into a video while it is written (an HLS output's segments, which
+    cannot be rewritten afterwards as a file is by :func:`add_audio`): AAC and MP3 as they are, other codecs (a
+    camera's G.711) encoded to AAC, the source's first video frame at time 0, as the video's is.
+
+    Call :meth:`up_to` after each video frame, with its time; :meth:`finish` with the video's length.
+
+    Raises:
+        OutputError: the source has no sound, or cannot be read.
+    """
+
+    def __init__(self, source: str | Path, output: Any) -> None:
+        import av
+
+        try:
+            self._source = av.open(str(source), timeout=10.0)
+        except (av.FFmpegError, OSError) as exc:
+            raise OutputError(f"cannot read the sound of {source}: {exc}") from exc
+        if not self._source.streams.audio:
+            self._source.close()
+            raise OutputError(f"{source} has no sound to copy")
+        audio_in = self._source.streams.audio[0]
+        first = self._source.streams.video[0] if self._source.streams.video else None
+        start_s = float(first.start_time * first.time_base) if first is not None and first.start_time is not None \
+            and first.time_base is not None else 0.0
+        if audio_in.codec_context.name in STREAMED_AS_IS:
+            self.stream = output.add_stream_from_template(audio_in)
+            self._packets = _copied(self._source, audio_in, start_s, float("inf"), self.stream)
+        else:
+            self.stream = output.add_stream("aac", rate=audio_in.codec_context.sample_rate)
+            self._packets = _encoded(self._source, audio_in, start_s, float("inf"), self.stream)
+        self._output = output
+        self._next: tuple[float, Any] | None = next(self._packets, None)
+
+    def up_to(self, at_s: float) -> None:
+        """Mux the sound up to ``at_s`` (seconds from the first video frame)."""
+        while self._next is not None and self._next[0] <= at_s:
+            self._output.mux(self._next[1])
+            self._next = next(self._packets, None)
+
+    def finish(self, end_s: float) -> None:
+        """Mux the sound up to the video's end, ``end_s``, and close the source."""
+        try:
+            while self._next is not None and self._next[0] < end_s:
+                self._output.mux(self._next[1])
+                self._next = next(self._packets, None)
+        finally:
+            self._source.close()

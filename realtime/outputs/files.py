@@ -141,7 +141,7 @@ class PyAVWriter:
 
     def __init__(self, path: str | Path | Any, fps: float, size_wh: tuple[int, int], video_format: VideoFormat,
                  timed: bool = False, alpha: bool = False, sample_aspect: Fraction | None = None,
-                 color: ColorTags | None = None) -> None:
+                 color: ColorTags | None = None, audio_from: str | Path | None = None) -> None:
         import av
 
         width, height = size_wh
@@ -175,6 +175,11 @@ class PyAVWriter:
         self.last_pts = -self.period
         self.origin: float | None = None  # the clock's time at the video's 0 (moved on when the clock goes back)
         self.next_key_pts = 0  # with key_frame_s: the first frame at or after this is made a key frame
+        self.audio = None  # the sound of audio_from, muxed as the frames come (realtime.outputs.audio.AudioFeed)
+        if audio_from is not None:
+            from realtime.outputs.audio import AudioFeed
+
+            self.audio = AudioFeed(audio_from, self.container)
 
     def write(self, bgr: np.ndarray, at_s: float | None = None) -> bool:
         """Encode one frame (BGR, or BGRA with ``alpha``) at ``at_s`` (with ``timed``; None: one period after the
@@ -199,6 +204,8 @@ class PyAVWriter:
             self.next_key_pts = pts + round(self.format.key_frame_s / self.time_base)
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
+        if self.audio is not None:
+            self.audio.up_to(float(pts * self.time_base))
         self.frames += 1
         return True
 
@@ -212,6 +219,8 @@ class PyAVWriter:
         try:
             for packet in self.stream.encode(None):
                 self.container.mux(packet)
+            if self.audio is not None:
+                self.audio.finish(self.duration_s)
         finally:
             self.container.close()
 
@@ -233,6 +242,7 @@ class EncodedVideoSink(Sink):
         self.fps = fps if 0 < fps <= 1000 else 25.0  # a stream that states none (or nonsense) is written at 25
         self.writer: PyAVWriter | None = None
         self.frames_written = 0
+        self.streamed_audio: str | Path | None = None  # a file whose sound is muxed in as the frames are written
 
     def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:
         channels = (3, 4) if self.accepts_alpha else (3,)
@@ -255,7 +265,7 @@ class EncodedVideoSink(Sink):
                 self.writer = PyAVWriter(self.target, self.fps, (image.shape[1], image.shape[0]), self.format,
                                          timed=present_ts is not None, alpha=image.shape[2] == 4,
                                          sample_aspect=self.sample_aspect if self.format.states_aspect else None,
-                                         color=self.color)
+                                         color=self.color, audio_from=self.streamed_audio)
             written = self.writer.write(image, present_ts)
         except OSError as exc:
             self._on_error(exc)

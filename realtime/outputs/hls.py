@@ -52,10 +52,11 @@ class HlsSink(VideoFileSink):
         OutputError: the playlist's folder cannot be written.
     """
 
-    def __init__(self, path: str | Path, fps: float = 25.0) -> None:
+    def __init__(self, path: str | Path, fps: float = 25.0, audio_from: str | Path | None = None) -> None:
         path = Path(path)
         super().__init__(path, fps, video_format=hls_format(path.parent, path.stem, live=False))
         self.uri = f"hls://{path}"
+        self.streamed_audio = audio_from  # in the segments as they are written: they are not rewritten at the end
 
     def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:
         if self.writer is None:

@@ -107,15 +107,27 @@ def video_file_path(output: object) -> Path | None:
     return path if path is not None and path.suffix.lower() in VIDEO_FORMATS else None
 
 
+def holds_sound(output: object) -> bool:
+    """An output that can carry the source's sound (``--audio copy``): a video file, or an HLS playlist.
+
+    Example:
+        >>> holds_sound("out.mkv"), holds_sound("www/live.m3u8"), holds_sound("rtmp://server/live/key")
+        (True, True, False)
+    """
+    path = sink_path(output)
+    return path is not None and path.suffix.lower() in (*VIDEO_FORMATS, ".m3u8")
+
+
 def audio_source(source: Source, outputs: list[str | Sink], copy: bool) -> str | None:
     """Where a stream's video-file outputs take their sound from: with ``copy``, its video-file source (a source
     that cannot give sound, or no output that can hold it, is an error); without, None, and a source with sound
     says so."""
-    videos = [str(output) for output in outputs if video_file_path(output)]
+    videos = [str(output) for output in outputs if holds_sound(output)]
     writes_video, output = bool(videos), ", ".join(videos or [str(o) for o in outputs])
     from_file = isinstance(source, VideoFileSource) and source.rereadable
     if copy and not writes_video:
-        raise ConfigError(f"--audio copy writes sound into a video file output ({' '.join(VIDEO_FORMATS)}), got {output}")
+        raise ConfigError(f"--audio copy writes sound into a video file output ({' '.join(VIDEO_FORMATS)}) or an HLS "
+                          f"playlist (.m3u8), got {output}")
     if copy and isinstance(source, VideoFileSource) and not from_file:
         raise ConfigError(f"--audio copy cannot take the sound of {source.uri}: it is read once, for its video; give "
                           "the file, or add the sound to the output afterwards")
@@ -158,7 +170,7 @@ def open_stream_sink(outputs: list[str | Sink], source: Source, options: SinkOpt
     options = replace(options, fps=source.fps or 25.0, names=[path.name for path in source.paths]
                       if isinstance(source, ImageFolderSource) else None)
     sinks = [out if isinstance(out, Sink) else own(open_sink(
-        out, replace(options, audio_from=sound if video_file_path(out) else None))) for out in outputs]
+        out, replace(options, audio_from=sound if holds_sound(out) else None))) for out in outputs]
     for sink in sinks:
         sink.live, sink.sample_aspect, sink.color = not source.keeps_every_frame, source.sample_aspect, source.color
         if sink.frame_limit is not None and min(max_frames or math.inf, source.frame_count or math.inf) \

@@ -278,3 +278,25 @@ def test_where_and_by_whom_a_clip_was_shot_does_not_reach_the_masked_video(model
     for value in tags.values():
         for text in (value, value.split()[-1], value[:8]):
             assert text.encode() not in written and text.encode("utf-16-be") not in written, text
+
+
+@pytest.mark.parametrize("codec", ["aac", "pcm_mulaw"], ids=["aac-copied", "g711-encoded"])
+def test_audio_copy_into_an_hls_output_goes_into_its_segments_in_sync(model_cache, tmp_path, codec):
+    """-o live.m3u8 --audio copy: the segments, which cannot be rewritten at the end as a file is, get the sound as
+    the frames are written (AAC as it is, a camera's G.711 encoded to AAC), in sync: the flash with its beep, the
+    sound as long as the video (before 2026-12-01: refused, "writes sound into a video file output")."""
+    source = tmp_path / ("phone.mp4" if codec == "aac" else "camera.avi")
+    _flash_and_beep(source, codec, [index / 10 for index in range(50)], flash=28)  # 5 s: three segments
+    (tmp_path / "www").mkdir()
+    out = tmp_path / "www" / "live.m3u8"
+    assert main(["run", "-i", str(source), "-o", str(out), "--mode", "fill", "--audio", "copy"]) == 0
+    assert abs(_flash_to_beep_s(source)) < 0.002
+    assert abs(_flash_to_beep_s(out)) < 0.01
+    name, seconds, packets = _audio(out)
+    assert name == "aac" and abs(seconds - 5.0) < 0.15 and _frames(out) == 50
+    if codec == "aac":  # its packets as they were (from the first video frame's time), each behind the 7-byte ADTS
+        copied, original = [packet[7:] for packet in packets], _audio(source)[2]  # header MPEG-TS carries AAC with
+        first = original.index(copied[0])
+        assert copied == original[first:first + len(copied)] and first <= 1
+    segments = sorted((tmp_path / "www").glob("*.ts"))
+    assert len(segments) == 3 and all(abs(_audio(segment)[1] - 2.0) < 0.15 for segment in segments[:2])  # 2 s each

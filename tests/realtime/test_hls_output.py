@@ -154,3 +154,28 @@ def test_a_live_hls_output_is_read_by_another_run_as_a_live_hls_source(model_cac
     assert writer.returncode == 0, writer.stderr.read()
     indexes = [json.loads(line)["index"] for line in meta.read_text().splitlines()]
     assert indexes == list(range(len(indexes))) and len(indexes) >= 80, indexes  # joined at the window's start
+
+
+def test_an_hls_output_with_the_sound_plays_it_in_chromium(model_cache, tmp_path):
+    """--audio copy into an HLS output (the source's AAC in its segments): Chromium decodes both the video and the
+    sound as it plays."""
+    need_shared()
+    from tests.realtime.test_browser_preview import chromium_page
+
+    folder = tmp_path / "www"
+    folder.mkdir()
+    assert main(["run", "-i", str(MEDIA / "car-detection.mp4"), "-o", str(folder / "live.m3u8"), "--max-frames", "50",
+                 "--audio", "copy"]) == 0
+    server = FolderServer(folder)
+    try:
+        with chromium_page() as page:
+            page.goto(server.url)
+            played = page.evaluate("""(src) => new Promise(done => {
+                const v = document.createElement('video'); v.muted = true; document.body.appendChild(v); v.src = src;
+                v.onloadeddata = () => { v.play(); v.ontimeupdate = () => { if (v.currentTime > 1.5) done({
+                    audio: v.webkitAudioDecodedByteCount, video: v.webkitVideoDecodedByteCount, d: v.duration}); }; };
+                v.onerror = () => done({error: v.error && v.error.code});
+                setTimeout(() => done({timeout: v.readyState}), 30000); })""", server.url + "live.m3u8")
+    finally:
+        server.stop()
+    assert played.get("audio", 0) > 10000 and played["video"] > 10000 and abs(played["d"] - 4.0) < 0.1, played
