@@ -79,7 +79,7 @@ SINKS: dict[str, Callable[[str, SinkOptions], Sink]] = {
     "rtmps": lambda location, o: _rtmp(f"rtmps://{location}", o.fps),
     "display": lambda location, o: DisplaySink(location or "realtime-mask"),
     "null": lambda location, o: NullSink(),
-    "stdout": lambda location, o: _stdout(o.fps),
+    "stdout": lambda location, o: _stdout(o.fps, o.audio_from),
     "hls": lambda location, o: _hls(location, o.fps, o.audio_from),
 }
 RELAYED = ("srt", "rist")  # stream protocols the FFmpeg inside PyAV's wheels cannot write: relayed from -o -
@@ -103,10 +103,10 @@ def _hls(location: str, fps: float, audio_from: str | Path | None) -> Sink:
     return HlsSink(location, fps, audio_from)
 
 
-def _stdout(fps: float) -> Sink:
+def _stdout(fps: float, audio_from: str | Path | None) -> Sink:
     from realtime.outputs.pipe import StdoutSink
 
-    return StdoutSink(fps)
+    return StdoutSink(fps, audio_from)
 
 
 def _rtsp(location: str, fps: float) -> Sink:
@@ -163,7 +163,7 @@ def open_sink(text: str, options: SinkOptions | None = None) -> Sink:
                           f"'{text.partition('?')[0]}{'?...' if '?' in text else ''}'")
     if scheme not in SINKS:
         raise OutputError(f"unknown output scheme '{scheme}://'; accepted: {FORMS_HELP}")
-    if o.audio_from is not None and scheme not in ("file", "hls"):
+    if o.audio_from is not None and scheme not in ("file", "hls", "stdout"):
         raise OutputError(f"{text} cannot hold sound; --audio copy writes it into a video file output")
     return SINKS[scheme](location, o)
 

@@ -25,6 +25,7 @@ import select
 import threading
 import time
 from collections import deque
+from pathlib import Path
 
 import numpy as np
 
@@ -153,12 +154,13 @@ class StdoutSink(EncodedVideoSink):
         OutputError: standard output is a terminal (video would fill it with bytes).
     """
 
-    def __init__(self, fps: float = 25.0) -> None:
+    def __init__(self, fps: float = 25.0, audio_from: str | Path | None = None) -> None:
         if os.isatty(1):
             raise OutputError("-o - writes the video to standard output, which is a terminal here; pipe it into a "
                               "player or ffmpeg (-o - | ffplay -) or give a file")
         self._relay = StdoutRelay(1)
         super().__init__(self._relay, STDOUT_FORMAT, fps, "stdout://")
+        self.streamed_audio = audio_from  # a file source's sound, in the stream as the frames go (--audio copy)
         self.skipped, self.reader_gone = 0, False
 
     def write(self, image: np.ndarray, capture_ts: float | None = None, present_ts: float | None = None) -> None:

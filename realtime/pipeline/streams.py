@@ -24,6 +24,7 @@ from realtime.frame import Frame
 from realtime.outputs import Sink, SinkOptions, open_sink, sink_path
 from realtime.outputs.audio import audio_codec
 from realtime.outputs.files import VIDEO_FORMATS
+from realtime.outputs.pipe import STDOUT
 
 log = logging.getLogger(__name__)
 
@@ -108,14 +109,15 @@ def video_file_path(output: object) -> Path | None:
 
 
 def holds_sound(output: object) -> bool:
-    """An output that can carry the source's sound (``--audio copy``): a video file, or an HLS playlist.
+    """An output that can carry the source's sound (``--audio copy``): a video file, an HLS playlist, or the stream
+    on standard output.
 
     Example:
-        >>> holds_sound("out.mkv"), holds_sound("www/live.m3u8"), holds_sound("rtmp://server/live/key")
-        (True, True, False)
+        >>> holds_sound("out.mkv"), holds_sound("www/live.m3u8"), holds_sound("-"), holds_sound("rtmp://server/a/k")
+        (True, True, True, False)
     """
     path = sink_path(output)
-    return path is not None and path.suffix.lower() in (*VIDEO_FORMATS, ".m3u8")
+    return output == STDOUT or (path is not None and path.suffix.lower() in (*VIDEO_FORMATS, ".m3u8"))
 
 
 def audio_source(source: Source, outputs: list[str | Sink], copy: bool) -> str | None:
@@ -126,8 +128,8 @@ def audio_source(source: Source, outputs: list[str | Sink], copy: bool) -> str |
     writes_video, output = bool(videos), ", ".join(videos or [str(o) for o in outputs])
     from_file = isinstance(source, VideoFileSource) and source.rereadable
     if copy and not writes_video:
-        raise ConfigError(f"--audio copy writes sound into a video file output ({' '.join(VIDEO_FORMATS)}) or an HLS "
-                          f"playlist (.m3u8), got {output}")
+        raise ConfigError(f"--audio copy writes sound into a video file output ({' '.join(VIDEO_FORMATS)}), an HLS "
+                          f"playlist (.m3u8) or standard output (-), got {output}")
     if copy and isinstance(source, VideoFileSource) and not from_file:
         raise ConfigError(f"--audio copy cannot take the sound of {source.uri}: it is read once, for its video; give "
                           "the file, or add the sound to the output afterwards")

@@ -418,3 +418,20 @@ def test_a_live_stream_piped_in_with_live_is_read_as_a_camera(model_cache, tmp_p
         assert max(ages[10:]) < 500, max(ages)
     else:  # every frame of the 240 packets, in order
         assert stats["dropped"] == 0 and len(indices) >= 230 and indices == list(range(len(indices)))
+
+
+def test_the_sound_goes_into_the_stream_on_stdout_with_audio_copy(model_cache, tmp_path):
+    """-o - --audio copy (before 2026-12-01: refused): the file's AAC in the MPEG-TS on standard output, as long as
+    the video and starting with it, for ffmpeg to relay (to SRT, say) with its sound."""
+    need_shared()
+    run = subprocess.run([*COMMAND, "-i", str(MEDIA / "car-detection.mp4"), "-o", "-", "--audio", "copy",
+                          "--max-frames", "50"], capture_output=True, timeout=300)
+    assert run.returncode == 0, run.stderr.decode()
+    (tmp_path / "stdout.ts").write_bytes(run.stdout)
+    with av.open(str(tmp_path / "stdout.ts")) as container:
+        assert [stream.codec_context.name for stream in container.streams] == ["h264", "aac"]
+        video = [float(frame.time) for frame in container.decode(video=0)]
+    with av.open(str(tmp_path / "stdout.ts")) as container:
+        sound = [(float(frame.time), frame.samples / frame.sample_rate) for frame in container.decode(audio=0)]
+    assert len(video) == 50 and abs(sound[0][0] - video[0]) < 0.03  # together from the first frame (12.5 fps clip)
+    assert abs(sum(seconds for _, seconds in sound) - 4.0) < 0.05
