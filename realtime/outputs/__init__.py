@@ -75,14 +75,15 @@ SINKS: dict[str, Callable[[str, SinkOptions], Sink]] = {
     "image": lambda location, o: ImageFileSink(location),
     "http": lambda location, o: _http_preview(location),
     "rtsp": lambda location, o: _rtsp(location, o.fps),
-    "rtmp": lambda location, o: _rtmp(f"rtmp://{location}", o.fps),
-    "rtmps": lambda location, o: _rtmp(f"rtmps://{location}", o.fps),
+    "rtmp": lambda location, o: _rtmp(f"rtmp://{location}", o.fps, o.audio_from),
+    "rtmps": lambda location, o: _rtmp(f"rtmps://{location}", o.fps, o.audio_from),
     "display": lambda location, o: DisplaySink(location or "realtime-mask"),
     "null": lambda location, o: NullSink(),
     "stdout": lambda location, o: _stdout(o.fps, o.audio_from),
     "hls": lambda location, o: _hls(location, o.fps, o.audio_from),
 }
 RELAYED = ("srt", "rist")  # stream protocols the FFmpeg inside PyAV's wheels cannot write: relayed from -o -
+SOUND_SCHEMES = ("file", "hls", "stdout", "rtmp", "rtmps")  # the outputs that carry the source's sound (--audio copy)
 
 
 def _http_preview(location: str) -> Sink:
@@ -115,10 +116,10 @@ def _rtsp(location: str, fps: float) -> Sink:
     return RtspSink(location, fps)
 
 
-def _rtmp(url: str, fps: float) -> Sink:
+def _rtmp(url: str, fps: float, audio_from: str | Path | None) -> Sink:
     from realtime.outputs.rtmp import RtmpSink
 
-    return RtmpSink(url, fps)
+    return RtmpSink(url, fps, audio_from)
 
 
 def normalise_sink(text: str) -> str:
@@ -163,7 +164,7 @@ def open_sink(text: str, options: SinkOptions | None = None) -> Sink:
                           f"'{text.partition('?')[0]}{'?...' if '?' in text else ''}'")
     if scheme not in SINKS:
         raise OutputError(f"unknown output scheme '{scheme}://'; accepted: {FORMS_HELP}")
-    if o.audio_from is not None and scheme not in ("file", "hls", "stdout"):
+    if o.audio_from is not None and scheme not in SOUND_SCHEMES:
         raise OutputError(f"{text} cannot hold sound; --audio copy writes it into a video file output")
     return SINKS[scheme](location, o)
 

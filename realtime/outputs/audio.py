@@ -170,13 +170,14 @@ class AudioFeed:
     cannot be rewritten afterwards as a file is by :func:`add_audio`): AAC and MP3 as they are, other codecs (a
     camera's G.711) encoded to AAC, the source's first video frame at time 0, as the video's is.
 
-    Call :meth:`up_to` after each video frame, with its time; :meth:`finish` with the video's length.
+    Call :meth:`up_to` after each video frame, with its time; :meth:`finish` with the video's length. ``from_s``: the
+    video starts that far into the source (a stream published again after its connection was lost).
 
     Raises:
         OutputError: the source has no sound, or cannot be read.
     """
 
-    def __init__(self, source: str | Path, output: Any) -> None:
+    def __init__(self, source: str | Path, output: Any, from_s: float = 0.0) -> None:
         import av
 
         try:
@@ -188,8 +189,10 @@ class AudioFeed:
             raise OutputError(f"{source} has no sound to copy")
         audio_in = self._source.streams.audio[0]
         first = self._source.streams.video[0] if self._source.streams.video else None
-        start_s = float(first.start_time * first.time_base) if first is not None and first.start_time is not None \
-            and first.time_base is not None else 0.0
+        start_s = from_s + (float(first.start_time * first.time_base) if first is not None and
+                            first.start_time is not None and first.time_base is not None else 0.0)
+        if from_s > 0 and audio_in.time_base:  # to the sound's packet before it: those before start_s are skipped
+            self._source.seek(int(start_s / audio_in.time_base), stream=audio_in, backward=True)
         if audio_in.codec_context.name in STREAMED_AS_IS:
             self.stream = output.add_stream_from_template(audio_in)
             self._packets = _copied(self._source, audio_in, start_s, float("inf"), self.stream)

@@ -141,7 +141,7 @@ class PyAVWriter:
 
     def __init__(self, path: str | Path | Any, fps: float, size_wh: tuple[int, int], video_format: VideoFormat,
                  timed: bool = False, alpha: bool = False, sample_aspect: Fraction | None = None,
-                 color: ColorTags | None = None, audio_from: str | Path | None = None) -> None:
+                 color: ColorTags | None = None, audio_from: str | Path | None = None, audio_from_s: float = 0.0) -> None:
         import av
 
         width, height = size_wh
@@ -179,7 +179,7 @@ class PyAVWriter:
         if audio_from is not None:
             from realtime.outputs.audio import AudioFeed
 
-            self.audio = AudioFeed(audio_from, self.container)
+            self.audio = AudioFeed(audio_from, self.container, audio_from_s)
 
     def write(self, bgr: np.ndarray, at_s: float | None = None) -> bool:
         """Encode one frame (BGR, or BGRA with ``alpha``) at ``at_s`` (with ``timed``; None: one period after the

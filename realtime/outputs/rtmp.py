@@ -20,6 +20,7 @@ import contextlib
 import logging
 import threading
 import urllib.parse
+from pathlib import Path
 
 import numpy as np
 
@@ -44,13 +45,15 @@ class RtmpSink(Sink):
         OutputError: not an RTMP URL with an application and a stream name; the first frame could not be published.
     """
 
-    def __init__(self, url: str, fps: float = 25.0) -> None:
+    def __init__(self, url: str, fps: float = 25.0, audio_from: str | Path | None = None) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("rtmp", "rtmps") or not parts.hostname or parts.path.strip("/").count("/") < 1:
             raise OutputError(f"RTMP output needs rtmp://SERVER/APP/STREAM_KEY, got {self.shown(url)}")
         self.url, self.uri = url, self.shown(url)
         self.fps = fps if 0 < fps <= 1000 else 25.0
         self.format = RTMP_FORMAT
+        self.audio_from = audio_from  # a file source's sound, sent with the frames (--audio copy)
+        self._first_ts: float | None = None  # the first frame's time: where the sound of a later connection starts
         self.frames_written = self.skipped = self.reconnects = 0
         self._writer: PyAVWriter | None = None
         self._pending: tuple[np.ndarray, float | None] | None = None  # the frame the sender takes next
@@ -96,9 +99,12 @@ class RtmpSink(Sink):
             self._changed.notify_all()
 
     def _send(self, image: np.ndarray, present_ts: float | None) -> None:
-        if self._writer is None:
+        if self._writer is None:  # a connection: the sound from this frame's time in the source on (--audio copy)
+            at_s = self.frames_written / self.fps if present_ts is None else present_ts - (self._first_ts or present_ts)
+            self._first_ts = present_ts if self._first_ts is None else self._first_ts
             self._writer = PyAVWriter(self.url, self.fps, (image.shape[1], image.shape[0]), self.format,
-                                      timed=present_ts is not None, sample_aspect=self.sample_aspect, color=self.color)
+                                      timed=present_ts is not None, sample_aspect=self.sample_aspect, color=self.color,
+                                      audio_from=self.audio_from, audio_from_s=at_s)
         self._writer.write(image, present_ts)
         self.frames_written += 1
 

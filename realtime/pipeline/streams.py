@@ -21,10 +21,9 @@ from realtime.capture import Source, SourceOptions, VideoFileSource, open_source
 from realtime.capture.files import ImageFolderSource
 from realtime.compositor import Compositor
 from realtime.frame import Frame
-from realtime.outputs import Sink, SinkOptions, open_sink, sink_path
+from realtime.outputs import SOUND_SCHEMES, Sink, SinkOptions, normalise_sink, open_sink, sink_path
 from realtime.outputs.audio import audio_codec
 from realtime.outputs.files import VIDEO_FORMATS
-from realtime.outputs.pipe import STDOUT
 
 log = logging.getLogger(__name__)
 
@@ -109,15 +108,20 @@ def video_file_path(output: object) -> Path | None:
 
 
 def holds_sound(output: object) -> bool:
-    """An output that can carry the source's sound (``--audio copy``): a video file, an HLS playlist, or the stream
-    on standard output.
+    """An output that can carry the source's sound (``--audio copy``): a video file, an HLS playlist, the stream on
+    standard output or an RTMP stream.
 
     Example:
-        >>> holds_sound("out.mkv"), holds_sound("www/live.m3u8"), holds_sound("-"), holds_sound("rtmp://server/a/k")
+        >>> holds_sound("out.mkv"), holds_sound("live.m3u8"), holds_sound("rtmp://server/a/k"), holds_sound("frames/")
         (True, True, True, False)
     """
-    path = sink_path(output)
-    return output == STDOUT or (path is not None and path.suffix.lower() in (*VIDEO_FORMATS, ".m3u8"))
+    if not isinstance(output, str):
+        return False
+    try:
+        scheme = normalise_sink(output).split("://", 1)[0]
+    except OutputError:
+        return False  # opening it says what is wrong
+    return scheme in SOUND_SCHEMES and (scheme != "file" or video_file_path(output) is not None)
 
 
 def audio_source(source: Source, outputs: list[str | Sink], copy: bool) -> str | None:
@@ -129,7 +133,7 @@ def audio_source(source: Source, outputs: list[str | Sink], copy: bool) -> str |
     from_file = isinstance(source, VideoFileSource) and source.rereadable
     if copy and not writes_video:
         raise ConfigError(f"--audio copy writes sound into a video file output ({' '.join(VIDEO_FORMATS)}), an HLS "
-                          f"playlist (.m3u8) or standard output (-), got {output}")
+                          f"playlist (.m3u8), standard output (-) or an RTMP stream, got {output}")
     if copy and isinstance(source, VideoFileSource) and not from_file:
         raise ConfigError(f"--audio copy cannot take the sound of {source.uri}: it is read once, for its video; give "
                           "the file, or add the sound to the output afterwards")

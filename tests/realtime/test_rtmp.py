@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -103,3 +105,32 @@ def test_the_masked_video_is_published_to_an_rtmp_server_and_again_after_it_was_
     assert run.returncode == 143 and "s3cretKEY" not in stderr, stderr
     assert "live/*** is behind" not in stderr or "skipped" in stderr
     assert stderr.count("connection lost") == 1 and stderr.count("***: publishing again\n") == 1, stderr  # once each
+
+
+def test_audio_copy_publishes_the_files_sound_with_the_masked_video(model_cache, tmp_path):
+    """-o rtmp://... --audio copy (before 2026-12-01: refused): a file's AAC is published beside the masked video, at
+    the same times, and a viewer of the stream gets both."""
+    need_shared()
+    import subprocess
+    import sys
+    import time
+
+    import av
+
+    server = RtmpServer(None, tmp_path)
+    published = f"rtmp://127.0.0.1:{server.port}/live/masked"
+    run = subprocess.Popen([sys.executable, "-m", "realtime.cli", "run", "-i", str(MEDIA / "car-detection.mp4"), "-o",
+                            published, "--audio", "copy", "--max-frames", "75"], stderr=subprocess.PIPE, text=True)
+    times: dict[str, list[float]] = {"video": [], "audio": []}
+    try:
+        time.sleep(2.0)  # publishing, at the clip's own pace
+        with contextlib.suppress(av.FFmpegError), av.open(published, timeout=(5, 5)) as viewer:
+            for packet in viewer.demux():  # until the run ends the stream
+                if packet.pts is not None:
+                    times[packet.stream.type].append(float(packet.pts * packet.time_base))
+    finally:
+        stderr = run.communicate(timeout=60)[1]
+        server.kill()
+    assert run.returncode == 0, stderr
+    assert len(times["video"]) > 30 and len(times["audio"]) > 100, {kind: len(t) for kind, t in times.items()}
+    assert abs(times["audio"][-1] - times["video"][-1]) < 0.2 and abs(times["audio"][0] - times["video"][0]) < 0.5
