@@ -32,9 +32,12 @@ def _played_in_chromium(url: str, at_s: float | None) -> dict:
         page.goto(url.rsplit("/", 1)[0] + "/")  # the folder's listing: a page of the server's own origin
         return page.evaluate("""([src, at]) => new Promise(done => {
             const v = document.createElement('video'); v.muted = true; document.body.appendChild(v);
-            const grab = () => { const c = document.createElement('canvas'); c.width = 96; c.height = 54;
+            let tries = 0;  // a frame not yet decoded after the seek (a loaded machine) draws nothing: drawn again
+            const grab = () => { if (v.readyState < 2 && ++tries < 100) { setTimeout(grab, 100); return; }
+                const c = document.createElement('canvas'); c.width = 96; c.height = 54;
                 const g = c.getContext('2d'); g.drawImage(v, 0, 0, 96, 54);
                 const d = g.getImageData(0, 0, 96, 54).data, rgb = [];
+                if (!d.some((value, i) => i % 4 === 3 && value > 0) && ++tries < 100) { setTimeout(grab, 100); return; }
                 for (let i = 0; i < d.length; i += 4) rgb.push([d[i], d[i + 1], d[i + 2]]);
                 done({width: v.videoWidth, duration: v.duration, time: v.currentTime, pixels: rgb}); };
             v.onerror = () => done({error: v.error && v.error.code});
