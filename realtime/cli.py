@@ -171,8 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --segment: delete the outputs' segments older than this (7d, 36h, 90m, or seconds), "
                           "an earlier run's too, as each new one begins")
     run.add_argument("--audio", choices=["drop", "copy"],
-                     help="a video file output from a video file source: copy its sound in (copy), or leave it out "
-                          "(drop: the default, as voices are personal data)")
+                     help="a video file, HLS, - or RTMP output from a video file source: copy its sound in (copy), or "
+                          "leave it out (drop: the default, as voices are personal data)")
     mask = run.add_argument_group("mask post-processing")
     mask.add_argument("--threshold", type=float, help="probability that counts as the target (default: 0.5)")
     mask.add_argument("--dilate", type=int, help="grow the masked region by N pixels, a privacy margin (default: 0)")
