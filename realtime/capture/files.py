@@ -69,7 +69,9 @@ class VideoFileSource(Source):
             self.uri, opened = redact(str(path)), capture
             if self._on_web:  # its colours, which OpenCV decodes by and does not say: the outputs state them
                 self.color = stream_color_tags(self.location, timeout[0])
-                opened = self._decoded_by_pyav(opened)
+                if (hdr := self._bt2020_by_pyav()) is not None:
+                    opened.release()
+                    opened = hdr
         self.capture: cv2.VideoCapture | PyAVCapture | None = opened
         if not opened.isOpened():
             raise SourceError(f"cannot decode {self.path or self.uri} as video; give a file OpenCV/FFmpeg can read")
@@ -105,20 +107,19 @@ class VideoFileSource(Source):
         return self.path is None and self.location.startswith(("http://", "https://"))
 
     def _open_file(self, path: Path) -> cv2.VideoCapture | PyAVCapture:
-        """OpenCV's capture of a local file; PyAV's for BT.2020 (HDR) video (:meth:`_decoded_by_pyav`)."""
-        return self._decoded_by_pyav(cv2.VideoCapture(str(path)))
+        """OpenCV's capture of a local file; PyAV's for BT.2020 (HDR) video (:meth:`_bt2020_by_pyav`)."""
+        return self._bt2020_by_pyav() or cv2.VideoCapture(str(path))
 
-    def _decoded_by_pyav(self, opened: cv2.VideoCapture | PyAVCapture) -> cv2.VideoCapture | PyAVCapture:
-        """PyAV's capture in place of OpenCV's for BT.2020 (HDR) video, whose colours OpenCV's FFmpeg decodes off by
-        10 levels on average (see :mod:`realtime.video_decoding`); OpenCV's for the rest."""
+    def _bt2020_by_pyav(self) -> PyAVCapture | None:
+        """PyAV's capture for BT.2020 (HDR) video, whose colours OpenCV's FFmpeg decodes off by 10 levels on average
+        (see :mod:`realtime.video_decoding`); None for the rest, or where PyAV cannot open it (OpenCV's colours, off,
+        rather than no frames)."""
         if self.color is None or self.color.matrix not in BT2020_MATRICES:
-            return opened
+            return None
         try:
-            replacement = PyAVCapture(self.location, WEB_RESUME if self._on_web else None, self.timeout)
-        except Exception:  # OpenCV's colours, off, rather than no frames
-            return opened
-        opened.release()
-        return replacement
+            return PyAVCapture(self.location, WEB_RESUME if self._on_web else None, self.timeout)
+        except Exception:
+            return None
 
     @staticmethod
     def _check_file(path: Path) -> Path:

@@ -202,17 +202,15 @@ class AudioFeed:
         self._output = output
         self._next: tuple[float, Any] | None = next(self._packets, None)
 
-    def up_to(self, at_s: float) -> None:
-        """Mux the sound up to ``at_s`` (seconds from the first video frame)."""
-        while self._next is not None and self._next[0] <= at_s:
+    def up_to(self, at_s: float, before: bool = False) -> None:
+        """Mux the sound up to ``at_s`` (seconds from the first video frame; ``before``: what starts before it)."""
+        while self._next is not None and (self._next[0] < at_s if before else self._next[0] <= at_s):
             self._output.mux(self._next[1])
             self._next = next(self._packets, None)
 
     def finish(self, end_s: float) -> None:
         """Mux the sound up to the video's end, ``end_s``, and close the source."""
         try:
-            while self._next is not None and self._next[0] < end_s:
-                self._output.mux(self._next[1])
-                self._next = next(self._packets, None)
+            self.up_to(end_s, before=True)
         finally:
             self._source.close()
